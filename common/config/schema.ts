@@ -1,0 +1,140 @@
+/**
+ * The one schema of `GATEWAY_CONFIG`, read by all three processes.
+ * Every field carries a description; cross-field rules live in `superRefine` blocks beside
+ * the object they constrain, so an error always names the path of the offending key.
+ */
+import { z } from 'zod';
+
+export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
+export const RSA_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] as const;
+export const EC_ALGORITHMS = ['ES256', 'ES384', 'ES512'] as const;
+export const ALGORITHMS = [...HMAC_ALGORITHMS, ...RSA_ALGORITHMS, ...EC_ALGORITHMS] as const;
+export type Algorithm = (typeof ALGORITHMS)[number];
+
+const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lower-case letters, digits, _ or -');
+
+export const issuerSchema = z
+  .strictObject({
+    name: name.describe('Name used in logs, audit records and consumer ids (<issuer>:<sub>)'),
+    iss: z.string().min(1).describe('Exact value required in the token `iss` claim'),
+    audience: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+      .optional()
+      .describe('Accepted `aud` values; when set, a token must carry one of them'),
+    algorithms: z.array(z.enum(ALGORITHMS)).min(1).describe('Explicit allow-list of signing algorithms'),
+    secret_env: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')
+      .optional()
+      .describe('Environment variable holding the HMAC secret (HS* algorithms)'),
+    public_key: z.string().optional().describe('PEM public key, inline (RS*, PS*, ES* algorithms)'),
+    public_key_file: z.string().optional().describe('Path of a PEM public key file, relative to the config file'),
+    clock_skew_seconds: z.number().int().min(0).max(300).default(30).describe('Tolerance on exp and nbf'),
+    groups_claim: z.string().min(1).default('groups').describe('Claim holding the ACL groups (array or space-separated string)'),
+    tier_claim: z.string().min(1).default('tier').describe('Claim naming the rate-limit tier'),
+  })
+  .superRefine((issuer, ctx) => {
+    const sources = (['secret_env', 'public_key', 'public_key_file'] as const).filter((k) => issuer[k] !== undefined);
+    if (sources.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: 'exactly one of secret_env, public_key, public_key_file is required', path: [] });
+      return;
+    }
+    const hmac = issuer.secret_env !== undefined;
+    issuer.algorithms.forEach((alg, i) => {
+      const isHmac = (HMAC_ALGORITHMS as readonly string[]).includes(alg);
+      if (isHmac !== hmac) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['algorithms', i],
+          message: hmac ? `${alg} needs a public key, not secret_env` : `${alg} needs secret_env, not a public key`,
+        });
+      }
+    });
+  });
+
+export const windowsSchema = {
+  second: z.number().int().positive().optional().describe('Requests allowed per second'),
+  minute: z.number().int().positive().optional().describe('Requests allowed per minute'),
+  hour: z.number().int().positive().optional().describe('Requests allowed per hour'),
+  day: z.number().int().positive().optional().describe('Requests allowed per day'),
+};
+export const WINDOW_SECONDS = { second: 1, minute: 60, hour: 3600, day: 86400 } as const;
+export type WindowName = keyof typeof WINDOW_SECONDS;
+
+const tierSchema = z.strictObject(windowsSchema).refine((t) => Object.values(t).some((v) => v !== undefined), {
+  message: 'a tier needs at least one of second, minute, hour, day',
+});
+
+const rateLimitBy = z
+  .string()
+  .regex(/^(consumer|ip|header:[A-Za-z0-9-]+)$/, 'must be consumer, ip or header:<name>')
+  .transform((by) => by.toLowerCase() as 'consumer' | 'ip' | `header:${string}`);
+
+const routeSchema = z.strictObject({
+  name: name.describe('Route name, used in audit records and rate-limit keys'),
+  paths: z
+    .array(z.string().regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must start with / and hold only unreserved characters'))
+    .min(1)
+    .describe('Path prefixes, matched on segment boundaries of the normalized path'),
+  upstream: z.url({ protocol: /^https?$/ }).describe('Base URL requests are proxied to'),
+  auth: z.enum(['required', 'optional', 'none']).default('required').describe('Whether a valid token is needed'),
+  acl: z
+    .strictObject({ allow: z.array(z.string().min(1)).min(1).describe('Groups admitted to the route') })
+    .optional(),
+  rate_limit: z
+    .strictObject({
+      by: rateLimitBy.default('consumer').describe('Counter subject; consumer falls back to ip when anonymous'),
+      ...windowsSchema,
+      fail_open: z.boolean().default(false).describe('Let requests through (marked in the audit) when Redis is down'),
+    })
+    .optional(),
+  upstream_timeout_ms: z.number().int().positive().max(600_000).default(30_000),
+});
+
+export const configSchema = z
+  .strictObject({
+    issuers: z.array(issuerSchema).default([]),
+    tiers: z.record(name, tierSchema).default({}),
+    default_tiers: z
+      .strictObject({
+        authenticated: name.default('free').describe('Tier of a token without a tier claim'),
+        anonymous: name.default('anonymous').describe('Tier of a request without a token'),
+      })
+      .default({ authenticated: 'free', anonymous: 'anonymous' }),
+    routes: z.array(routeSchema).min(1),
+    gateway: z
+      .strictObject({
+        check_deadline_ms: z.number().int().positive().max(10_000).default(200),
+        audit_batch_size: z.number().int().min(1).max(5_000).default(200),
+        audit_flush_ms: z.number().int().min(1).max(10_000).default(50),
+        audit_spool_max_mb: z.number().int().min(1).max(100_000).default(256),
+      })
+      .default({ check_deadline_ms: 200, audit_batch_size: 200, audit_flush_ms: 50, audit_spool_max_mb: 256 }),
+  })
+  .superRefine((config, ctx) => {
+    unique(config.issuers.map((i) => i.name), ['issuers'], 'name', ctx);
+    unique(config.issuers.map((i) => i.iss), ['issuers'], 'iss', ctx);
+    unique(config.routes.map((r) => r.name), ['routes'], 'name', ctx);
+    const seen = new Map<string, string>();
+    config.routes.forEach((route, i) =>
+      route.paths.forEach((p, j) => {
+        const prefix = p.length > 1 ? p.replace(/\/+$/, '') : p;
+        const owner = seen.get(prefix);
+        if (owner) ctx.addIssue({ code: 'custom', path: ['routes', i, 'paths', j], message: `path ${p} is already served by route ${owner}` });
+        seen.set(prefix, route.name);
+      }),
+    );
+  });
+
+function unique(values: string[], path: (string | number)[], key: string, ctx: z.RefinementCtx): void {
+  const seen = new Set<string>();
+  values.forEach((v, i) => {
+    if (seen.has(v)) ctx.addIssue({ code: 'custom', path: [...path, i, key], message: `duplicate ${key} "${v}"` });
+    seen.add(v);
+  });
+}
+
+export type GatewayConfig = z.output<typeof configSchema>;
+export type IssuerConfig = GatewayConfig['issuers'][number];
+export type RouteConfig = GatewayConfig['routes'][number];
+export type TierConfig = GatewayConfig['tiers'][string];

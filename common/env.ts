@@ -1,0 +1,68 @@
+/**
+ * Every environment variable of every process, in one place. Each process reads its slice
+ * once in its `main.ts`, and a bad value stops it with a message naming the variable.
+ */
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
+const common = {
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  GATEWAY_CONFIG: z.string().min(1).default('config/gateway.yml'),
+  REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('gw').describe('Namespace of every Redis key and queue'),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+};
+const adminToken = z.string().min(16, 'must be at least 16 characters').optional();
+
+export const gatewayEnvSchema = z.object({
+  ...common,
+  GATEWAY_PORT: port.default(8080),
+  GATEWAY_HOST: z.string().default('0.0.0.0'),
+  GATEWAY_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+  SIDECAR_ADDR: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:50051'),
+  AUDIT_SPOOL_DIR: z.string().default('data/spool'),
+});
+
+export const sidecarEnvSchema = z.object({
+  ...common,
+  SIDECAR_PORT: port.default(50051),
+  SIDECAR_HOST: z.string().default('127.0.0.1'),
+});
+
+export const workerEnvSchema = z.object({
+  ...common,
+  AUDIT_DB_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  AUDIT_DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('public'),
+  AUDIT_DATA_DIR: z.string().default('data/audit'),
+  AUDIT_PORT: port.default(8090),
+  AUDIT_HOST: z.string().default('127.0.0.1'),
+  AUDIT_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
+  ADMIN_TOKEN: adminToken,
+});
+
+export type GatewayEnv = z.output<typeof gatewayEnvSchema>;
+export type SidecarEnv = z.output<typeof sidecarEnvSchema>;
+export type WorkerEnv = z.output<typeof workerEnvSchema>;
+
+/** A bad environment variable; the message names it. */
+export class EnvError extends Error {
+  readonly code = 'env_invalid';
+  constructor(readonly problems: string[]) {
+    super(`invalid environment:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'EnvError';
+  }
+}
+
+export function readEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv = process.env): Readonly<z.output<S>> {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = schema.safeParse(present);
+  if (!result.success) {
+    throw new EnvError(result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const parsed = result.data as z.output<S> & { NODE_ENV?: string; ADMIN_TOKEN?: string };
+  if ('ADMIN_TOKEN' in schema.shape && parsed.NODE_ENV === 'production' && !parsed.ADMIN_TOKEN) {
+    throw new EnvError(['ADMIN_TOKEN: required when NODE_ENV is production']);
+  }
+  return Object.freeze(parsed);
+}

@@ -1,0 +1,39 @@
+/**
+ * Every reason the gateway answers with, in one registry: the HTTP status and the message of
+ * the JSON body. The README's table is checked against this one by a test.
+ * Across process boundaries the `reason` string is the contract; never compare classes.
+ */
+export const REASONS = {
+  token_missing: { status: 401, message: 'a bearer token is required' },
+  token_invalid: { status: 401, message: 'the token is not valid' },
+  token_revoked: { status: 401, message: 'the token has been revoked' },
+  banned: { status: 403, message: 'access is blocked' },
+  forbidden: { status: 403, message: 'access to this route is not allowed' },
+  rate_limited: { status: 429, message: 'rate limit exceeded' },
+  auth_unavailable: { status: 503, message: 'authorization is unavailable' },
+  no_route: { status: 404, message: 'no route matches this path' },
+  bad_request: { status: 400, message: 'the request is malformed' },
+  upstream_error: { status: 502, message: 'the upstream service failed' },
+  upstream_timeout: { status: 504, message: 'the upstream service timed out' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type Reason = keyof typeof REASONS;
+
+/** Detail codes of `token_invalid`, recorded in the audit event, never shown to the client. */
+export const TOKEN_INVALID_DETAILS = {
+  malformed: 'not a compact JWS, or the Authorization header is not `Bearer <token>`',
+  alg_not_allowed: "the header's alg is not in the issuer's allow-list (alg none is never allowed)",
+  unknown_issuer: 'no configured issuer has this iss',
+  bad_signature: 'the signature does not verify',
+  exp_missing: 'the token has no exp claim',
+  expired: 'exp is in the past (beyond the clock skew)',
+  not_yet_valid: 'nbf is in the future (beyond the clock skew)',
+  wrong_audience: 'aud does not name an accepted audience',
+  bad_claims: 'a claim has the wrong type (sub missing, groups not a list of strings, ...)',
+} as const;
+
+export type TokenInvalidDetail = keyof typeof TOKEN_INVALID_DETAILS;
+
+export function isReason(value: string): value is Reason {
+  return Object.hasOwn(REASONS, value);
+}

@@ -1,0 +1,45 @@
+/**
+ * Every Redis key of the product is built here (like BullMQ's QueueKeys): the sidecar reads
+ * what the worker and the admin CLI write only through these names.
+ */
+import type { WindowName } from './config/schema.js';
+
+/** Percent-encodes `:` and anything outside a safe set, so client-chosen values cannot forge a key. */
+function part(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** A revoked token id; expires when the token would have. */
+  revokedJti(jti: string): string {
+    return `${this.prefix}:revoked:jti:${part(jti)}`;
+  }
+
+  /** Unix seconds before which every token of this consumer is revoked. */
+  revokedConsumer(consumer: string): string {
+    return `${this.prefix}:revoked:consumer:${part(consumer)}`;
+  }
+
+  banIp(ip: string): string {
+    return `${this.prefix}:ban:ip:${part(ip)}`;
+  }
+
+  banConsumer(consumer: string): string {
+    return `${this.prefix}:ban:consumer:${part(consumer)}`;
+  }
+
+  /**
+   * Base of a fixed-window counter; the decision script appends `:<window index>`.
+   * `scope` is `tier:<name>` or `route:<name>`; `subject` is e.g. `consumer:local:alice`.
+   */
+  rateCounter(scope: string, subject: string, window: WindowName): string {
+    return `${this.prefix}:rl:${part(scope)}:${part(subject)}:${window}`;
+  }
+
+  /** BullMQ prefix of the product's queues. */
+  get queuePrefix(): string {
+    return `${this.prefix}:bull`;
+  }
+}
