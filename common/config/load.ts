@@ -12,25 +12,46 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses and validates YAML text; the result is deeply frozen. */
-export function parseConfig(text: string, file = '<inline>'): GatewayConfig {
+/** Parses and validates YAML text; `${VAR}` and `${VAR:-default}` in string values are expanded from `env`. The result is deeply frozen. */
+export function parseConfig(text: string, file = '<inline>', env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) {
     throw new ConfigError(file, doc.errors.map((e) => `yaml: ${e.message.split('\n')[0]}`));
   }
-  const result = configSchema.safeParse(doc.toJS() ?? {});
+  const problems: string[] = [];
+  const expanded = expandEnv(doc.toJS() ?? {}, env, [], problems);
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  const result = configSchema.safeParse(expanded);
   if (!result.success) throw new ConfigError(file, formatIssues(result.error.issues));
   return deepFreeze(result.data);
 }
 
-export function loadConfig(file: string): GatewayConfig {
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [`cannot read: ${(err as Error).message}`]);
   }
-  return parseConfig(text, file);
+  return parseConfig(text, file, env);
+}
+
+const REFERENCE = /\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Expands `${VAR}` / `${VAR:-default}` inside string values only (never keys, never YAML syntax). */
+function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: (string | number)[], problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(REFERENCE, (_, name: string, fallback: string | undefined) => {
+      const found = env[name] || fallback;
+      if (found === undefined) problems.push(`${path.join('.')}: environment variable ${name} is not set and has no default`);
+      return found ?? '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, [...path, i], problems));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandEnv(v, env, [...path, k], problems)]));
+  }
+  return value;
 }
 
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {

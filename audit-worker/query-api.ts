@@ -1,0 +1,68 @@
+/**
+ * The investigation API: `GET /v1/events` behind the admin token, `GET /healthz` open.
+ * Built without listening, so tests bind 127.0.0.1:0 and main.ts binds the configured port.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from '../common/logger.js';
+import { EventFilterError, parseEventFilter } from './event-filter.js';
+import type { EventStore } from './store/event-store.js';
+
+export interface QueryApiDeps {
+  store: Pick<EventStore, 'query'>;
+  /** Unset: every /v1 call answers 503 admin_disabled. */
+  adminToken: string | undefined;
+  logger: Logger;
+  now?: () => number;
+}
+
+const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+/** Constant-time comparison; hashing first gives both sides the same length. */
+function bearerMatches(header: string | undefined, expected: Buffer): boolean {
+  const match = /^Bearer (\S+)$/i.exec(header ?? '');
+  const presented = sha256(match?.[1] ?? '');
+  return timingSafeEqual(presented, expected) && match !== null;
+}
+
+export function buildQueryApi({ store, adminToken, logger, now = Date.now }: QueryApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  const expected = adminToken ? sha256(adminToken) : undefined;
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.use('/v1', (req, res, next) => {
+    if (!expected) {
+      res.status(503).json({ error: 'the admin API is disabled: ADMIN_TOKEN is not set', reason: 'admin_disabled' });
+      return;
+    }
+    if (!bearerMatches(req.get('authorization'), expected)) {
+      res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'admin token required', reason: 'unauthorized' });
+      return;
+    }
+    next();
+  });
+
+  app.get('/v1/events', async (req, res) => {
+    const filter = parseEventFilter(req.query, now);
+    res.json(await store.query(filter));
+  });
+
+  app.use('/v1', (_req, res) => {
+    res.status(404).json({ error: 'not found', reason: 'not_found' });
+  });
+
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof EventFilterError) {
+      res.status(400).json({ error: err.message, reason: 'bad_request' });
+      return;
+    }
+    logger.error('query failed', { code: 'audit_query_failed', path: req.path, err });
+    res.status(500).json({ error: 'internal error', reason: 'internal' });
+  });
+
+  return app;
+}

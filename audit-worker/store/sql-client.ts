@@ -1,0 +1,67 @@
+/**
+ * The one database seam of the worker: PostgreSQL (pg.Pool) in production, embedded PGlite by
+ * default. Both speak the same SQL, so the store above is written once.
+ */
+import { mkdir } from 'node:fs/promises';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+
+/** A SQL connection (or pool) with positional parameters (`$1`, `$2`, ...). */
+export interface SqlClient {
+  /** One statement, parameterized (extended protocol). */
+  query<R>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  /** One or more statements without parameters (simple protocol), e.g. migrations. */
+  exec(sql: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+/** Serializes concurrent DDL of several workers starting at once (CREATE ... IF NOT EXISTS races). */
+export const DDL_LOCK_KEY = 7_311_401;
+
+export interface PostgresOptions {
+  /** Called with errors of idle pooled connections (e.g. the server restarted); the next query reconnects. */
+  onError?: (err: Error) => void;
+  max?: number;
+}
+
+/** A pool whose every connection runs with `search_path` = `schema`; the schema is created if missing. */
+export async function openPostgres(url: string, schema: string, options: PostgresOptions = {}): Promise<SqlClient> {
+  if (!SCHEMA_NAME.test(schema)) throw new Error(`invalid schema name: ${JSON.stringify(schema)}`);
+  // A startup parameter, so no query can ever run on a connection before search_path is set.
+  const pool = new pg.Pool({ connectionString: url, options: `-c search_path=${schema}`, max: options.max ?? 10 });
+  pool.on('error', (err) => options.onError?.(err));
+  const client: SqlClient = {
+    async query<R>(sql: string, params: unknown[] = []) {
+      const result = await pool.query(sql, params);
+      return { rows: result.rows as R[] };
+    },
+    async exec(sql: string) {
+      await pool.query(sql);
+    },
+    close: () => pool.end(),
+  };
+  try {
+    await client.exec(`BEGIN; SELECT pg_advisory_xact_lock(${DDL_LOCK_KEY}); CREATE SCHEMA IF NOT EXISTS "${schema}"; COMMIT;`);
+  } catch (err) {
+    await pool.end();
+    throw err;
+  }
+  return client;
+}
+
+/** Embedded PostgreSQL (WASM) persisted in `dataDir`, created if missing. */
+export async function openPGlite(dataDir: string): Promise<SqlClient> {
+  await mkdir(dataDir, { recursive: true });
+  const db = await PGlite.create(dataDir);
+  return {
+    async query<R>(sql: string, params: unknown[] = []) {
+      const result = await db.query<R>(sql, params);
+      return { rows: result.rows };
+    },
+    async exec(sql: string) {
+      await db.exec(sql);
+    },
+    close: () => db.close(),
+  };
+}

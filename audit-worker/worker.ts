@@ -1,0 +1,79 @@
+/**
+ * The queue consumer: each job is a batch of audit events from a gateway. A malformed job
+ * fails at once (UnrecoverableError); a malformed event is rejected alone; a store error is
+ * thrown so BullMQ retries the whole batch with backoff (the insert is idempotent).
+ */
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { auditEventSchema, type AuditEvent } from '../common/audit-event.js';
+import { AUDIT_QUEUE, auditBatchSchema } from '../common/audit-queue.js';
+import type { Logger } from '../common/logger.js';
+import type { EventStore } from './store/event-store.js';
+
+export interface WorkerDeps {
+  /** Must be a BullMQ-ready connection (maxRetriesPerRequest: null), e.g. connectPatient(). */
+  connection: Redis;
+  /** BullMQ prefix, normally `new RedisKeys(REDIS_PREFIX).queuePrefix`. */
+  prefix: string;
+  store: Pick<EventStore, 'insert'>;
+  logger: Logger;
+  concurrency: number;
+}
+
+/** The job's return value, kept by BullMQ. */
+export interface AuditJobResult {
+  /** Events new to the store. */
+  stored: number;
+  /** Valid events the store already had (a redelivered batch). */
+  duplicates: number;
+  /** Events that failed validation and were dropped. */
+  rejected: number;
+}
+
+const uuid = auditEventSchema.shape.event_id;
+
+/** Where an issue is, never what the value was (events may hold user data). */
+function issueSummary(issues: readonly { path: readonly PropertyKey[]; code: string }[]): string[] {
+  return issues.map((i) => `${i.path.map(String).join('.') || '(root)'}:${i.code}`);
+}
+
+export function processAuditJob(store: WorkerDeps['store'], logger: Logger) {
+  return async (job: Job<unknown, AuditJobResult>): Promise<AuditJobResult> => {
+    const batch = auditBatchSchema.safeParse(job.data);
+    if (!batch.success) {
+      throw new UnrecoverableError(`audit_job_malformed: ${issueSummary(batch.error.issues).join(', ')}`);
+    }
+    const valid: AuditEvent[] = [];
+    batch.data.events.forEach((raw, index) => {
+      const event = auditEventSchema.safeParse(raw);
+      if (event.success) {
+        valid.push(event.data);
+        return;
+      }
+      const id = uuid.safeParse((raw as { event_id?: unknown } | null)?.event_id);
+      logger.error('audit event malformed', {
+        code: 'audit_event_malformed',
+        job_id: job.id,
+        index,
+        event_id: id.success ? id.data : undefined,
+        issues: issueSummary(event.error.issues),
+      });
+    });
+    const stored = await store.insert(valid);
+    const result = { stored, duplicates: valid.length - stored, rejected: batch.data.events.length - valid.length };
+    logger.debug('audit batch stored', { job_id: job.id, ...result });
+    return result;
+  };
+}
+
+export function buildWorker({ connection, prefix, store, logger, concurrency }: WorkerDeps): Worker<unknown, AuditJobResult> {
+  const worker = new Worker<unknown, AuditJobResult>(AUDIT_QUEUE, processAuditJob(store, logger), { connection, prefix, concurrency });
+  worker.on('failed', (job, err) => {
+    const unrecoverable = err.name === 'UnrecoverableError';
+    const meta = { job_id: job?.id, attempts: job?.attemptsMade, error: err.message };
+    if (unrecoverable) logger.error('audit job dropped', { code: 'audit_job_malformed', ...meta });
+    else logger.warn('audit job failed', { code: 'audit_store_failed', ...meta });
+  });
+  worker.on('error', (err) => logger.error('audit worker error', { code: 'audit_worker_error', err }));
+  return worker;
+}

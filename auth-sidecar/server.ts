@@ -1,0 +1,60 @@
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Redis } from 'ioredis';
+import type { GatewayConfig } from '../common/config/schema.js';
+import type { Logger } from '../common/logger.js';
+import { loadAuthProto, type AuthServiceHandlers } from '../common/proto.js';
+import { RedisKeys } from '../common/redis-keys.js';
+import type { TrustedIssuer } from './jwt/issuer-keys.js';
+import { TokenVerifier } from './jwt/verifier.js';
+import { RedisDecider } from './limiter/redis-decider.js';
+import { CheckService } from './service/check-service.js';
+
+export interface SidecarDeps {
+  config: GatewayConfig;
+  issuers: readonly TrustedIssuer[];
+  redis: Redis;
+  redisPrefix: string;
+  logger: Logger;
+}
+
+export interface Sidecar {
+  server: grpc.Server;
+  health: HealthImplementation;
+  checks: CheckService;
+}
+
+/** Builds the gRPC server (AuthService + grpc.health.v1) without binding a port. */
+export function buildSidecar(deps: SidecarDeps): Sidecar {
+  const keys = new RedisKeys(deps.redisPrefix);
+  const checks = new CheckService({
+    config: deps.config,
+    verifier: new TokenVerifier(deps.issuers),
+    decider: new RedisDecider(deps.redis, keys),
+    keys,
+    logger: deps.logger,
+  });
+  const handlers: AuthServiceHandlers = {
+    Check(call, callback) {
+      checks.check(call.request).then(
+        (response) => callback(null, response),
+        (err: Error) => {
+          deps.logger.error('check failed', { request_id: call.request.request_id, error: err.message });
+          return callback({ code: grpc.status.INTERNAL, details: 'check failed' });
+        },
+      );
+    },
+  };
+  const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1 });
+  server.addService(loadAuthProto().auth.v1.AuthService.service, handlers);
+  const health = new HealthImplementation({ '': 'SERVING', 'auth.v1.AuthService': 'SERVING' });
+  health.addToServer(server);
+  return { server, health, checks };
+}
+
+/** Binds `host:port` (port 0 picks a free one) and resolves the bound port. */
+export function bindServer(server: grpc.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+  );
+}

@@ -1,0 +1,85 @@
+import type { GatewayConfig, RouteConfig } from '../../common/config/schema.js';
+import type { Logger } from '../../common/logger.js';
+import type { CheckRequest__Output, CheckResponse } from '../../common/proto.js';
+import type { RedisKeys } from '../../common/redis-keys.js';
+import type { TokenIdentity } from '../jwt/claims.js';
+import type { TokenVerifier } from '../jwt/verifier.js';
+import type { RedisDecider, StoreVerdict } from '../limiter/redis-decider.js';
+import { limitWindows } from '../limiter/windows.js';
+import { aclAllows } from '../policy/acl.js';
+import { allow, deny } from './verdicts.js';
+
+export interface CheckDeps {
+  config: GatewayConfig;
+  verifier: TokenVerifier;
+  decider: RedisDecider;
+  keys: RedisKeys;
+  logger: Logger;
+}
+
+const BEARER = /^Bearer +([^\s]+) *$/i;
+
+/**
+ * Decides one request: the token is verified locally, then revocation, bans and limits are
+ * checked in one Redis round trip, then the ACL answer is applied. Fails closed.
+ */
+export class CheckService {
+  private readonly routes: Map<string, RouteConfig>;
+
+  constructor(private readonly deps: CheckDeps) {
+    this.routes = new Map(deps.config.routes.map((r) => [r.name, r]));
+  }
+
+  async check(request: CheckRequest__Output): Promise<CheckResponse> {
+    const route = this.routes.get(request.route);
+    if (!route) return deny('no_route', 'unknown_route');
+
+    let identity: TokenIdentity | undefined;
+    const authorization = request.headers['authorization'];
+    if (route.auth !== 'none' && authorization !== undefined) {
+      const token = BEARER.exec(authorization)?.[1];
+      if (!token) return deny('token_invalid', 'malformed');
+      const verified = this.deps.verifier.verify(token);
+      if (!verified.ok) return deny('token_invalid', verified.detail);
+      identity = verified.identity;
+    } else if (route.auth === 'required') {
+      return deny('token_missing', 'no_credentials');
+    }
+
+    const aclOk = aclAllows(route, identity?.groups ?? []);
+    const windows = aclOk
+      ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, clientIp: request.client_ip, headers: request.headers, tier: identity?.tier }, this.deps.keys)
+      : [];
+    let verdict: StoreVerdict;
+    try {
+      verdict = await this.deps.decider.run({
+        jti: identity?.jti || undefined,
+        consumer: identity?.consumer,
+        iat: identity?.iat,
+        clientIp: request.client_ip,
+        count: aclOk,
+        windows,
+      });
+    } catch (err) {
+      this.deps.logger.warn('redis unavailable for a decision', { request_id: request.request_id, error: (err as Error).message });
+      if (!aclOk) return deny('forbidden', 'acl', identity);
+      if (route.rate_limit?.fail_open) return allow(identity, undefined, true);
+      return deny('auth_unavailable', 'redis_unavailable', identity);
+    }
+
+    switch (verdict.status) {
+      case 'token_revoked':
+        return deny('token_revoked', 'jti_revoked', identity);
+      case 'consumer_revoked':
+        return deny('token_revoked', 'consumer_revoked', identity);
+      case 'ip_banned':
+        return deny('banned', 'ip', identity);
+      case 'consumer_banned':
+        return deny('banned', 'consumer', identity);
+      case 'rate_limited':
+        return deny('rate_limited', 'limit_exceeded', identity, verdict.limit);
+      case 'allowed':
+        return aclOk ? allow(identity, verdict.limit) : deny('forbidden', 'acl', identity);
+    }
+  }
+}

@@ -1,0 +1,75 @@
+/** Builds CheckResponse messages: one place for the status, headers and identity of each answer. */
+import { WINDOW_SECONDS } from '../../common/config/schema.js';
+import { REASONS, type Reason } from '../../common/errors.js';
+import type { CheckResponse } from '../../common/proto.js';
+import type { TokenIdentity } from '../jwt/claims.js';
+
+export interface LimitReport {
+  name: string;
+  max: number;
+  remaining: number;
+  resetSeconds: number;
+}
+
+export function deny(reason: Reason, detail: string, identity?: TokenIdentity, limit?: LimitReport): CheckResponse {
+  const clientHeaders: Record<string, string> = limit ? rateLimitHeaders(limit) : {};
+  if (reason === 'rate_limited' && limit) clientHeaders['Retry-After'] = String(limit.resetSeconds);
+  if (reason === 'token_missing') clientHeaders['WWW-Authenticate'] = 'Bearer realm="gateway"';
+  if (reason === 'token_invalid' || reason === 'token_revoked') {
+    clientHeaders['WWW-Authenticate'] = 'Bearer realm="gateway", error="invalid_token"';
+  }
+  return {
+    allow: false,
+    http_status: REASONS[reason].status,
+    reason,
+    detail,
+    identity: identity && identityMessage(identity),
+    client_headers: clientHeaders,
+    rate_limit: limit && rateLimitMessage(limit),
+  };
+}
+
+export function allow(identity: TokenIdentity | undefined, limit: LimitReport | undefined, failOpen = false): CheckResponse {
+  return {
+    allow: true,
+    http_status: 200,
+    identity: identity && identityMessage(identity),
+    upstream_headers: identity
+      ? {
+          'X-Consumer-ID': identity.consumer,
+          'X-Consumer-Username': identity.username,
+          'X-Consumer-Groups': identity.groups.join(','),
+        }
+      : {},
+    client_headers: limit ? rateLimitHeaders(limit) : {},
+    rate_limit: limit && rateLimitMessage(limit),
+    fail_open: failOpen,
+  };
+}
+
+/** IETF draft RateLimit header fields, as Kong and Envoy send them. */
+function rateLimitHeaders(limit: LimitReport): Record<string, string> {
+  const window = limit.name.slice(limit.name.lastIndexOf(':') + 1) as keyof typeof WINDOW_SECONDS;
+  return {
+    'RateLimit-Limit': String(limit.max),
+    'RateLimit-Remaining': String(limit.remaining),
+    'RateLimit-Reset': String(limit.resetSeconds),
+    'RateLimit-Policy': `${limit.max};w=${WINDOW_SECONDS[window] ?? 0}`,
+  };
+}
+
+function rateLimitMessage(limit: LimitReport): CheckResponse['rate_limit'] {
+  return { limit: limit.name, max: limit.max, remaining: limit.remaining, reset_s: limit.resetSeconds };
+}
+
+function identityMessage(identity: TokenIdentity): CheckResponse['identity'] {
+  return {
+    sub: identity.sub,
+    consumer: identity.consumer,
+    username: identity.username,
+    groups: identity.groups,
+    jti: identity.jti,
+    tier: identity.tier ?? '',
+    issuer: identity.issuer,
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * Writes of the security state the sidecar enforces: revocations and bans. The admin CLI uses
+ * these today, the audit worker's automatic blocks tomorrow; all keys come from RedisKeys.
+ */
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from './redis-keys.js';
+
+/** Revokes one token id until `untilSeconds` (the token's exp), after which it is dead anyway. */
+export async function revokeJti(redis: Redis, keys: RedisKeys, jti: string, untilSeconds: number): Promise<void> {
+  const ttl = Math.max(1, Math.ceil(untilSeconds - Date.now() / 1000));
+  await redis.set(keys.revokedJti(jti), '1', 'EX', ttl);
+}
+
+/** Revokes every token of a consumer issued up to now (by iat); newer tokens stay valid. */
+export async function revokeConsumer(redis: Redis, keys: RedisKeys, consumer: string): Promise<void> {
+  await redis.set(keys.revokedConsumer(consumer), String(Math.floor(Date.now() / 1000)));
+}
+
+export type BanTarget = { ip: string } | { consumer: string };
+
+function banKey(keys: RedisKeys, target: BanTarget): string {
+  return 'ip' in target ? keys.banIp(target.ip) : keys.banConsumer(target.consumer);
+}
+
+/** Bans an ip or a consumer, for `ttlSeconds` or (undefined) until lifted. */
+export async function ban(redis: Redis, keys: RedisKeys, target: BanTarget, reason: string, ttlSeconds?: number): Promise<void> {
+  const key = banKey(keys, target);
+  const value = JSON.stringify({ reason, at: new Date().toISOString() });
+  if (ttlSeconds === undefined) await redis.set(key, value);
+  else await redis.set(key, value, 'EX', ttlSeconds);
+}
+
+export async function unban(redis: Redis, keys: RedisKeys, target: BanTarget): Promise<boolean> {
+  return (await redis.del(banKey(keys, target))) === 1;
+}

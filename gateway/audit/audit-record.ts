@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AuditEvent, RateLimitState } from '../../common/audit-event.js';
+
+/** What the gateway learns about a request while serving it; becomes its audit event. */
+export interface RequestRecord {
+  requestId: string;
+  startedAt: number;
+  startedHr: bigint;
+  bytesBefore: number;
+  clientIp: string;
+  path: string;
+  route: string | null;
+  decision: AuditEvent['decision'];
+  reason: string | null;
+  detail: string | null;
+  sub: string | null;
+  consumer: string | null;
+  jti: string | null;
+  upstreamStatus: number | null;
+  rateLimit: RateLimitState | null;
+  failOpen: boolean;
+}
+
+export function startRecord(req: IncomingMessage, requestId: string, clientIp: string): RequestRecord {
+  return {
+    requestId,
+    startedAt: Date.now(),
+    startedHr: process.hrtime.bigint(),
+    bytesBefore: req.socket.bytesWritten,
+    clientIp,
+    path: (req.url ?? '').split('?')[0]!.slice(0, 4096),
+    route: null,
+    decision: 'deny',
+    reason: null,
+    detail: null,
+    sub: null,
+    consumer: null,
+    jti: null,
+    upstreamStatus: null,
+    rateLimit: null,
+    failOpen: false,
+  };
+}
+
+/** The event of a finished (or aborted) response; never holds a credential or a query string. */
+export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: ServerResponse, gatewayId: string): AuditEvent {
+  const userAgent = req.headers['user-agent'];
+  return {
+    event_id: randomUUID(),
+    ts: new Date(record.startedAt).toISOString(),
+    request_id: record.requestId,
+    gateway_id: gatewayId,
+    route: record.route,
+    method: (req.method ?? '').slice(0, 32),
+    path: record.path,
+    // 0 when the client went away before an answer was sent.
+    status: res.headersSent ? res.statusCode : 0,
+    decision: record.decision,
+    reason: record.reason,
+    detail: record.detail,
+    sub: record.sub,
+    consumer: record.consumer,
+    jti: record.jti,
+    client_ip: record.clientIp,
+    user_agent: userAgent === undefined ? null : userAgent.slice(0, 512),
+    latency_ms: Number(process.hrtime.bigint() - record.startedHr) / 1e6,
+    upstream_status: record.upstreamStatus,
+    bytes_out: Math.max(0, req.socket.bytesWritten - record.bytesBefore),
+    rate_limit: record.rateLimit,
+    fail_open: record.failOpen,
+    shadow: false,
+  };
+}

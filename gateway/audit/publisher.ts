@@ -1,0 +1,126 @@
+import type { Queue } from 'bullmq';
+import type { AuditEvent } from '../../common/audit-event.js';
+import { AUDIT_JOB, AUDIT_JOB_OPTIONS, type AuditBatch } from '../../common/audit-queue.js';
+import type { Logger } from '../../common/logger.js';
+import type { DiskSpool } from './disk-spool.js';
+
+export interface PublisherOptions {
+  batchSize: number;
+  flushMs: number;
+  /** How long a queue write may take before the batch goes to the spool instead. */
+  addTimeoutMs: number;
+  replayEveryMs: number;
+}
+
+/**
+ * Publishes audit events without ever blocking a request: events are buffered and sent as one
+ * BullMQ job per batch; a batch the queue does not take goes to the disk spool and is replayed
+ * when Redis answers again. The worker ignores event ids it has, so a replay never doubles.
+ */
+export class AuditPublisher {
+  private buffer: AuditEvent[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly pending = new Set<Promise<void>>();
+  private readonly replayTimer: NodeJS.Timeout;
+  private replaying: Promise<void> | undefined;
+  /** Events refused by a full spool; each one is also logged as an error. */
+  dropped = 0;
+
+  constructor(
+    private readonly queue: Queue,
+    private readonly spool: DiskSpool,
+    private readonly options: PublisherOptions,
+    private readonly logger: Logger,
+  ) {
+    this.replayTimer = setInterval(() => void this.replay(), options.replayEveryMs);
+    this.replayTimer.unref();
+  }
+
+  publish(event: AuditEvent): void {
+    this.buffer.push(event);
+    if (this.buffer.length >= this.options.batchSize) this.flush();
+    else this.flushTimer ??= setTimeout(() => this.flush(), this.options.flushMs);
+  }
+
+  /** Sends what is buffered now; resolves when every batch sent so far is queued or spooled. */
+  async drain(): Promise<void> {
+    this.flush();
+    await Promise.all(this.pending);
+    await this.replaying;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.replayTimer);
+    await this.drain();
+  }
+
+  private flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.buffer.length === 0) return;
+    const events = this.buffer;
+    this.buffer = [];
+    const sending = this.send(events).finally(() => this.pending.delete(sending));
+    this.pending.add(sending);
+  }
+
+  private async send(events: AuditEvent[]): Promise<void> {
+    try {
+      await this.enqueue(events);
+    } catch (err) {
+      this.logger.warn('audit queue unavailable, spooling batch', { events: events.length, error: (err as Error).message });
+      await this.toSpool(events);
+    }
+  }
+
+  private async enqueue(events: AuditEvent[]): Promise<void> {
+    const batch: AuditBatch = { v: 1, events };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`queue add took over ${this.options.addTimeoutMs} ms`)), this.options.addTimeoutMs);
+    });
+    try {
+      await Promise.race([this.queue.add(AUDIT_JOB, batch, AUDIT_JOB_OPTIONS), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async toSpool(events: AuditEvent[]): Promise<void> {
+    const written = await this.spool.write(events).catch((err: Error) => {
+      this.logger.error('audit spool write failed', { error: err.message });
+      return false;
+    });
+    if (!written) {
+      this.dropped += events.length;
+      this.logger.error('audit events dropped: spool full or unwritable', {
+        code: 'audit_spool_full',
+        events: events.length,
+        event_ids: events.map((e) => e.event_id),
+      });
+    }
+  }
+
+  /** Replays spooled batches oldest first; stops at the first one the queue refuses. */
+  private replay(): Promise<void> {
+    this.replaying ??= (async () => {
+      try {
+        for (const name of this.spool.list()) {
+          const events = await this.spool.read(name).catch(async (err: Error) => {
+            this.logger.error('unreadable audit spool file set aside', { code: 'audit_spool_corrupt', file: name, error: err.message });
+            await this.spool.setAside(name);
+          });
+          if (!events) continue;
+          await this.enqueue(events);
+          await this.spool.remove(name);
+          this.logger.info('replayed spooled audit batch', { file: name });
+        }
+      } catch {
+        // Still unavailable: the next tick tries again.
+      } finally {
+        this.replaying = undefined;
+      }
+    })();
+    return this.replaying;
+  }
+}

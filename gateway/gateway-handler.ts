@@ -1,0 +1,138 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Agent } from 'node:http';
+import type HttpProxy from 'http-proxy';
+import type { RouteConfig } from '../common/config/schema.js';
+import type { Reason } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import type { CheckResponse__Output } from '../common/proto.js';
+import { startRecord, toAuditEvent, type RequestRecord } from './audit/audit-record.js';
+import type { AuditPublisher } from './audit/publisher.js';
+import { requestIdOf } from './request-id.js';
+import { normalizeTarget } from './request-target.js';
+import { sendError } from './respond.js';
+import type { RouteTable } from './route-table.js';
+import type { SidecarClient } from './sidecar-client.js';
+
+export interface HandlerDeps {
+  routes: RouteTable;
+  sidecar: Pick<SidecarClient, 'check'>;
+  proxy: HttpProxy;
+  agentFor: (route: RouteConfig) => Agent;
+  publisher: Pick<AuditPublisher, 'publish'>;
+  gatewayId: string;
+  logger: Logger;
+}
+
+/** Headers a client must never be able to set: the gateway owns them. */
+const OWNED_HEADER = /^(x-consumer-|x-forwarded-|x-real-ip$|forwarded$|x-request-id$)/;
+
+/**
+ * The per-request path: request id, normalize, route, ask the sidecar, enforce, proxy;
+ * and exactly one audit event when the response is done, whatever happened.
+ */
+export function createGatewayHandler(deps: HandlerDeps) {
+  return function handle(req: IncomingMessage, res: ServerResponse): void {
+    const requestId = requestIdOf(req.headers['x-request-id']);
+    const clientIp = clientIpOf(req);
+    const record = startRecord(req, requestId, clientIp);
+    records.set(req, record);
+    res.setHeader('X-Request-Id', requestId);
+    res.once('close', () => {
+      const event = toAuditEvent(record, req, res, deps.gatewayId);
+      deps.publisher.publish(event);
+      deps.logger.info('request', {
+        request_id: requestId,
+        method: event.method,
+        path: event.path,
+        route: event.route,
+        status: event.status,
+        decision: event.decision,
+        reason: event.reason,
+        response_ms: Math.round(event.latency_ms * 100) / 100,
+      });
+    });
+
+    const target = normalizeTarget(req.url ?? '');
+    if (!target) return deny(res, record, 'bad_request', 'path_malformed');
+    record.path = target.path;
+    const route = deps.routes.match(target.path);
+    if (!route) return deny(res, record, 'no_route', 'no_match');
+    record.route = route.name;
+
+    const headers: Record<string, string> = {};
+    const authorization = req.headers.authorization;
+    if (authorization !== undefined) headers['authorization'] = authorization;
+    const by = route.rate_limit?.by;
+    if (by?.startsWith('header:')) {
+      const value = req.headers[by.slice(7)];
+      if (typeof value === 'string') headers[by.slice(7)] = value;
+    }
+
+    deps.sidecar
+      .check({ request_id: requestId, route: route.name, method: req.method ?? '', path: target.path, client_ip: clientIp, headers })
+      .then(
+        (answer) => enforce(answer, route, target.path + target.search),
+        (err: Error & { code?: number }) => {
+          deps.logger.warn('sidecar check failed', { request_id: requestId, error: err.message });
+          deny(res, record, 'auth_unavailable', err.code === 4 ? 'deadline_exceeded' : 'sidecar_unreachable');
+        },
+      );
+
+    function enforce(answer: CheckResponse__Output, route: RouteConfig, url: string): void {
+      const identity = answer.identity;
+      if (identity) {
+        record.sub = identity.sub;
+        record.consumer = identity.consumer;
+        record.jti = identity.jti || null;
+      }
+      const limit = answer.rate_limit;
+      if (limit) record.rateLimit = { limit: limit.limit, max: limit.max, remaining: limit.remaining, reset_s: limit.reset_s };
+      if (!answer.allow) return deny(res, record, answer.reason as Reason, answer.detail, answer.client_headers);
+
+      record.decision = 'allow';
+      record.failOpen = answer.fail_open;
+      for (const name of Object.keys(req.headers)) if (OWNED_HEADER.test(name)) delete req.headers[name];
+      for (const [name, value] of Object.entries(answer.upstream_headers)) req.headers[name.toLowerCase()] = value;
+      req.headers['x-request-id'] = requestId;
+      req.headers['x-forwarded-for'] = clientIp;
+      req.headers['x-forwarded-proto'] = 'http';
+      for (const [name, value] of Object.entries(answer.client_headers)) res.setHeader(name, value);
+      req.url = url;
+      deps.proxy.web(req, res, { target: route.upstream, agent: deps.agentFor(route), proxyTimeout: route.upstream_timeout_ms }, (err) => {
+        const timedOut = (err as NodeJS.ErrnoException).code === 'ECONNRESET' && timedOutRequests.has(req);
+        record.reason = timedOut ? 'upstream_timeout' : 'upstream_error';
+        record.detail = (err as NodeJS.ErrnoException).code ?? 'proxy_error';
+        if (!res.headersSent) sendError(res, record.reason as Reason, requestId);
+        else res.destroy();
+      });
+    }
+  };
+}
+
+/** Requests whose upstream call hit `proxyTimeout` (http-proxy reports those as ECONNRESET). */
+const timedOutRequests = new WeakSet<IncomingMessage>();
+const records = new WeakMap<IncomingMessage, RequestRecord>();
+
+/** Wires the proxy's events to the request records: upstream status and timeouts. */
+export function observeProxy(proxy: HttpProxy): void {
+  proxy.on('proxyReq', (proxyReq, req) => {
+    proxyReq.once('timeout', () => timedOutRequests.add(req));
+  });
+  proxy.on('proxyRes', (proxyRes, req) => {
+    const record = records.get(req);
+    if (record) record.upstreamStatus = proxyRes.statusCode ?? null;
+  });
+}
+
+function deny(res: ServerResponse, record: RequestRecord, reason: Reason, detail: string, headers?: Record<string, string>): void {
+  record.decision = 'deny';
+  record.reason = reason;
+  record.detail = detail;
+  sendError(res, reason, record.requestId, headers);
+}
+
+/** The TCP peer; client-set forwarding headers are never trusted. */
+function clientIpOf(req: IncomingMessage): string {
+  const address = req.socket.remoteAddress ?? '';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}

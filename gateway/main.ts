@@ -1,0 +1,55 @@
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { AUDIT_QUEUE } from '../common/audit-queue.js';
+import { loadConfig } from '../common/config/load.js';
+import { gatewayEnvSchema, readEnv } from '../common/env.js';
+import { createLogger } from '../common/logger.js';
+import { connectFailFast } from '../common/redis.js';
+import { RedisKeys } from '../common/redis-keys.js';
+import { runMain } from '../common/run-main.js';
+import { buildGateway } from './app.js';
+import { DiskSpool } from './audit/disk-spool.js';
+import { AuditPublisher } from './audit/publisher.js';
+import { SidecarClient } from './sidecar-client.js';
+
+runMain('gateway', async (onStop) => {
+  const env = readEnv(gatewayEnvSchema);
+  const logger = createLogger('gateway', env.LOG_LEVEL);
+  const config = loadConfig(env.GATEWAY_CONFIG);
+  const gatewayId = env.GATEWAY_ID ?? hostname();
+  const settings = config.gateway;
+
+  const redis = connectFailFast(env.REDIS_URL);
+  redis.on('error', (err: Error) => logger.warn('redis error', { error: err.message }));
+  const queue = new Queue(AUDIT_QUEUE, { connection: redis, prefix: new RedisKeys(env.REDIS_PREFIX).queuePrefix });
+  queue.on('error', (err: Error) => logger.warn('audit queue error', { error: err.message }));
+  const spool = new DiskSpool(join(env.AUDIT_SPOOL_DIR, gatewayId), settings.audit_spool_max_mb * 1024 * 1024);
+  const publisher = new AuditPublisher(
+    queue,
+    spool,
+    { batchSize: settings.audit_batch_size, flushMs: settings.audit_flush_ms, addTimeoutMs: 2_000, replayEveryMs: 1_000 },
+    logger,
+  );
+  const sidecar = new SidecarClient(env.SIDECAR_ADDR, settings.check_deadline_ms);
+  const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger });
+
+  const server = createServer({ keepAliveTimeout: 65_000 }, gateway.app);
+  await new Promise<void>((resolve) => server.listen(env.GATEWAY_PORT, env.GATEWAY_HOST, resolve));
+  const address = server.address();
+  logger.info('ready', { port: typeof address === 'object' && address ? address.port : env.GATEWAY_PORT, gateway_id: gatewayId, routes: config.routes.length });
+
+  onStop(async () => {
+    // Stop taking requests, let in-flight ones finish (their audit events are published on close), then flush.
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
+    gateway.close();
+    sidecar.close();
+    await publisher.close();
+    await queue.close().catch(() => undefined);
+    redis.disconnect();
+  });
+});

@@ -1,0 +1,36 @@
+import { randomUUID } from 'node:crypto';
+import type { AuditEvent } from '../../common/audit-event.js';
+
+/** A valid audit event (a denied, revoked-token request by default); override any field. */
+export function auditEvent(overrides: Partial<AuditEvent> = {}): AuditEvent {
+  return {
+    event_id: randomUUID(),
+    ts: new Date().toISOString(),
+    request_id: randomUUID(),
+    gateway_id: 'gw-test-1',
+    route: 'users',
+    method: 'GET',
+    path: '/users/42?expand=orders',
+    status: 401,
+    decision: 'deny',
+    reason: 'token_revoked',
+    detail: null,
+    sub: 'alice',
+    consumer: 'local:alice',
+    jti: randomUUID(),
+    client_ip: '203.0.113.7',
+    user_agent: 'curl/8.5.0',
+    latency_ms: 1.234567,
+    upstream_status: null,
+    bytes_out: 87,
+    rate_limit: { limit: 'tier:free:minute', max: 100, remaining: 41, reset_s: 17 },
+    fail_open: false,
+    shadow: false,
+    ...overrides,
+  };
+}
+
+/** `count` events one second apart, newest first from `start`, sharing `overrides`. */
+export function auditEvents(count: number, overrides: Partial<AuditEvent> = {}, start = Date.now()): AuditEvent[] {
+  return Array.from({ length: count }, (_, i) => auditEvent({ ts: new Date(start - i * 1000).toISOString(), ...overrides }));
+}

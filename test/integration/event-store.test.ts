@@ -1,0 +1,141 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import type { AuditEvent } from '../../common/audit-event.js';
+import { parseEventFilter } from '../../audit-worker/event-filter.js';
+import { EventStore } from '../../audit-worker/store/event-store.js';
+import { openPGlite, openPostgres, type SqlClient } from '../../audit-worker/store/sql-client.js';
+import { auditEvent, auditEvents } from '../helpers/audit-events.js';
+
+const PG_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+interface Backend {
+  name: string;
+  open(): Promise<{ sql: SqlClient; cleanup(): Promise<void> }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: 'PostgreSQL',
+    async open() {
+      const schema = `audit_test_${randomBytes(6).toString('hex')}`;
+      const sql = await openPostgres(PG_URL, schema);
+      return {
+        sql,
+        async cleanup() {
+          await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+          await sql.close();
+        },
+      };
+    },
+  },
+  {
+    name: 'PGlite',
+    async open() {
+      const dir = await mkdtemp(join(tmpdir(), 'audit-store-'));
+      const sql = await openPGlite(join(dir, 'db'));
+      return {
+        sql,
+        async cleanup() {
+          await sql.close();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+];
+
+const NOW = Date.now();
+const filter = (input: Record<string, unknown>) => parseEventFilter(input, () => NOW);
+const newestFirst = (a: AuditEvent, b: AuditEvent) => Date.parse(b.ts) - Date.parse(a.ts) || (a.event_id < b.event_id ? 1 : -1);
+
+for (const backend of backends) {
+  describe(`event store on ${backend.name}`, function () {
+    this.timeout(60_000);
+    let store: EventStore;
+    let cleanup: () => Promise<void>;
+    let sub: string;
+
+    before(async () => {
+      const opened = await backend.open();
+      cleanup = opened.cleanup;
+      store = new EventStore(opened.sql);
+      await store.migrate();
+      await store.migrate(); // idempotent
+    });
+    after(async () => cleanup?.());
+    beforeEach(() => {
+      sub = `user-${randomUUID()}`;
+    });
+
+    it('stores every event of a batch', async () => {
+      const batch = auditEvents(5, { sub });
+      expect(await store.insert(batch)).to.equal(5);
+      const page = await store.query(filter({ sub }));
+      expect(page.events.map((e) => e.event_id)).to.have.members(batch.map((e) => e.event_id));
+      expect(page.next_cursor).to.equal(null);
+    });
+
+    it('stores none of a batch whose event ids it already has', async () => {
+      const batch = auditEvents(4, { sub });
+      expect(await store.insert(batch)).to.equal(4);
+      expect(await store.insert(batch)).to.equal(0);
+      expect(await store.insert([...batch.slice(0, 2), auditEvent({ sub })])).to.equal(1);
+      expect((await store.query(filter({ sub }))).events).to.have.length(5);
+    });
+
+    it('filters by sub, decision, reason and since', async () => {
+      const allowed = auditEvent({ sub, decision: 'allow', reason: null, status: 200, ts: new Date(NOW - 10_000).toISOString() });
+      const limited = auditEvent({ sub, reason: 'rate_limited', status: 429, ts: new Date(NOW - 20_000).toISOString() });
+      const revokedOld = auditEvent({ sub, reason: 'token_revoked', ts: new Date(NOW - 2 * 3600_000).toISOString() });
+      const otherUser = auditEvent({ sub: `${sub}-other`, ts: new Date(NOW).toISOString() });
+      await store.insert([allowed, limited, revokedOld, otherUser]);
+      const ids = async (input: Record<string, unknown>) => (await store.query(filter(input))).events.map((e) => e.event_id);
+      expect(await ids({ sub })).to.deep.equal([allowed.event_id, limited.event_id, revokedOld.event_id]);
+      expect(await ids({ sub, decision: 'deny' })).to.deep.equal([limited.event_id, revokedOld.event_id]);
+      expect(await ids({ sub, reason: 'token_revoked' })).to.deep.equal([revokedOld.event_id]);
+      expect(await ids({ sub, since: '1h' })).to.deep.equal([allowed.event_id, limited.event_id]);
+      expect(await ids({ sub, until: '15s' })).to.deep.equal([limited.event_id, revokedOld.event_id]);
+    });
+
+    it('pages through every event exactly once, newest first, across equal timestamps', async () => {
+      const sameTs = new Date(NOW - 5000).toISOString();
+      const batch = [...auditEvents(13, { sub }, NOW), ...auditEvents(7, { sub, ts: sameTs })];
+      await store.insert(batch);
+      const seen: AuditEvent[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const page = await store.query(filter({ sub, limit: '4', ...(cursor ? { cursor } : {}) }));
+        seen.push(...page.events);
+        cursor = page.next_cursor;
+        pages += 1;
+      } while (cursor);
+      expect(pages).to.equal(5);
+      expect(seen.map((e) => e.event_id)).to.deep.equal([...batch].sort(newestFirst).map((e) => e.event_id));
+    });
+
+    it('returns an event with exactly the field values it was given', async () => {
+      const full = auditEvent({
+        sub,
+        decision: 'allow',
+        reason: null,
+        detail: 'shadow_would_deny',
+        status: 200,
+        upstream_status: 201,
+        latency_ms: 0.1 + 0.2,
+        bytes_out: Number.MAX_SAFE_INTEGER,
+        fail_open: true,
+        shadow: true,
+        path: "/users/'; DROP TABLE audit_events; --",
+        user_agent: 'Mozilla/5.0 (ünïcode ✓)',
+      });
+      const sparse = auditEvent({ sub, route: null, reason: null, detail: null, consumer: null, jti: null, user_agent: null, rate_limit: null, ts: new Date(NOW - 60_000).toISOString() });
+      await store.insert([full, sparse]);
+      const { events } = await store.query(filter({ sub }));
+      expect(events).to.deep.equal([full, sparse]);
+    });
+  });
+}
