@@ -1,0 +1,113 @@
+/**
+ * `npm start`: the whole stack on this machine. Uses Redis at REDIS_URL, or starts a private
+ * redis-server when nothing answers there; runs the demo upstream, the sidecar, the worker and
+ * the gateway with the example config; Ctrl-C stops everything it started.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { withDemoDefaults } from '../common/demo.js';
+import { freePort, isListening, waitForPort } from '../common/net.js';
+import { PROJECT_ROOT } from '../common/paths.js';
+import { stackServices, type StackService } from './stack.js';
+
+const children: { name: string; child: ChildProcess }[] = [];
+let stopping = false;
+
+async function main(): Promise<void> {
+  const env = withDemoDefaults(process.env);
+  const dataDir = env.DATA_DIR ?? 'data';
+  mkdirSync(dataDir, { recursive: true });
+  const redisUrl = await ensureRedis(env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const adminToken = env.ADMIN_TOKEN ?? newAdminToken(dataDir);
+  const services = stackServices({
+    redisUrl,
+    adminToken,
+    demoJwtSecret: env.DEMO_JWT_SECRET as string,
+    config: env.GATEWAY_CONFIG ?? 'config/gateway.yml',
+    gatewayPort: Number(env.GATEWAY_PORT ?? 8080),
+    sidecarPort: Number(env.SIDECAR_PORT ?? 50051),
+    auditPort: Number(env.AUDIT_PORT ?? 8090),
+    upstreamPort: Number(env.DEMO_UPSTREAM_PORT ?? 3001),
+    dataDir,
+    logLevel: env.LOG_LEVEL ?? 'info',
+  });
+  for (const service of services) {
+    if (await isListening(service.port)) throw new Error(`port ${service.port} for ${service.name} is already taken`);
+    run(service.name, scriptCommand(service.script), { ...process.env, ...service.env });
+    await waitForPort(service.port, 60_000);
+  }
+  const gateway = services.at(-1) as StackService;
+  const audit = services[2] as StackService;
+  console.log(`
+  The stack is up.
+    gateway       http://127.0.0.1:${gateway.port}
+    audit API     http://127.0.0.1:${audit.port}   (admin token in ${env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : join(dataDir, 'admin-token')})
+    redis         ${redisUrl}
+  Try:  TOKEN=$(npm run -s admin -- token --sub alice --groups customers)
+        curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:${gateway.port}/users/1
+  Ctrl-C stops everything.
+`);
+}
+
+/** Uses the Redis at `url` if it answers; else starts a private redis-server on a free port. */
+async function ensureRedis(url: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  if (await isListening(Number(port || 6379), hostname)) return url;
+  if (spawnSync('redis-server', ['--version']).status !== 0) {
+    throw new Error(`nothing answers at REDIS_URL=${url} and redis-server is not on PATH: start Redis or set REDIS_URL`);
+  }
+  const privatePort = await freePort();
+  run('redis', ['redis-server', '--port', String(privatePort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], process.env);
+  await waitForPort(privatePort);
+  return `redis://127.0.0.1:${privatePort}`;
+}
+
+function newAdminToken(dataDir: string): string {
+  const token = randomBytes(24).toString('hex');
+  writeFileSync(join(dataDir, 'admin-token'), token, { mode: 0o600 });
+  return token;
+}
+
+/** `node dist/x.js` from package.json's script, run with this Node binary. */
+function scriptCommand(script: string): string[] {
+  const scripts = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
+  const [command, ...args] = (scripts[script] ?? '').split(' ');
+  if (command !== 'node') throw new Error(`package.json script ${script} must be "node <file>"`);
+  return [process.execPath, ...args.map((a) => join(PROJECT_ROOT, a))];
+}
+
+function run(name: string, [command, ...args]: string[], env: NodeJS.ProcessEnv): void {
+  const child = spawn(command as string, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push({ name, child });
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => console.log(`[${name}] ${line}`));
+  }
+  child.once('exit', (code, signal) => {
+    if (stopping) return;
+    console.error(`[${name}] exited (${signal ?? code}); stopping the stack`);
+    void stop(1);
+  });
+}
+
+async function stop(exitCode: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  // Reverse start order: the gateway flushes its audit events while Redis and the worker still run.
+  for (const { child } of children.reverse()) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
+  process.exit(exitCode);
+}
+
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+main().catch((err: Error) => {
+  console.error(`npm start: ${err.message}`);
+  void stop(1);
+});
