@@ -1,0 +1,51 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../common/paths.js';
+import { waitForPort } from './net.js';
+
+/** A built process of the product (dist/…), its output kept for failure messages. */
+export class ProductProcess {
+  readonly output: string[] = [];
+  private constructor(readonly name: string, private readonly child: ChildProcess) {
+    for (const stream of [child.stdout, child.stderr]) stream?.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
+  }
+
+  /** Spawns `node dist/<entry>` with exactly `env` (plus PATH) and waits until `port` accepts connections. */
+  static async start(name: string, entry: string, env: Record<string, string>, port: number): Promise<ProductProcess> {
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', entry)], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const proc = new ProductProcess(name, child);
+    const exited = once(child, 'exit').then(([code]) => {
+      throw new Error(`${name} exited with ${code} before listening:\n${proc.output.join('')}`);
+    });
+    await Promise.race([waitForPort(port, 30_000), exited]);
+    exited.catch(() => undefined);
+    return proc;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (!this.running) return this.child.exitCode;
+    const exited = once(this.child, 'exit');
+    this.child.kill(signal);
+    const [code] = await exited;
+    return code as number | null;
+  }
+}
+
+/** Runs a built CLI (dist/cli/<name>.js) to completion. */
+export async function runCli(entry: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', entry), ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const [code] = await once(child, 'exit');
+  return { code: code as number | null, stdout, stderr };
+}

@@ -1,0 +1,227 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { ConfigError, parseConfig } from '../../common/config/load.js';
+import type { GatewayConfig } from '../../common/config/schema.js';
+import { EnvError, gatewayEnvSchema, readEnv, workerEnvSchema } from '../../common/env.js';
+import { PROJECT_ROOT } from '../../common/paths.js';
+
+const FIXTURES = join(PROJECT_ROOT, 'test/fixtures/config');
+
+const parseFixture = (name: string, env: NodeJS.ProcessEnv = {}): GatewayConfig =>
+  parseConfig(readFileSync(join(FIXTURES, name), 'utf8'), name, env);
+
+/** The problems of the ConfigError a fixture is refused with. */
+const problemsOf = (name: string, env: NodeJS.ProcessEnv = {}): string[] => {
+  try {
+    parseFixture(name, env);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    expect((err as ConfigError).file).to.equal(name);
+    return (err as ConfigError).problems;
+  }
+  expect.fail(`expected ${name} to be refused`);
+};
+
+const envProblemsOf = (run: () => unknown): string[] => {
+  try {
+    run();
+  } catch (err) {
+    expect(err).to.be.instanceOf(EnvError);
+    return (err as EnvError).problems;
+  }
+  expect.fail('expected the environment to be refused');
+};
+
+/** Every object and array reachable from `value` that is not frozen, by path. */
+function unfrozenPaths(value: unknown, path = '(root)'): string[] {
+  if (value === null || typeof value !== 'object') return [];
+  const own = Object.isFrozen(value) ? [] : [path];
+  return own.concat(Object.entries(value).flatMap(([k, v]) => unfrozenPaths(v, `${path}.${k}`)));
+}
+
+describe('config', () => {
+  describe('parseConfig', () => {
+    it('parses a full config, keeping set values and filling defaults', () => {
+      const config = parseFixture('valid.yml');
+      expect(config).to.deep.equal({
+        issuers: [
+          {
+            name: 'local',
+            iss: 'https://auth.example.test',
+            audience: ['api', 'admin-api'],
+            algorithms: ['HS256', 'HS512'],
+            secret_env: 'LOCAL_JWT_SECRET',
+            clock_skew_seconds: 10,
+            groups_claim: 'groups',
+            tier_claim: 'tier',
+          },
+          {
+            name: 'partner',
+            iss: 'partner-issuer',
+            algorithms: ['RS256'],
+            public_key_file: 'keys/partner.pem',
+            clock_skew_seconds: 30,
+            groups_claim: 'roles',
+            tier_claim: 'plan',
+          },
+        ],
+        tiers: {
+          anonymous: { minute: 30 },
+          free: { second: 5, minute: 100 },
+          premium: { second: 50, minute: 1000, hour: 20000, day: 100000 },
+        },
+        default_tiers: { authenticated: 'free', anonymous: 'anonymous' },
+        routes: [
+          {
+            name: 'users',
+            paths: ['/users', '/people/'],
+            upstream: 'http://127.0.0.1:3001',
+            auth: 'required',
+            acl: { allow: ['admins', 'customers'] },
+            rate_limit: { by: 'consumer', minute: 60, fail_open: false },
+            upstream_timeout_ms: 30000,
+          },
+          {
+            name: 'status',
+            paths: ['/status'],
+            upstream: 'https://status.example.test/base',
+            auth: 'none',
+            rate_limit: { by: 'header:x-api-key', fail_open: true },
+            upstream_timeout_ms: 5000,
+          },
+        ],
+        gateway: { check_deadline_ms: 150, audit_batch_size: 100, audit_flush_ms: 20, audit_spool_max_mb: 64 },
+      });
+    });
+
+    it('returns a deeply frozen config', () => {
+      const config = parseFixture('valid.yml');
+      expect(unfrozenPaths(config)).to.deep.equal([]);
+      expect(() => {
+        (config.routes[0]!.paths as string[]).push('/more');
+      }).to.throw(TypeError);
+    });
+
+    it('rejects an unknown top-level key', () => {
+      expect(problemsOf('unknown-top-key.yml')).to.deep.equal(['(root): Unrecognized key: "listen"']);
+    });
+
+    it('rejects an unknown key inside a route', () => {
+      expect(problemsOf('unknown-route-key.yml')).to.deep.equal(['routes.0: Unrecognized key: "strip_prefix"']);
+    });
+
+    it('rejects a route without paths', () => {
+      expect(problemsOf('route-without-paths.yml')).to.deep.equal(['routes.0.paths: Invalid input: expected array, received undefined']);
+    });
+
+    it('rejects an upstream that is not an http(s) URL', () => {
+      expect(problemsOf('bad-upstream.yml')).to.deep.equal(['routes.0.upstream: Invalid URL']);
+    });
+
+    it('rejects an auth value outside required, optional, none', () => {
+      expect(problemsOf('bad-auth.yml')).to.deep.equal(['routes.0.auth: Invalid option: expected one of "required"|"optional"|"none"']);
+    });
+
+    it('rejects two routes with the same name', () => {
+      expect(problemsOf('duplicate-route-name.yml')).to.deep.equal(['routes.1.name: duplicate name "users"']);
+    });
+
+    it('rejects a path served by two routes, ignoring a trailing slash', () => {
+      expect(problemsOf('duplicate-path.yml')).to.deep.equal(['routes.1.paths.1: path /users/ is already served by route users']);
+    });
+
+    it('rejects an issuer with both secret_env and public_key', () => {
+      expect(problemsOf('issuer-two-key-sources.yml')).to.deep.equal([
+        'issuers.0: exactly one of secret_env, public_key, public_key_file is required',
+      ]);
+    });
+
+    it('rejects an HMAC algorithm on an issuer with a public key', () => {
+      expect(problemsOf('issuer-hs256-public-key.yml')).to.deep.equal(['issuers.0.algorithms.1: HS256 needs secret_env, not a public key']);
+    });
+
+    it('rejects an issuer without an algorithm allow-list', () => {
+      expect(problemsOf('issuer-without-algorithms.yml')).to.deep.equal([
+        'issuers.0.algorithms: Invalid input: expected array, received undefined',
+      ]);
+    });
+
+    it('rejects a rate_limit.by that is not consumer, ip or header:<name>', () => {
+      expect(problemsOf('bad-rate-limit-by.yml')).to.deep.equal(['routes.0.rate_limit.by: must be consumer, ip or header:<name>']);
+    });
+
+    it('rejects a tier without any window', () => {
+      expect(problemsOf('tier-without-windows.yml')).to.deep.equal(['tiers.free: a tier needs at least one of second, minute, hour, day']);
+    });
+
+    it('rejects a duplicate YAML key instead of keeping the last value', () => {
+      expect(problemsOf('duplicate-yaml-key.yml')).to.deep.equal(['yaml: Map keys must be unique']);
+    });
+
+    it('rejects a YAML syntax error', () => {
+      expect(problemsOf('yaml-syntax-error.yml')).to.deep.equal([
+        'yaml: Flow sequence in block collection must be sufficiently indented and end with a ]',
+      ]);
+    });
+
+    it('expands ${VAR} from the environment and ${VAR:-default} to its default when unset', () => {
+      const config = parseFixture('env-references.yml', { ORDERS_HOST: 'orders.internal' });
+      expect(config.issuers[0]!.iss).to.equal('https://auth.example.test');
+      expect(config.routes.map((r) => r.upstream)).to.deep.equal(['http://127.0.0.1:3001', 'http://orders.internal:3002']);
+    });
+
+    it('prefers a set variable over the default of ${VAR:-default}', () => {
+      const config = parseFixture('env-references.yml', { ORDERS_HOST: 'orders.internal', USERS_UPSTREAM: 'https://users.internal:8443' });
+      expect(config.routes[0]!.upstream).to.equal('https://users.internal:8443');
+    });
+
+    it('names the path of a ${VAR} that is unset and has no default', () => {
+      expect(problemsOf('env-references.yml', {})).to.deep.equal([
+        'routes.1.upstream: environment variable ORDERS_HOST is not set and has no default',
+      ]);
+    });
+
+    it('puts the file name and every problem in the error message', () => {
+      expect(() => parseConfig('routes: []\nlisten: 1\n', 'gw.yml', {})).to.throw(
+        ConfigError,
+        'invalid config gw.yml:\n  - routes: Too small: expected array to have >=1 items\n  - (root): Unrecognized key: "listen"',
+      );
+    });
+  });
+
+  describe('readEnv', () => {
+    it('names GATEWAY_PORT when it is not a number', () => {
+      expect(envProblemsOf(() => readEnv(gatewayEnvSchema, { GATEWAY_PORT: 'eighty' }))).to.deep.equal([
+        'GATEWAY_PORT: Invalid input: expected number, received NaN',
+      ]);
+    });
+
+    it('names GATEWAY_PORT when it is out of range', () => {
+      expect(envProblemsOf(() => readEnv(gatewayEnvSchema, { GATEWAY_PORT: '70000' }))).to.deep.equal([
+        'GATEWAY_PORT: Too big: expected number to be <=65535',
+      ]);
+    });
+
+    it('reads a valid GATEWAY_PORT as a number and treats an empty variable as unset', () => {
+      expect(readEnv(gatewayEnvSchema, { GATEWAY_PORT: '8081' }).GATEWAY_PORT).to.equal(8081);
+      expect(readEnv(gatewayEnvSchema, { GATEWAY_PORT: '' }).GATEWAY_PORT).to.equal(8080);
+    });
+
+    it('requires ADMIN_TOKEN for the worker when NODE_ENV is production', () => {
+      expect(envProblemsOf(() => readEnv(workerEnvSchema, { NODE_ENV: 'production' }))).to.deep.equal([
+        'ADMIN_TOKEN: required when NODE_ENV is production',
+      ]);
+    });
+
+    it('does not require ADMIN_TOKEN for the worker outside production', () => {
+      expect(readEnv(workerEnvSchema, { NODE_ENV: 'development' }).ADMIN_TOKEN).to.equal(undefined);
+    });
+
+    it('accepts the worker in production with a 16-character ADMIN_TOKEN', () => {
+      const env = readEnv(workerEnvSchema, { NODE_ENV: 'production', ADMIN_TOKEN: '0123456789abcdef' });
+      expect(env.ADMIN_TOKEN).to.equal('0123456789abcdef');
+      expect(Object.isFrozen(env)).to.equal(true);
+    });
+  });
+});
