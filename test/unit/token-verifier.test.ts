@@ -1,0 +1,224 @@
+import { createHmac, generateKeyPairSync } from 'node:crypto';
+import { expect } from 'chai';
+import jwt from 'jsonwebtoken';
+import { parseConfig } from '../../common/config/load.js';
+import type { IssuerConfig } from '../../common/config/schema.js';
+import { loadIssuerKeys } from '../../auth-sidecar/jwt/issuer-keys.js';
+import { TokenVerifier, type VerifyResult } from '../../auth-sidecar/jwt/verifier.js';
+
+const NOW = 1_750_000_000;
+const SECRET = 'local-test-secret-0123456789abcdefghij';
+const OTHER_SECRET = 'another-test-secret-0123456789abcdefgh';
+const ENV = { LOCAL_JWT_SECRET: SECRET };
+
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const otherRsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const RSA_PUBLIC_PEM = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const EC_PUBLIC_PEM = ec.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+
+const ROUTES = [{ name: 'users', paths: ['/users'], upstream: 'http://127.0.0.1:3001' }];
+
+/** Issuer configs as the sidecar gets them: through parseConfig, so defaults are applied. */
+function issuerConfigs(issuers: Record<string, unknown>[]): IssuerConfig[] {
+  return [...parseConfig(JSON.stringify({ issuers, routes: ROUTES }), 'verifier-test.yml', {}).issuers];
+}
+
+const ISSUERS = issuerConfigs([
+  { name: 'local', iss: 'local-issuer', audience: 'api', algorithms: ['HS256'], secret_env: 'LOCAL_JWT_SECRET' },
+  { name: 'rsa', iss: 'rsa-issuer', algorithms: ['RS256'], public_key: RSA_PUBLIC_PEM },
+  { name: 'ec', iss: 'ec-issuer', algorithms: ['ES256'], public_key: EC_PUBLIC_PEM },
+]);
+
+const b64url = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+
+/** Claims of a valid local token at NOW; override or drop (undefined) any of them. */
+function claims(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: Record<string, unknown> = {
+    iss: 'local-issuer',
+    aud: 'api',
+    sub: 'alice',
+    jti: 'jti-1',
+    iat: NOW - 60,
+    exp: NOW + 300,
+    groups: ['admins', 'customers'],
+    tier: 'premium',
+    ...overrides,
+  };
+  return Object.fromEntries(Object.entries(base).filter(([, v]) => v !== undefined));
+}
+
+const signLocal = (overrides: Record<string, unknown> = {}, secret = SECRET, algorithm: jwt.Algorithm = 'HS256'): string =>
+  jwt.sign(claims(overrides), secret, { algorithm });
+
+const detailOf = (result: VerifyResult): string => (result.ok ? 'ok' : result.detail);
+
+describe('token verifier', () => {
+  const verifier = new TokenVerifier(loadIssuerKeys(ISSUERS, 'verifier-test.yml', ENV), () => NOW);
+
+  it('accepts a valid HS256 token and returns its identity', () => {
+    expect(verifier.verify(signLocal())).to.deep.equal({
+      ok: true,
+      identity: {
+        sub: 'alice',
+        consumer: 'local:alice',
+        username: 'alice',
+        groups: ['admins', 'customers'],
+        jti: 'jti-1',
+        tier: 'premium',
+        issuer: 'local',
+        iat: NOW - 60,
+        exp: NOW + 300,
+      },
+    });
+  });
+
+  it('accepts a valid RS256 token', () => {
+    const token = jwt.sign(claims({ iss: 'rsa-issuer', aud: undefined, sub: 'bob', tier: undefined }), rsa.privateKey, { algorithm: 'RS256' });
+    const result = verifier.verify(token);
+    expect(detailOf(result)).to.equal('ok');
+    expect(result.ok && result.identity.consumer).to.equal('rsa:bob');
+    expect(result.ok && result.identity.tier).to.equal(undefined);
+  });
+
+  it('accepts a valid ES256 token', () => {
+    const token = jwt.sign(claims({ iss: 'ec-issuer', aud: undefined, sub: 'carol' }), ec.privateKey, { algorithm: 'ES256' });
+    const result = verifier.verify(token);
+    expect(detailOf(result)).to.equal('ok');
+    expect(result.ok && result.identity.consumer).to.equal('ec:carol');
+  });
+
+  it('rejects a token whose alg is none', () => {
+    const token = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claims())}.`;
+    expect(verifier.verify(token)).to.deep.equal({ ok: false, detail: 'alg_not_allowed' });
+  });
+
+  it('rejects an HS256 token signed with the RSA public key as HMAC secret (key confusion)', () => {
+    const signingInput = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(claims({ iss: 'rsa-issuer', aud: undefined }))}`;
+    const signature = createHmac('sha256', RSA_PUBLIC_PEM).update(signingInput).digest('base64url');
+    expect(verifier.verify(`${signingInput}.${signature}`)).to.deep.equal({ ok: false, detail: 'alg_not_allowed' });
+  });
+
+  it('rejects an algorithm outside the issuer allow-list even with the right key', () => {
+    expect(verifier.verify(signLocal({}, SECRET, 'HS384'))).to.deep.equal({ ok: false, detail: 'alg_not_allowed' });
+  });
+
+  it('rejects an HS256 token signed with another secret', () => {
+    expect(verifier.verify(signLocal({}, OTHER_SECRET))).to.deep.equal({ ok: false, detail: 'bad_signature' });
+  });
+
+  it('rejects an RS256 token signed with another private key', () => {
+    const token = jwt.sign(claims({ iss: 'rsa-issuer', aud: undefined }), otherRsa.privateKey, { algorithm: 'RS256' });
+    expect(verifier.verify(token)).to.deep.equal({ ok: false, detail: 'bad_signature' });
+  });
+
+  it('rejects a token from an unknown issuer', () => {
+    expect(verifier.verify(signLocal({ iss: 'evil-issuer' }))).to.deep.equal({ ok: false, detail: 'unknown_issuer' });
+  });
+
+  it('rejects a token without iss as from an unknown issuer', () => {
+    expect(verifier.verify(signLocal({ iss: undefined }))).to.deep.equal({ ok: false, detail: 'unknown_issuer' });
+  });
+
+  it('rejects a token without exp', () => {
+    expect(verifier.verify(signLocal({ exp: undefined }))).to.deep.equal({ ok: false, detail: 'exp_missing' });
+  });
+
+  it('rejects a token expired beyond the clock skew', () => {
+    expect(verifier.verify(signLocal({ exp: NOW - 31 }))).to.deep.equal({ ok: false, detail: 'expired' });
+  });
+
+  it('accepts a token expired within the clock skew', () => {
+    expect(detailOf(verifier.verify(signLocal({ exp: NOW - 29 })))).to.equal('ok');
+  });
+
+  it('follows the injected clock, not the wall clock', () => {
+    const token = signLocal({ exp: NOW + 300 });
+    const later = new TokenVerifier(loadIssuerKeys(ISSUERS, 'verifier-test.yml', ENV), () => NOW + 331);
+    expect(later.verify(token)).to.deep.equal({ ok: false, detail: 'expired' });
+  });
+
+  it('rejects a token whose nbf is beyond the clock skew in the future', () => {
+    expect(verifier.verify(signLocal({ nbf: NOW + 31 }))).to.deep.equal({ ok: false, detail: 'not_yet_valid' });
+  });
+
+  it('accepts a token whose nbf is within the clock skew in the future', () => {
+    expect(detailOf(verifier.verify(signLocal({ nbf: NOW + 29 })))).to.equal('ok');
+  });
+
+  it('rejects a token for another audience', () => {
+    expect(verifier.verify(signLocal({ aud: 'billing' }))).to.deep.equal({ ok: false, detail: 'wrong_audience' });
+  });
+
+  it('rejects garbage as malformed', () => {
+    expect(verifier.verify('not-a-token')).to.deep.equal({ ok: false, detail: 'malformed' });
+    expect(verifier.verify('')).to.deep.equal({ ok: false, detail: 'malformed' });
+    expect(verifier.verify('a.b.c')).to.deep.equal({ ok: false, detail: 'malformed' });
+    expect(verifier.verify(`${signLocal()} `)).to.deep.equal({ ok: false, detail: 'malformed' });
+  });
+
+  it('rejects a token without sub', () => {
+    expect(verifier.verify(signLocal({ sub: undefined }))).to.deep.equal({ ok: false, detail: 'bad_claims' });
+  });
+
+  it('rejects a group holding a comma', () => {
+    expect(verifier.verify(signLocal({ groups: ['admins,root'] }))).to.deep.equal({ ok: false, detail: 'bad_claims' });
+  });
+
+  it('rejects a group holding CR or LF', () => {
+    expect(verifier.verify(signLocal({ groups: ['admins\r\nx-injected: 1'] }))).to.deep.equal({ ok: false, detail: 'bad_claims' });
+    expect(verifier.verify(signLocal({ groups: ['admins\n'] }))).to.deep.equal({ ok: false, detail: 'bad_claims' });
+  });
+
+  it('rejects groups that are not strings', () => {
+    expect(verifier.verify(signLocal({ groups: ['admins', 7] }))).to.deep.equal({ ok: false, detail: 'bad_claims' });
+  });
+
+  it('reads space-separated groups as a list', () => {
+    const result = verifier.verify(signLocal({ groups: 'admins  customers' }));
+    expect(result.ok && result.identity.groups).to.deep.equal(['admins', 'customers']);
+  });
+
+  it('reads a token without groups as no groups and without jti as an empty jti', () => {
+    const result = verifier.verify(signLocal({ groups: undefined, jti: undefined }));
+    expect(result.ok && result.identity.groups).to.deep.equal([]);
+    expect(result.ok && result.identity.jti).to.equal('');
+  });
+
+  describe('loadIssuerKeys', () => {
+    it('names the variable of an unset secret', () => {
+      expect(() => loadIssuerKeys(ISSUERS, 'verifier-test.yml', {})).to.throw(
+        Error,
+        /^issuer local: environment variable LOCAL_JWT_SECRET is not set$/,
+      );
+    });
+
+    it('refuses a secret shorter than 32 bytes', () => {
+      expect(() => loadIssuerKeys(ISSUERS, 'verifier-test.yml', { LOCAL_JWT_SECRET: 'x'.repeat(31) })).to.throw(
+        Error,
+        /^issuer local: LOCAL_JWT_SECRET must hold at least 32 bytes$/,
+      );
+    });
+
+    it('accepts a secret of exactly 32 bytes', () => {
+      const [local] = loadIssuerKeys(ISSUERS.slice(0, 1), 'verifier-test.yml', { LOCAL_JWT_SECRET: 'x'.repeat(32) });
+      expect(local?.key.type).to.equal('secret');
+      expect(local?.key.symmetricKeySize).to.equal(32);
+    });
+
+    it('refuses an EC key for RS256', () => {
+      const issuers = issuerConfigs([{ name: 'mixed', iss: 'mixed-issuer', algorithms: ['RS256'], public_key: EC_PUBLIC_PEM }]);
+      expect(() => loadIssuerKeys(issuers, 'verifier-test.yml', {})).to.throw(Error, /^issuer mixed: algorithms RS256 need an rsa key, got ec$/);
+    });
+
+    it('refuses an RSA key for ES256', () => {
+      const issuers = issuerConfigs([{ name: 'mixed', iss: 'mixed-issuer', algorithms: ['ES256'], public_key: RSA_PUBLIC_PEM }]);
+      expect(() => loadIssuerKeys(issuers, 'verifier-test.yml', {})).to.throw(Error, /^issuer mixed: algorithms ES256 need an ec key, got rsa$/);
+    });
+
+    it('names the issuer of a public key it cannot read', () => {
+      const issuers = issuerConfigs([{ name: 'broken', iss: 'broken-issuer', algorithms: ['RS256'], public_key: 'not a pem' }]);
+      expect(() => loadIssuerKeys(issuers, 'verifier-test.yml', {})).to.throw(Error, /^issuer broken: cannot read public key: /);
+    });
+  });
+});
