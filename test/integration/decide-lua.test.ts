@@ -1,0 +1,236 @@
+import { randomUUID } from 'node:crypto';
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { WINDOW_SECONDS, type WindowName } from '../../common/config/schema.js';
+import { connectFailFast } from '../../common/redis.js';
+import { RedisKeys } from '../../common/redis-keys.js';
+import { ban, revokeConsumer, revokeJti, unban } from '../../common/security-state.js';
+import { RedisDecider, type DecisionInput, type LimitWindow, type StoreVerdict } from '../../auth-sidecar/limiter/redis-decider.js';
+import { eventually } from '../helpers/net.js';
+import { TestRedis } from '../helpers/redis-server.js';
+
+const CONSUMER = 'local:alice';
+const IP = '203.0.113.7';
+
+function windowOf(keys: RedisKeys, window: WindowName, max: number, scope = 'tier:free'): LimitWindow {
+  return { name: `${scope}:${window}`, key: keys.rateCounter(scope, `consumer:${CONSUMER}`, window), window, max };
+}
+
+function input(overrides: Partial<DecisionInput> = {}): DecisionInput {
+  return { jti: 'jti-1', consumer: CONSUMER, iat: 1_700_000_000, clientIp: IP, count: true, windows: [], ...overrides };
+}
+
+/**
+ * Waits until Redis' clock is at least `marginMs` away from the end of the current `window`,
+ * so a test's requests all land in one fixed window.
+ */
+async function awayFromWindowEnd(redis: Redis, window: WindowName, marginMs: number): Promise<void> {
+  const sizeMs = WINDOW_SECONDS[window] * 1000;
+  await eventually(async () => {
+    const [seconds, micros] = await redis.time();
+    const nowMs = Number(seconds) * 1000 + Number(micros) / 1000;
+    return sizeMs - (nowMs % sizeMs) > marginMs ? true : undefined;
+  }, sizeMs + 5_000, `Redis clock to leave the end of a ${window} window`);
+}
+
+async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error;
+  }
+  expect.fail('expected the promise to reject');
+}
+
+describe('decide.lua through RedisDecider', function () {
+  this.timeout(30_000);
+  let server: TestRedis;
+  let redis: Redis;
+  let keys: RedisKeys;
+  let decider: RedisDecider;
+
+  before(async () => {
+    server = await TestRedis.start();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+  beforeEach(() => {
+    redis = new Redis(server.url);
+    keys = new RedisKeys(`test-${randomUUID()}`);
+    decider = new RedisDecider(redis, keys);
+  });
+  afterEach(async () => {
+    await redis.quit();
+  });
+
+  it('allows 3 requests against a limit of 3 per minute, then answers rate_limited', async () => {
+    const minute = windowOf(keys, 'minute', 3);
+    await awayFromWindowEnd(redis, 'minute', 2_000);
+    const verdicts: StoreVerdict[] = [];
+    for (let i = 0; i < 4; i++) verdicts.push(await decider.run(input({ windows: [minute] })));
+
+    expect(verdicts.map((v) => v.status)).to.deep.equal(['allowed', 'allowed', 'allowed', 'rate_limited']);
+    expect(verdicts.map((v) => v.limit?.remaining)).to.deep.equal([2, 1, 0, 0]);
+    for (const verdict of verdicts) {
+      expect(verdict.limit?.name).to.equal('tier:free:minute');
+      expect(verdict.limit?.max).to.equal(3);
+      expect(verdict.limit?.resetSeconds).to.be.within(1, 60);
+    }
+  });
+
+  it('never spends quota on a check-only request', async () => {
+    const minute = windowOf(keys, 'minute', 3);
+    await awayFromWindowEnd(redis, 'minute', 2_000);
+    for (let i = 0; i < 5; i++) {
+      const verdict = await decider.run(input({ count: false, windows: [minute] }));
+      expect(verdict.status).to.equal('allowed');
+      expect(verdict.limit?.remaining).to.equal(3);
+    }
+    expect(await redis.keys(`${keys.prefix}:*`)).to.deep.equal([]);
+    expect((await decider.run(input({ windows: [minute] }))).limit?.remaining).to.equal(2);
+  });
+
+  it('still refuses a check-only request once the quota is spent', async () => {
+    const minute = windowOf(keys, 'minute', 1);
+    await awayFromWindowEnd(redis, 'minute', 2_000);
+    expect((await decider.run(input({ windows: [minute] }))).status).to.equal('allowed');
+    expect((await decider.run(input({ count: false, windows: [minute] }))).status).to.equal('rate_limited');
+  });
+
+  it('reports the tighter of two windows', async () => {
+    const windows = [windowOf(keys, 'minute', 100), windowOf(keys, 'second', 2)];
+    await awayFromWindowEnd(redis, 'minute', 2_000);
+    await awayFromWindowEnd(redis, 'second', 600);
+    const first = await decider.run(input({ windows }));
+    const second = await decider.run(input({ windows }));
+    const third = await decider.run(input({ windows }));
+
+    expect(first).to.deep.equal({ status: 'allowed', limit: { name: 'tier:free:second', max: 2, remaining: 1, resetSeconds: 1 } });
+    expect(second).to.deep.equal({ status: 'allowed', limit: { name: 'tier:free:second', max: 2, remaining: 0, resetSeconds: 1 } });
+    expect(third).to.deep.equal({ status: 'rate_limited', limit: { name: 'tier:free:second', max: 2, remaining: 0, resetSeconds: 1 } });
+  });
+
+  it('reports the window that blocks longest when several are exhausted', async () => {
+    const windows = [windowOf(keys, 'second', 1), windowOf(keys, 'hour', 1, 'route:users')];
+    await awayFromWindowEnd(redis, 'hour', 5_000);
+    await awayFromWindowEnd(redis, 'second', 600);
+    expect((await decider.run(input({ windows }))).status).to.equal('allowed');
+    const blocked = await decider.run(input({ windows }));
+    expect(blocked.status).to.equal('rate_limited');
+    expect(blocked.limit?.name).to.equal('route:users:hour');
+    expect(blocked.limit?.resetSeconds).to.be.within(5, 3600);
+  });
+
+  it('answers token_revoked for a revoked jti, without counting', async () => {
+    const minute = windowOf(keys, 'minute', 3);
+    await redis.set(keys.revokedJti('jti-1'), '1');
+    expect(await decider.run(input({ windows: [minute] }))).to.deep.equal({ status: 'token_revoked', limit: undefined });
+    expect(await redis.keys(`${keys.prefix}:rl:*`)).to.deep.equal([]);
+    expect((await decider.run(input({ jti: 'jti-2', windows: [minute] }))).status).to.equal('allowed');
+  });
+
+  it('revokes the tokens of a consumer issued up to the revocation time, not later ones', async () => {
+    const revokedAt = 1_700_000_000;
+    await redis.set(keys.revokedConsumer(CONSUMER), String(revokedAt));
+    expect(await decider.run(input({ iat: revokedAt - 1 }))).to.deep.equal({ status: 'consumer_revoked', limit: undefined });
+    expect(await decider.run(input({ iat: revokedAt }))).to.deep.equal({ status: 'consumer_revoked', limit: undefined });
+    expect(await decider.run(input({ iat: undefined }))).to.deep.equal({ status: 'consumer_revoked', limit: undefined });
+    expect(await decider.run(input({ iat: revokedAt + 1 }))).to.deep.equal({ status: 'allowed', limit: undefined });
+    expect(await decider.run(input({ consumer: 'local:bob', iat: revokedAt }))).to.deep.equal({ status: 'allowed', limit: undefined });
+  });
+
+  it('answers ip_banned for a banned ip, with or without a consumer', async () => {
+    await redis.set(keys.banIp(IP), '{}');
+    expect(await decider.run(input())).to.deep.equal({ status: 'ip_banned', limit: undefined });
+    expect(await decider.run(input({ jti: undefined, consumer: undefined, iat: undefined }))).to.deep.equal({ status: 'ip_banned', limit: undefined });
+    expect(await decider.run(input({ clientIp: '203.0.113.8' }))).to.deep.equal({ status: 'allowed', limit: undefined });
+  });
+
+  it('answers consumer_banned for a banned consumer', async () => {
+    await redis.set(keys.banConsumer(CONSUMER), '{}');
+    expect(await decider.run(input())).to.deep.equal({ status: 'consumer_banned', limit: undefined });
+    expect(await decider.run(input({ consumer: 'local:bob' }))).to.deep.equal({ status: 'allowed', limit: undefined });
+  });
+
+  it('allows exactly the limit out of 200 concurrent requests', async () => {
+    const hour = windowOf(keys, 'hour', 50);
+    await awayFromWindowEnd(redis, 'hour', 5_000);
+    const verdicts = await Promise.all(Array.from({ length: 200 }, () => decider.run(input({ windows: [hour] }))));
+    const allowed = verdicts.filter((v) => v.status === 'allowed');
+    expect(allowed.length).to.equal(50);
+    expect(verdicts.filter((v) => v.status === 'rate_limited').length).to.equal(150);
+    expect(allowed.map((v) => v.limit?.remaining).sort((a = 0, b = 0) => a - b)).to.deep.equal(Array.from({ length: 50 }, (_, i) => i));
+  });
+
+  it('keeps working after SCRIPT FLUSH (NOSCRIPT)', async () => {
+    const hour = windowOf(keys, 'hour', 10);
+    await awayFromWindowEnd(redis, 'hour', 5_000);
+    expect((await decider.run(input({ windows: [hour] }))).limit?.remaining).to.equal(9);
+    expect(await redis.script('FLUSH')).to.equal('OK');
+    expect((await decider.run(input({ windows: [hour] }))).limit?.remaining).to.equal(8);
+  });
+
+  describe('security state writes', () => {
+    it('enforces a jti revoked by revokeJti until the token expires', async () => {
+      await revokeJti(redis, keys, 'jti-1', Date.now() / 1000 + 120);
+      expect((await decider.run(input())).status).to.equal('token_revoked');
+      expect(await redis.ttl(keys.revokedJti('jti-1'))).to.be.within(119, 120);
+    });
+
+    it('enforces a consumer revocation by revokeConsumer on older tokens only', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      await revokeConsumer(redis, keys, CONSUMER);
+      expect((await decider.run(input({ iat: now - 60 }))).status).to.equal('consumer_revoked');
+      expect((await decider.run(input({ iat: now + 60 }))).status).to.equal('allowed');
+    });
+
+    it('enforces an ip ban written by ban() and lifts it with unban()', async () => {
+      await ban(redis, keys, { ip: IP }, 'credential stuffing');
+      expect((await decider.run(input())).status).to.equal('ip_banned');
+      expect(await unban(redis, keys, { ip: IP })).to.equal(true);
+      expect((await decider.run(input())).status).to.equal('allowed');
+      expect(await unban(redis, keys, { ip: IP })).to.equal(false);
+    });
+
+    it('enforces a consumer ban written by ban() with its ttl and lifts it with unban()', async () => {
+      await ban(redis, keys, { consumer: CONSUMER }, 'abuse', 600);
+      expect((await decider.run(input())).status).to.equal('consumer_banned');
+      expect(await redis.ttl(keys.banConsumer(CONSUMER))).to.be.within(599, 600);
+      expect(JSON.parse((await redis.get(keys.banConsumer(CONSUMER))) ?? '{}').reason).to.equal('abuse');
+      expect(await unban(redis, keys, { consumer: CONSUMER })).to.equal(true);
+      expect((await decider.run(input())).status).to.equal('allowed');
+    });
+  });
+});
+
+describe('RedisDecider when Redis goes away', function () {
+  this.timeout(30_000);
+  let server: TestRedis;
+  let redis: Redis;
+
+  before(async () => {
+    server = await TestRedis.start();
+  });
+  after(async () => {
+    redis?.disconnect();
+    await server?.stop();
+  });
+
+  it('rejects while Redis is down (fail closed) and decides again once it is back', async () => {
+    redis = connectFailFast(server.url);
+    const keys = new RedisKeys(`test-${randomUUID()}`);
+    const decider = new RedisDecider(redis, keys);
+    expect((await decider.run(input())).status).to.equal('allowed');
+
+    await server.stop();
+    const startedAt = Date.now();
+    const error = await rejectionOf(decider.run(input()));
+    expect(error).to.be.instanceOf(Error);
+    expect(Date.now() - startedAt).to.be.below(1_000);
+
+    await server.resume();
+    const verdict = await eventually(() => decider.run(input()), 10_000, 'a decision after Redis is back');
+    expect(verdict).to.deep.equal({ status: 'allowed', limit: undefined });
+  });
+});
