@@ -21,8 +21,8 @@ export class TokenVerifier {
 
   verify(token: string): VerifyResult {
     if (!COMPACT_JWS.test(token)) return { ok: false, detail: 'malformed' };
-    const decoded = jwt.decode(token, { complete: true });
-    if (!decoded || typeof decoded.payload !== 'object') return { ok: false, detail: 'malformed' };
+    const decoded = decodeUnverified(token);
+    if (!decoded) return { ok: false, detail: 'malformed' };
     const { header, payload } = decoded;
     const issuer = typeof payload.iss === 'string' ? this.byIss.get(payload.iss) : undefined;
     if (!issuer) return { ok: false, detail: 'unknown_issuer' };
@@ -43,6 +43,19 @@ export class TokenVerifier {
     const identity = readIdentity(payload, issuer.config);
     return identity ? { ok: true, identity } : { ok: false, detail: 'bad_claims' };
   }
+}
+
+/** Header and payload without verification; undefined unless both are JSON objects. */
+function decodeUnverified(token: string): { header: jwt.JwtHeader; payload: jwt.JwtPayload } | undefined {
+  let decoded: jwt.Jwt | null;
+  try {
+    decoded = jwt.decode(token, { complete: true });
+  } catch {
+    return undefined;
+  }
+  const payload = decoded?.payload;
+  if (!decoded || payload === null || typeof payload !== 'object' || Array.isArray(payload)) return undefined;
+  return { header: decoded.header, payload };
 }
 
 function audienceOf(issuer: TrustedIssuer): string | [string, ...string[]] | undefined {
