@@ -58,7 +58,7 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'token') return void console.log(mintToken(options, env));
   if (!['revoke', 'ban', 'unban'].includes(command)) throw new UsageError(`unknown command ${command}`);
 
-  const redis = connectFailFast(env.REDIS_URL ?? 'redis://127.0.0.1:6379', { enableOfflineQueue: true, maxRetriesPerRequest: 2 });
+  const redis = connectFailFast(env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 2 });
   const keys = new RedisKeys(env.REDIS_PREFIX ?? 'gw');
   try {
     if (command === 'revoke') await revoke(redis, keys, options);

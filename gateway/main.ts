@@ -6,7 +6,7 @@ import { AUDIT_QUEUE } from '../common/audit-queue.js';
 import { loadConfig } from '../common/config/load.js';
 import { gatewayEnvSchema, readEnv } from '../common/env.js';
 import { createLogger } from '../common/logger.js';
-import { connectFailFast } from '../common/redis.js';
+import { connectFailFast, isReady } from '../common/redis.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { runMain } from '../common/run-main.js';
 import { buildGateway } from './app.js';
@@ -29,7 +29,7 @@ runMain('gateway', async (onStop) => {
   const publisher = new AuditPublisher(
     queue,
     spool,
-    { batchSize: settings.audit_batch_size, flushMs: settings.audit_flush_ms, addTimeoutMs: 2_000, replayEveryMs: 1_000 },
+    { batchSize: settings.audit_batch_size, flushMs: settings.audit_flush_ms, addTimeoutMs: 2_000, replayEveryMs: 1_000, queueReady: () => isReady(redis) },
     logger,
   );
   const sidecar = new SidecarClient(env.SIDECAR_ADDR, settings.check_deadline_ms);

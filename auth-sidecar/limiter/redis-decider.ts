@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { WINDOW_SECONDS, type WindowName } from '../../common/config/schema.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
+import { isReady, RedisUnavailableError } from '../../common/redis.js';
 
 const SCRIPT = readFileSync(join(PROJECT_ROOT, 'auth-sidecar/limiter/decide.lua'), 'utf8');
 
@@ -37,12 +38,12 @@ type DecideCommand = (...args: (string | number)[]) => Promise<number[]>;
 
 /**
  * Runs decide.lua: one EVALSHA per request (ioredis falls back to EVAL on NOSCRIPT, so a
- * restarted Redis is handled). Throws when Redis cannot answer; the caller fails closed.
+ * restarted Redis is handled). Throws at once when Redis is not connected; the caller fails closed.
  */
 export class RedisDecider {
   private readonly decide: DecideCommand;
 
-  constructor(redis: Redis, private readonly keys: RedisKeys) {
+  constructor(private readonly redis: Redis, private readonly keys: RedisKeys) {
     redis.defineCommand('gatewayDecide', { lua: SCRIPT });
     const command = (redis as unknown as Record<string, DecideCommand>)['gatewayDecide'];
     if (!command) throw new Error('defineCommand did not install gatewayDecide');
@@ -50,6 +51,7 @@ export class RedisDecider {
   }
 
   async run(input: DecisionInput): Promise<StoreVerdict> {
+    if (!isReady(this.redis)) throw new RedisUnavailableError(this.redis.status);
     const { keys } = this;
     const args: (string | number)[] = [
       4 + input.windows.length,

@@ -73,7 +73,12 @@ const rateLimitBy = z
 const routeSchema = z.strictObject({
   name: name.describe('Route name, used in audit records and rate-limit keys'),
   paths: z
-    .array(z.string().regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must start with / and hold only unreserved characters'))
+    .array(
+      z
+        .string()
+        .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must start with / and hold only unreserved characters')
+        .refine((p) => !/\/\/|\/\.\.?(\/|$)/.test(p), 'must be normalized: no empty, . or .. segments'),
+    )
     .min(1)
     .describe('Path prefixes, matched on segment boundaries of the normalized path'),
   upstream: z.url({ protocol: /^https?$/ }).describe('Base URL requests are proxied to'),

@@ -45,7 +45,10 @@ export class DiskSpool {
 
   /** Moves a batch that cannot be read out of the replay order, keeping it for an operator. */
   async setAside(name: string): Promise<void> {
-    await rename(join(this.dir, name), join(this.dir, `${name}.corrupt`));
+    const path = join(this.dir, name);
+    const size = statSync(path, { throwIfNoEntry: false })?.size ?? 0;
+    await rename(path, `${path}.corrupt`);
+    this.bytes = Math.max(0, this.bytes - size);
   }
 
   async remove(name: string): Promise<void> {

@@ -10,6 +10,8 @@ export interface PublisherOptions {
   /** How long a queue write may take before the batch goes to the spool instead. */
   addTimeoutMs: number;
   replayEveryMs: number;
+  /** False while the queue's Redis is disconnected: batches then go straight to the spool. */
+  queueReady: () => boolean;
 }
 
 /**
@@ -74,6 +76,7 @@ export class AuditPublisher {
   }
 
   private async enqueue(events: AuditEvent[]): Promise<void> {
+    if (!this.options.queueReady()) throw new Error('audit queue redis is not connected');
     const batch: AuditBatch = { v: 1, events };
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

@@ -131,6 +131,13 @@ describe('config', () => {
       expect(problemsOf('duplicate-path.yml')).to.deep.equal(['routes.1.paths.1: path /users/ is already served by route users']);
     });
 
+    it('refuses a path with empty, . or .. segments, which could never match a normalized path', () => {
+      expect(problemsOf('unnormalized-path.yml')).to.deep.equal([
+        'routes.1.paths.0: must be normalized: no empty, . or .. segments',
+        'routes.1.paths.1: must be normalized: no empty, . or .. segments',
+      ]);
+    });
+
     it('rejects an issuer with both secret_env and public_key', () => {
       expect(problemsOf('issuer-two-key-sources.yml')).to.deep.equal([
         'issuers.0: exactly one of secret_env, public_key, public_key_file is required',

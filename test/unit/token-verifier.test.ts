@@ -157,6 +157,13 @@ describe('token verifier', () => {
     expect(verifier.verify(`${signLocal()} `)).to.deep.equal({ ok: false, detail: 'malformed' });
   });
 
+  it('rejects a token whose payload is JSON null, an array or not JSON as malformed', () => {
+    const header = b64url({ alg: 'HS256', typ: 'JWT' });
+    expect(verifier.verify(`${header}.${b64url('null')}.c2ln`)).to.deep.equal({ ok: false, detail: 'malformed' });
+    expect(verifier.verify(`${header}.${b64url([claims()])}.c2ln`)).to.deep.equal({ ok: false, detail: 'malformed' });
+    expect(verifier.verify(`${header}.${b64url('not json')}.c2ln`)).to.deep.equal({ ok: false, detail: 'malformed' });
+  });
+
   it('rejects a token without sub', () => {
     expect(verifier.verify(signLocal({ sub: undefined }))).to.deep.equal({ ok: false, detail: 'bad_claims' });
   });
