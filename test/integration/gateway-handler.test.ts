@@ -1,0 +1,133 @@
+/**
+ * The gateway's own answers, with a stand-in decision function in place of the sidecar and real
+ * HTTP upstreams: malformed targets, unmatched paths, upstream failures and timeouts, and the one
+ * audit event each request leaves.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import type { AuditEvent } from '../../common/audit-event.js';
+import { parseConfig } from '../../common/config/load.js';
+import { silentLogger } from '../../common/logger.js';
+import type { CheckRequest, CheckResponse__Output } from '../../common/proto.js';
+import { buildGateway, type Gateway } from '../../gateway/app.js';
+import { freePort, eventually } from '../helpers/net.js';
+
+function allowAnswer(): CheckResponse__Output {
+  return {
+    allow: true,
+    http_status: 200,
+    reason: '',
+    detail: '',
+    identity: null,
+    upstream_headers: {},
+    client_headers: {},
+    rate_limit: null,
+    fail_open: false,
+  };
+}
+
+describe('gateway handler', () => {
+  let slow: Server;
+  let ok: Server;
+  let gateway: Gateway;
+  let server: Server;
+  let base: string;
+  const events: AuditEvent[] = [];
+  const checks: CheckRequest[] = [];
+  let answer: (req: CheckRequest) => Promise<CheckResponse__Output> = async () => allowAnswer();
+
+  before(async () => {
+    ok = createServer((req, res) => res.end(JSON.stringify({ url: req.url })));
+    slow = createServer(() => undefined); // never answers
+    await Promise.all([ok, slow].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
+    const closedPort = await freePort();
+    const url = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    const config = parseConfig(
+      JSON.stringify({
+        routes: [
+          { name: 'ok', paths: ['/ok'], upstream: url(ok), auth: 'none' },
+          { name: 'slow', paths: ['/slow'], upstream: url(slow), auth: 'none', upstream_timeout_ms: 200 },
+          { name: 'down', paths: ['/down'], upstream: `http://127.0.0.1:${closedPort}`, auth: 'none' },
+        ],
+      }),
+    );
+    gateway = buildGateway({
+      config,
+      sidecar: { check: (req) => (checks.push(req), answer(req)) },
+      publisher: { publish: (event) => events.push(event) },
+      gatewayId: 'test-gw',
+      logger: silentLogger(),
+    });
+    server = createServer(gateway.app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  after(async () => {
+    gateway.close();
+    for (const s of [server, ok, slow]) {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
+  });
+
+  beforeEach(() => {
+    answer = async () => allowAnswer();
+  });
+
+  async function eventOf(requestId: string): Promise<AuditEvent> {
+    return eventually(() => events.find((e) => e.request_id === requestId), 5000, `audit event ${requestId}`);
+  }
+
+  it('proxies the normalized path, so a dot segment cannot reach another route', async () => {
+    const res = await fetch(`${base}/ok/a/%2e%2e/b?q=1`);
+    expect(res.status).to.equal(200);
+    expect(await res.json()).to.deep.equal({ url: '/ok/b?q=1' });
+    const event = await eventOf(res.headers.get('x-request-id')!);
+    expect(event).to.include({ decision: 'allow', reason: null, route: 'ok', path: '/ok/b', status: 200, upstream_status: 200 });
+    expect(checks.at(-1)?.path).to.equal('/ok/b');
+  });
+
+  it('answers 404 no_route for a path no route serves, without asking the sidecar', async () => {
+    const before = checks.length;
+    const res = await fetch(`${base}/nowhere`);
+    expect(res.status).to.equal(404);
+    expect(await res.json()).to.include({ reason: 'no_route' });
+    expect(checks.length).to.equal(before);
+    expect(await eventOf(res.headers.get('x-request-id')!)).to.include({ decision: 'deny', reason: 'no_route', route: null });
+  });
+
+  it('answers 400 bad_request to a malformed percent escape', async () => {
+    const res = await fetch(`${base}/ok/%zz`);
+    expect(res.status).to.equal(400);
+    expect(await eventOf(res.headers.get('x-request-id')!)).to.include({ decision: 'deny', reason: 'bad_request', detail: 'path_malformed' });
+  });
+
+  it('answers 502 upstream_error when the upstream refuses the connection', async () => {
+    const res = await fetch(`${base}/down`);
+    expect(res.status).to.equal(502);
+    expect(await res.json()).to.include({ reason: 'upstream_error' });
+    expect(await eventOf(res.headers.get('x-request-id')!)).to.include({ decision: 'allow', reason: 'upstream_error', detail: 'ECONNREFUSED', status: 502 });
+  });
+
+  it('answers 504 upstream_timeout when the upstream does not answer in time', async () => {
+    const res = await fetch(`${base}/slow`);
+    expect(res.status).to.equal(504);
+    expect(await eventOf(res.headers.get('x-request-id')!)).to.include({ reason: 'upstream_timeout', status: 504 });
+  });
+
+  it('answers 503 auth_unavailable when the sidecar call fails', async () => {
+    answer = () => Promise.reject(Object.assign(new Error('deadline'), { code: 4 }));
+    const res = await fetch(`${base}/ok`);
+    expect(res.status).to.equal(503);
+    expect(await eventOf(res.headers.get('x-request-id')!)).to.include({ decision: 'deny', reason: 'auth_unavailable', detail: 'deadline_exceeded' });
+  });
+
+  it('keeps a well-formed client request id and replaces a malformed one', async () => {
+    const kept = await fetch(`${base}/ok`, { headers: { 'X-Request-Id': 'trace-12345678' } });
+    expect(kept.headers.get('x-request-id')).to.equal('trace-12345678');
+    const replaced = await fetch(`${base}/ok`, { headers: { 'X-Request-Id': 'bad id\twith tab' } });
+    expect(replaced.headers.get('x-request-id')).to.match(/^[0-9a-f-]{36}$/);
+  });
+});
