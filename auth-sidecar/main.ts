@@ -6,7 +6,7 @@ import { runMain } from '../common/run-main.js';
 import { loadIssuerKeys } from './jwt/issuer-keys.js';
 import { bindServer, buildSidecar } from './server.js';
 
-runMain('auth-sidecar', async (onStop) => {
+runMain('auth-sidecar', {}, async (onStop) => {
   const env = readEnv(sidecarEnvSchema);
   const logger = createLogger('auth-sidecar', env.LOG_LEVEL);
   const config = loadConfig(env.GATEWAY_CONFIG);

@@ -14,7 +14,7 @@ import { DiskSpool } from './audit/disk-spool.js';
 import { AuditPublisher } from './audit/publisher.js';
 import { SidecarClient } from './sidecar-client.js';
 
-runMain('gateway', async (onStop) => {
+runMain('gateway', {}, async (onStop) => {
   const env = readEnv(gatewayEnvSchema);
   const logger = createLogger('gateway', env.LOG_LEVEL);
   const config = loadConfig(env.GATEWAY_CONFIG);
