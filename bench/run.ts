@@ -1,0 +1,215 @@
+/**
+ * `npm run bench`: the full stack against a bare http-proxy and the upstream itself, in one run,
+ * on this machine, with interleaved rounds; prints medians and the ratios the targets are set in.
+ * Needs redis-server, PostgreSQL at BENCH_PG_URL (default the machine's `test` database) and,
+ * preferably, wrk (else autocannon). BENCH_ROUNDS, BENCH_SECONDS, BENCH_SOAK_REQUESTS tune it.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import jwt from 'jsonwebtoken';
+import pg from 'pg';
+import { AUDIT_JOB, AUDIT_JOB_OPTIONS, AUDIT_QUEUE } from '../common/audit-queue.js';
+import { freePort } from '../common/net.js';
+import { RedisKeys } from '../common/redis-keys.js';
+import { HAS_WRK, load, type LoadResult } from './load.js';
+import { cpuSeconds, rssMiB } from './proc-stats.js';
+import { sidecarDecisionsPerSecond } from './sidecar-load.js';
+import { start, stopAll, type Running } from './spawn.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SOAK_REQUESTS = Number(process.env.BENCH_SOAK_REQUESTS ?? 1_000_000);
+const CONNECTIONS = 50;
+const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const SECRET = 'bench-secret-that-is-long-enough-0123456789';
+const PREFIX = `bench${randomUUID().slice(0, 6)}`;
+
+type Target = 'direct' | 'bare' | 'full';
+
+interface Round {
+  target: Target;
+  load: LoadResult;
+  cpuUsPerRequest: Record<string, number>;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+async function main(): Promise<void> {
+  const running: Running[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'gw-bench-'));
+  const schema = `bench_${randomUUID().slice(0, 8)}`;
+  const db = new pg.Client({ connectionString: PG_URL });
+  await db.connect();
+  try {
+    const ports = { redis: await freePort(), upstream: await freePort(), bare: await freePort(), sidecar: await freePort(), audit: await freePort(), gateway: await freePort() };
+    const redisUrl = `redis://127.0.0.1:${ports.redis}`;
+    writeFileSync(
+      join(dir, 'gateway.yml'),
+      `issuers:
+  - { name: bench, iss: bench-issuer, audience: api, algorithms: [HS256], secret_env: BENCH_SECRET }
+tiers:
+  bench: { second: 1000000000, minute: 1000000000 }
+default_tiers: { authenticated: bench }
+routes:
+  - { name: api, paths: [/], upstream: "http://127.0.0.1:${ports.upstream}", auth: required, rate_limit: { by: consumer } }
+`,
+    );
+    const env = { NODE_ENV: 'production', GATEWAY_CONFIG: join(dir, 'gateway.yml'), REDIS_URL: redisUrl, REDIS_PREFIX: PREFIX, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' };
+    const redis = await start('redis', ['redis-server', '--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, ports.redis);
+    const upstream = await start('upstream', ['scripts/demo-upstream.js'], { DEMO_UPSTREAM_PORT: String(ports.upstream) }, ports.upstream);
+    const bare = await start('bare-proxy', ['bench/bare-proxy.js', String(ports.bare), `http://127.0.0.1:${ports.upstream}`], {}, ports.bare);
+    const sidecar = await start('sidecar', ['auth-sidecar/main.js'], { ...env, SIDECAR_PORT: String(ports.sidecar), BENCH_SECRET: SECRET }, ports.sidecar);
+    const worker = await start(
+      'worker',
+      ['audit-worker/main.js'],
+      { ...env, AUDIT_PORT: String(ports.audit), AUDIT_DB_URL: PG_URL, AUDIT_DB_SCHEMA: schema, ADMIN_TOKEN: 'bench-admin-token-0123456789' },
+      ports.audit,
+    );
+    const gateway = await start(
+      'gateway',
+      ['gateway/main.js'],
+      { ...env, GATEWAY_PORT: String(ports.gateway), SIDECAR_ADDR: `127.0.0.1:${ports.sidecar}`, AUDIT_SPOOL_DIR: join(dir, 'spool') },
+      ports.gateway,
+    );
+    running.push(redis, upstream, bare, sidecar, worker, gateway);
+
+    const token = jwt.sign({ sub: 'bench-user', jti: randomUUID() }, SECRET, { algorithm: 'HS256', issuer: 'bench-issuer', audience: 'api', expiresIn: '1h' });
+    const headers = { Authorization: `Bearer ${token}` };
+    const urls: Record<Target, string> = {
+      direct: `http://127.0.0.1:${ports.upstream}/users/1`,
+      bare: `http://127.0.0.1:${ports.bare}/users/1`,
+      full: `http://127.0.0.1:${ports.gateway}/users/1`,
+    };
+    const measured: Record<Target, Running[]> = { direct: [upstream], bare: [bare, upstream], full: [gateway, sidecar, redis, worker, upstream] };
+    const storedCount = async (): Promise<number> => Number((await db.query(`SELECT count(*) AS n FROM "${schema}".audit_events`)).rows[0].n);
+
+    console.log(`# ts-api-gateway benchmark, ${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}`);
+    console.log(`# client: ${HAS_WRK ? 'wrk -t1' : 'autocannon'} -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds, medians; loopback`);
+    for (const target of ['direct', 'bare', 'full'] as Target[]) await load({ url: urls[target], headers, connections: CONNECTIONS, seconds: 2 }); // warm up
+
+    const rounds: Round[] = [];
+    const lags: number[] = [];
+    let sent = await storedCountAfterDrain(storedCount, 0);
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const target of ['direct', 'bare', 'full'] as Target[]) {
+        const before = measured[target].map((p) => cpuSeconds(p.pid));
+        const result = await load({ url: urls[target], headers, connections: CONNECTIONS, seconds: SECONDS });
+        const loadEnd = Date.now();
+        const cpu = Object.fromEntries(measured[target].map((p, i) => [p.name, ((cpuSeconds(p.pid) - before[i]!) * 1e6) / result.requests]));
+        rounds.push({ target, load: result, cpuUsPerRequest: cpu });
+        if (target === 'full') {
+          sent += result.requests;
+          await storedCountAfterDrain(storedCount, sent);
+          lags.push(Date.now() - loadEnd);
+        }
+      }
+    }
+    printThroughput(rounds);
+    const fullPeak = median(rounds.filter((r) => r.target === 'full').map((r) => r.load.rps));
+    const barePeak = median(rounds.filter((r) => r.target === 'bare').map((r) => r.load.rps));
+    console.log(`\nfull stack / bare http-proxy throughput: ${fmt(fullPeak / barePeak, 2)}x   (target >= 0.9x)`);
+    console.log(`audit: every one of ${fmt(sent)} requests stored; lag from end of load to last event stored: median ${fmt(median(lags))} ms (target < 1000 ms)`);
+
+    // Latency at half the full stack's peak rate, same rate for both.
+    const rate = Math.round(fullPeak / 2);
+    const atRate = async (target: Target) => (await load({ url: urls[target], headers, connections: CONNECTIONS, seconds: SECONDS, rate })).p99ms;
+    const p99s: Record<'bare' | 'full', number[]> = { bare: [], full: [] };
+    for (let r = 0; r < ROUNDS; r++) for (const t of ['bare', 'full'] as const) p99s[t].push(await atRate(t));
+    const bareP99 = median(p99s.bare);
+    const fullP99 = median(p99s.full);
+    console.log(`p99 at ${fmt(rate)} req/s (half the full peak, autocannon): bare ${fmt(bareP99, 2)} ms, full ${fmt(fullP99, 2)} ms, added ${fmt(fullP99 - bareP99, 2)} ms (target <= 2 ms)`);
+    sent = await storedCountAfterDrain(storedCount, await storedCount());
+
+    // The sidecar alone: Check calls straight over gRPC.
+    const sidecarCpu = cpuSeconds(sidecar.pid);
+    const decisions = await sidecarDecisionsPerSecond(`127.0.0.1:${ports.sidecar}`, token, SECONDS);
+    console.log(`sidecar alone: ${fmt(decisions.perSecond)} decisions/s, sidecar CPU ${fmt(((cpuSeconds(sidecar.pid) - sidecarCpu) * 1e6) / decisions.total)} µs/decision`);
+
+    // The audit pipeline alone: batches straight into the queue, timed until stored.
+    const pipeline = await auditPipelineRate(redisUrl, storedCount, fullPeak);
+    console.log(`audit pipeline alone: ${fmt(pipeline)} events/s into PostgreSQL = ${fmt(pipeline / fullPeak, 1)}x the gateway's peak (target >= 4x)`);
+
+    // Gateway memory over a long run.
+    const rssBefore = rssMiB(gateway.pid);
+    const soakSeconds = Math.ceil((SOAK_REQUESTS / fullPeak) * 1.05);
+    const soak = await load({ url: urls.full, headers, connections: CONNECTIONS, seconds: soakSeconds });
+    const rssAfter = rssMiB(gateway.pid);
+    console.log(
+      `gateway RSS: ${fmt(rssBefore, 1)} MiB before, ${fmt(rssAfter, 1)} MiB after ${fmt(soak.requests)} more requests in ${soakSeconds} s ` +
+        `(${fmt(((rssAfter - rssBefore) / rssBefore) * 100, 1)} %, target within ±10 %); non-2xx: ${soak.non2xx}`,
+    );
+  } finally {
+    await stopAll(running);
+    await db.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
+    await db.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function printThroughput(rounds: Round[]): void {
+  console.log('\ntarget   req/s (rounds)                      p50 ms   p99 ms   non-2xx   CPU µs/request by process');
+  for (const target of ['direct', 'bare', 'full'] as Target[]) {
+    const mine = rounds.filter((r) => r.target === target);
+    const names = Object.keys(mine[0]!.cpuUsPerRequest);
+    const cpu = names.map((n) => `${n} ${fmt(median(mine.map((r) => r.cpuUsPerRequest[n]!)))}`).join(', ');
+    console.log(
+      `${target.padEnd(8)} ${fmt(median(mine.map((r) => r.load.rps))).padStart(7)} (${mine.map((r) => fmt(r.load.rps)).join(', ')})`.padEnd(45) +
+        `${fmt(median(mine.map((r) => r.load.p50ms)), 2).padStart(7)}  ${fmt(median(mine.map((r) => r.load.p99ms)), 2).padStart(7)}  ${String(mine.reduce((s, r) => s + r.load.non2xx, 0)).padStart(8)}   ${cpu}`,
+    );
+  }
+}
+
+/** Waits until the store holds `expected` events (or 60 s pass); returns the count. */
+async function storedCountAfterDrain(count: () => Promise<number>, expected: number): Promise<number> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const n = await count();
+    if (n >= expected) return n;
+    if (Date.now() > deadline) throw new Error(`audit store holds ${n} events, expected ${expected}: events were lost`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Events per second from queue to PostgreSQL, for 20 s worth of the gateway's peak in batches of 200. */
+async function auditPipelineRate(redisUrl: string, count: () => Promise<number>, gatewayPeak: number): Promise<number> {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(AUDIT_QUEUE, { connection, prefix: new RedisKeys(PREFIX).queuePrefix });
+  const batches = Math.max(50, Math.ceil((gatewayPeak * 20) / 200));
+  const before = await count();
+  const now = new Date().toISOString();
+  const jobs = Array.from({ length: batches }, () => ({
+    name: AUDIT_JOB,
+    data: { v: 1, events: Array.from({ length: 200 }, () => syntheticEvent(now)) },
+    opts: AUDIT_JOB_OPTIONS,
+  }));
+  // Timed from the first add: the worker stores while the rest are still being enqueued.
+  const started = Date.now();
+  for (let i = 0; i < jobs.length; i += 100) await queue.addBulk(jobs.slice(i, i + 100));
+  await storedCountAfterDrain(count, before + batches * 200);
+  const seconds = (Date.now() - started) / 1000;
+  await queue.close();
+  connection.disconnect();
+  return (batches * 200) / Math.max(seconds, 0.001);
+}
+
+function syntheticEvent(ts: string) {
+  return {
+    event_id: randomUUID(), ts, request_id: randomUUID(), gateway_id: 'bench', route: 'api', method: 'GET', path: '/users/1', status: 200,
+    decision: 'allow', reason: null, detail: null, sub: 'bench-user', consumer: 'bench:bench-user', jti: null, client_ip: '127.0.0.1',
+    user_agent: 'bench', latency_ms: 1.5, upstream_status: 200, bytes_out: 300, rate_limit: null, fail_open: false, shadow: false,
+  };
+}
+
+main().catch((err: Error) => {
+  console.error(`bench failed: ${err.stack ?? err.message}`);
+  process.exit(1);
+});

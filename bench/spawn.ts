@@ -1,0 +1,31 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { waitForPort } from '../common/net.js';
+import { PROJECT_ROOT } from '../common/paths.js';
+
+export interface Running {
+  name: string;
+  child: ChildProcess;
+  pid: number;
+}
+
+/** Spawns `node dist/<entry>` (or a command) and waits until `port` accepts connections. */
+export async function start(name: string, command: string[], env: Record<string, string>, port: number): Promise<Running> {
+  const [file, ...args] = command[0]!.endsWith('.js') ? [process.execPath, join(PROJECT_ROOT, 'dist', command[0]!), ...command.slice(1)] : command;
+  const child = spawn(file!, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
+  const died = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited (${code}): ${stderr}`))));
+  await Promise.race([waitForPort(port, 60_000), died]);
+  died.catch(() => undefined);
+  return { name, child, pid: child.pid as number };
+}
+
+export async function stopAll(running: Running[]): Promise<void> {
+  for (const r of [...running].reverse()) {
+    if (r.child.exitCode !== null || r.child.signalCode !== null) continue;
+    const exited = new Promise((resolve) => r.child.once('exit', resolve));
+    r.child.kill('SIGTERM');
+    await exited;
+  }
+}
