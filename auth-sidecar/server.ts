@@ -6,9 +6,14 @@ import type { Logger } from '../common/logger.js';
 import { loadAuthProto, type AuthServiceHandlers } from '../common/proto.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import type { TrustedIssuer } from './jwt/issuer-keys.js';
+import { VerifiedTokenCache } from './jwt/verified-cache.js';
 import { TokenVerifier } from './jwt/verifier.js';
 import { RedisDecider } from './limiter/redis-decider.js';
 import { CheckService } from './service/check-service.js';
+import { serveCheckStream } from './service/check-stream.js';
+
+/** ~10k active tokens at ~1 KiB each: ~10 MiB at most. Five minutes bounds how long a rotated key's tokens live on. */
+const TOKEN_CACHE = { maxEntries: 10_000, maxAgeSeconds: 300 };
 
 export interface SidecarDeps {
   config: GatewayConfig;
@@ -29,7 +34,7 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
   const keys = new RedisKeys(deps.redisPrefix);
   const checks = new CheckService({
     config: deps.config,
-    verifier: new TokenVerifier(deps.issuers),
+    verifier: new VerifiedTokenCache(new TokenVerifier(deps.issuers), TOKEN_CACHE),
     decider: new RedisDecider(deps.redis, keys),
     keys,
     logger: deps.logger,
@@ -44,6 +49,7 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
         },
       );
     },
+    CheckStream: serveCheckStream(checks, deps.logger),
   };
   const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1 });
   server.addService(loadAuthProto().auth.v1.AuthService.service, handlers);

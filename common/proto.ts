@@ -17,3 +17,7 @@ export function loadAuthProto(): AuthProto {
 export type { CheckRequest, CheckRequest__Output } from '../proto/generated/auth/v1/CheckRequest.js';
 export type { CheckResponse, CheckResponse__Output } from '../proto/generated/auth/v1/CheckResponse.js';
 export type { AuthServiceClient, AuthServiceHandlers } from '../proto/generated/auth/v1/AuthService.js';
+export type { CheckBatch, CheckBatch__Output } from '../proto/generated/auth/v1/CheckBatch.js';
+export type { CheckCall } from '../proto/generated/auth/v1/CheckCall.js';
+export type { CheckResult, CheckResult__Output } from '../proto/generated/auth/v1/CheckResult.js';
+export type { CheckResultBatch, CheckResultBatch__Output } from '../proto/generated/auth/v1/CheckResultBatch.js';

@@ -1,9 +1,42 @@
 import * as grpc from '@grpc/grpc-js';
-import { loadAuthProto, type AuthServiceClient, type CheckRequest, type CheckResponse__Output } from '../common/proto.js';
+import {
+  loadAuthProto,
+  type AuthServiceClient,
+  type CheckCall,
+  type CheckRequest,
+  type CheckResponse__Output,
+  type CheckResultBatch__Output,
+} from '../common/proto.js';
 
-/** The gateway's one channel to the auth sidecar. Every call carries a deadline. */
+/** Why a check got no answer; `code` is the gRPC status, as in a unary call's error. */
+export class CheckFailedError extends Error {
+  constructor(readonly code: grpc.status, message: string) {
+    super(message);
+    this.name = 'CheckFailedError';
+  }
+}
+
+interface Pending {
+  resolve: (response: CheckResponse__Output) => void;
+  reject: (err: CheckFailedError) => void;
+  timer: NodeJS.Timeout;
+}
+
+type CheckStream = grpc.ClientDuplexStream<{ calls: CheckCall[] }, CheckResultBatch__Output>;
+
+/**
+ * The gateway's channel to the auth sidecar. Checks are multiplexed on one long-lived
+ * CheckStream, all calls of an event-loop turn in one message; each call has its own deadline.
+ * When the stream breaks, every pending call fails at once (the gateway answers 503) and the
+ * next call opens a new stream.
+ */
 export class SidecarClient {
   private readonly client: AuthServiceClient;
+  private stream: CheckStream | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private outgoing: CheckCall[] = [];
+  private flushScheduled = false;
+  private nextId = 1;
 
   constructor(address: string, private readonly deadlineMs: number) {
     const { AuthService } = loadAuthProto().auth.v1;
@@ -11,7 +44,7 @@ export class SidecarClient {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
-      // Retry connecting quickly after a sidecar restart instead of backing off to minutes.
+      // Reconnect quickly after a sidecar restart instead of backing off to minutes.
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1_000,
     });
@@ -19,14 +52,63 @@ export class SidecarClient {
 
   check(request: CheckRequest): Promise<CheckResponse__Output> {
     return new Promise((resolve, reject) => {
-      this.client.Check(request, { deadline: Date.now() + this.deadlineMs }, (err, response) => {
-        if (err || !response) return reject(err ?? new Error('empty response'));
-        return resolve(response);
-      });
+      const id = this.nextId;
+      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+      const timer = setTimeout(() => this.settle(id, new CheckFailedError(grpc.status.DEADLINE_EXCEEDED, `no decision within ${this.deadlineMs} ms`)), this.deadlineMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.outgoing.push({ id, request });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
     });
   }
 
   close(): void {
+    this.failAll(new CheckFailedError(grpc.status.CANCELLED, 'client closed'));
+    this.stream?.end();
     this.client.close();
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const calls = this.outgoing;
+    this.outgoing = [];
+    // Calls whose deadline already passed were settled; don't send them.
+    const live = calls.filter((c) => this.pending.has(c.id as number));
+    if (live.length > 0) this.openStream().write({ calls: live });
+  }
+
+  private openStream(): CheckStream {
+    if (this.stream) return this.stream;
+    const stream = this.client.CheckStream() as CheckStream;
+    this.stream = stream;
+    stream.on('data', (batch: CheckResultBatch__Output) => {
+      for (const result of batch.results) {
+        if (result.response) this.settle(result.id, undefined, result.response);
+        else this.settle(result.id, new CheckFailedError(grpc.status.INTERNAL, result.error || 'no decision'));
+      }
+    });
+    const broken = (err?: Error & { code?: grpc.status }): void => {
+      if (this.stream !== stream) return;
+      this.stream = undefined;
+      this.failAll(new CheckFailedError(err?.code ?? grpc.status.UNAVAILABLE, err?.message ?? 'check stream ended'));
+    };
+    stream.on('error', broken);
+    stream.on('end', () => broken());
+    return stream;
+  }
+
+  private settle(id: number, err?: CheckFailedError, response?: CheckResponse__Output): void {
+    const pending = this.pending.get(id);
+    if (!pending) return; // already timed out
+    this.pending.delete(id);
+    clearTimeout(pending.timer);
+    if (response) pending.resolve(response);
+    else pending.reject(err as CheckFailedError);
+  }
+
+  private failAll(err: CheckFailedError): void {
+    for (const id of [...this.pending.keys()]) this.settle(id, err);
   }
 }

@@ -11,7 +11,7 @@ import { allow, deny } from './verdicts.js';
 
 export interface CheckDeps {
   config: GatewayConfig;
-  verifier: TokenVerifier;
+  verifier: Pick<TokenVerifier, 'verify'>;
   decider: RedisDecider;
   keys: RedisKeys;
   logger: Logger;

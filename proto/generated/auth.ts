@@ -3,8 +3,12 @@ import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { AuthServiceClient as _auth_v1_AuthServiceClient, AuthServiceDefinition as _auth_v1_AuthServiceDefinition } from './auth/v1/AuthService.js';
+import type { CheckBatch as _auth_v1_CheckBatch, CheckBatch__Output as _auth_v1_CheckBatch__Output } from './auth/v1/CheckBatch.js';
+import type { CheckCall as _auth_v1_CheckCall, CheckCall__Output as _auth_v1_CheckCall__Output } from './auth/v1/CheckCall.js';
 import type { CheckRequest as _auth_v1_CheckRequest, CheckRequest__Output as _auth_v1_CheckRequest__Output } from './auth/v1/CheckRequest.js';
 import type { CheckResponse as _auth_v1_CheckResponse, CheckResponse__Output as _auth_v1_CheckResponse__Output } from './auth/v1/CheckResponse.js';
+import type { CheckResult as _auth_v1_CheckResult, CheckResult__Output as _auth_v1_CheckResult__Output } from './auth/v1/CheckResult.js';
+import type { CheckResultBatch as _auth_v1_CheckResultBatch, CheckResultBatch__Output as _auth_v1_CheckResultBatch__Output } from './auth/v1/CheckResultBatch.js';
 import type { Identity as _auth_v1_Identity, Identity__Output as _auth_v1_Identity__Output } from './auth/v1/Identity.js';
 import type { RateLimitState as _auth_v1_RateLimitState, RateLimitState__Output as _auth_v1_RateLimitState__Output } from './auth/v1/RateLimitState.js';
 
@@ -16,8 +20,12 @@ export interface ProtoGrpcType {
   auth: {
     v1: {
       AuthService: SubtypeConstructor<typeof grpc.Client, _auth_v1_AuthServiceClient> & { service: _auth_v1_AuthServiceDefinition }
+      CheckBatch: MessageTypeDefinition<_auth_v1_CheckBatch, _auth_v1_CheckBatch__Output>
+      CheckCall: MessageTypeDefinition<_auth_v1_CheckCall, _auth_v1_CheckCall__Output>
       CheckRequest: MessageTypeDefinition<_auth_v1_CheckRequest, _auth_v1_CheckRequest__Output>
       CheckResponse: MessageTypeDefinition<_auth_v1_CheckResponse, _auth_v1_CheckResponse__Output>
+      CheckResult: MessageTypeDefinition<_auth_v1_CheckResult, _auth_v1_CheckResult__Output>
+      CheckResultBatch: MessageTypeDefinition<_auth_v1_CheckResultBatch, _auth_v1_CheckResultBatch__Output>
       Identity: MessageTypeDefinition<_auth_v1_Identity, _auth_v1_Identity__Output>
       RateLimitState: MessageTypeDefinition<_auth_v1_RateLimitState, _auth_v1_RateLimitState__Output>
     }

@@ -3,8 +3,10 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { CheckBatch as _auth_v1_CheckBatch, CheckBatch__Output as _auth_v1_CheckBatch__Output } from '../../auth/v1/CheckBatch.js';
 import type { CheckRequest as _auth_v1_CheckRequest, CheckRequest__Output as _auth_v1_CheckRequest__Output } from '../../auth/v1/CheckRequest.js';
 import type { CheckResponse as _auth_v1_CheckResponse, CheckResponse__Output as _auth_v1_CheckResponse__Output } from '../../auth/v1/CheckResponse.js';
+import type { CheckResultBatch as _auth_v1_CheckResultBatch, CheckResultBatch__Output as _auth_v1_CheckResultBatch__Output } from '../../auth/v1/CheckResultBatch.js';
 
 export interface AuthServiceClient extends grpc.Client {
   Check(argument: _auth_v1_CheckRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_auth_v1_CheckResponse__Output>): grpc.ClientUnaryCall;
@@ -16,13 +18,21 @@ export interface AuthServiceClient extends grpc.Client {
   check(argument: _auth_v1_CheckRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_auth_v1_CheckResponse__Output>): grpc.ClientUnaryCall;
   check(argument: _auth_v1_CheckRequest, callback: grpc.requestCallback<_auth_v1_CheckResponse__Output>): grpc.ClientUnaryCall;
   
+  CheckStream(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_auth_v1_CheckBatch, _auth_v1_CheckResultBatch__Output>;
+  CheckStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<_auth_v1_CheckBatch, _auth_v1_CheckResultBatch__Output>;
+  checkStream(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_auth_v1_CheckBatch, _auth_v1_CheckResultBatch__Output>;
+  checkStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<_auth_v1_CheckBatch, _auth_v1_CheckResultBatch__Output>;
+  
 }
 
 export interface AuthServiceHandlers extends grpc.UntypedServiceImplementation {
   Check: grpc.handleUnaryCall<_auth_v1_CheckRequest__Output, _auth_v1_CheckResponse>;
   
+  CheckStream: grpc.handleBidiStreamingCall<_auth_v1_CheckBatch__Output, _auth_v1_CheckResultBatch>;
+  
 }
 
 export interface AuthServiceDefinition extends grpc.ServiceDefinition {
   Check: MethodDefinition<_auth_v1_CheckRequest, _auth_v1_CheckResponse, _auth_v1_CheckRequest__Output, _auth_v1_CheckResponse__Output>
+  CheckStream: MethodDefinition<_auth_v1_CheckBatch, _auth_v1_CheckResultBatch, _auth_v1_CheckBatch__Output, _auth_v1_CheckResultBatch__Output>
 }
