@@ -9,9 +9,12 @@ export interface Running {
   pid: number;
 }
 
+// BENCH_PROFILE=DIR writes a V8 CPU profile of every node process into DIR when it exits.
+const NODE_ARGS = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+
 /** Spawns `node dist/<entry>` (or a command) and waits until `port` accepts connections. */
 export async function start(name: string, command: string[], env: Record<string, string>, port: number): Promise<Running> {
-  const [file, ...args] = command[0]!.endsWith('.js') ? [process.execPath, join(PROJECT_ROOT, 'dist', command[0]!), ...command.slice(1)] : command;
+  const [file, ...args] = command[0]!.endsWith('.js') ? [process.execPath, ...NODE_ARGS, join(PROJECT_ROOT, 'dist', command[0]!), ...command.slice(1)] : command;
   const child = spawn(file!, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));

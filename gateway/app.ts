@@ -1,4 +1,4 @@
-import { Agent } from 'node:http';
+import { Agent, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import express from 'express';
 import HttpProxy from 'http-proxy';
 import type { GatewayConfig, RouteConfig } from '../common/config/schema.js';
@@ -8,21 +8,30 @@ import { createGatewayHandler, observeProxy } from './gateway-handler.js';
 import { RouteTable } from './route-table.js';
 import type { SidecarClient } from './sidecar-client.js';
 
+/** Paths the gateway answers itself; config routes cannot claim them (see schema). */
+export const OWN_PREFIX = '/__gateway/';
+
 export interface GatewayDeps {
   config: GatewayConfig;
   sidecar: Pick<SidecarClient, 'check'>;
   publisher: Pick<AuditPublisher, 'publish'>;
   gatewayId: string;
   logger: Logger;
+  /** What `/__gateway/health` reports besides the process being up. */
+  health?: () => Record<string, boolean>;
 }
 
 export interface Gateway {
-  app: express.Express;
+  /** The server's request listener: proxied traffic goes straight to the gateway handler. */
+  listener: RequestListener;
   /** Frees the upstream keep-alive sockets. */
   close(): void;
 }
 
-/** Builds the gateway's express app without binding a port. */
+/**
+ * Builds the gateway without binding a port. Proxied requests skip express entirely (its router
+ * costs ~5% of the gateway's CPU per request); express serves only the gateway's own endpoints.
+ */
 export function buildGateway(deps: GatewayDeps): Gateway {
   const proxy = HttpProxy.createProxyServer({ xfwd: false, ws: false });
   observeProxy(proxy);
@@ -35,26 +44,39 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     }
     return agent;
   };
-
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.use(
-    createGatewayHandler({
-      routes: new RouteTable(deps.config.routes),
-      sidecar: deps.sidecar,
-      proxy,
-      agentFor,
-      publisher: deps.publisher,
-      gatewayId: deps.gatewayId,
-      logger: deps.logger,
-    }),
-  );
+  const handle = createGatewayHandler({
+    routes: new RouteTable(deps.config.routes),
+    sidecar: deps.sidecar,
+    proxy,
+    agentFor,
+    publisher: deps.publisher,
+    gatewayId: deps.gatewayId,
+    logger: deps.logger,
+  });
+  const own = ownEndpoints(deps);
   return {
-    app,
+    listener(req: IncomingMessage, res: ServerResponse) {
+      if (req.url?.startsWith(OWN_PREFIX)) own(req, res);
+      else handle(req, res);
+    },
     close() {
       for (const agent of agents.values()) agent.destroy();
       proxy.close();
     },
   };
+}
+
+function ownEndpoints(deps: GatewayDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.get(`${OWN_PREFIX}health`, (_req, res) => {
+    const checks = deps.health?.() ?? {};
+    const ok = Object.values(checks).every(Boolean);
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', gateway_id: deps.gatewayId, checks });
+  });
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'no such gateway endpoint', reason: 'no_route' });
+  });
+  return app;
 }

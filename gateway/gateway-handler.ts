@@ -40,7 +40,8 @@ export function createGatewayHandler(deps: HandlerDeps) {
     res.once('close', () => {
       const event = toAuditEvent(record, req, res, deps.gatewayId);
       deps.publisher.publish(event);
-      deps.logger.info('request', {
+      // winston formats a line before its level filter drops it: ask first, on the hot path.
+      if (deps.logger.isInfoEnabled()) deps.logger.info('request', {
         request_id: requestId,
         method: event.method,
         path: event.path,

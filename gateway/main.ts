@@ -33,9 +33,10 @@ runMain('gateway', {}, async (onStop) => {
     logger,
   );
   const sidecar = new SidecarClient(env.SIDECAR_ADDR, settings.check_deadline_ms);
-  const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger });
+  const health = () => ({ sidecar: sidecar.isConnected(), audit_queue: isReady(redis) });
+  const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger, health });
 
-  const server = createServer({ keepAliveTimeout: 65_000 }, gateway.app);
+  const server = createServer({ keepAliveTimeout: 65_000 }, gateway.listener);
   await new Promise<void>((resolve) => server.listen(env.GATEWAY_PORT, env.GATEWAY_HOST, resolve));
   const address = server.address();
   logger.info('ready', { port: typeof address === 'object' && address ? address.port : env.GATEWAY_PORT, gateway_id: gatewayId, routes: config.routes.length });

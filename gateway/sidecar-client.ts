@@ -64,6 +64,11 @@ export class SidecarClient {
     });
   }
 
+  /** True while the channel to the sidecar is connected. */
+  isConnected(): boolean {
+    return this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
+  }
+
   close(): void {
     this.failAll(new CheckFailedError(grpc.status.CANCELLED, 'client closed'));
     this.stream?.end();

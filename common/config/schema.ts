@@ -77,7 +77,8 @@ const routeSchema = z.strictObject({
       z
         .string()
         .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must start with / and hold only unreserved characters')
-        .refine((p) => !/\/\/|\/\.\.?(\/|$)/.test(p), 'must be normalized: no empty, . or .. segments'),
+        .refine((p) => !/\/\/|\/\.\.?(\/|$)/.test(p), 'must be normalized: no empty, . or .. segments')
+        .refine((p) => !p.startsWith('/__gateway'), 'is reserved for the gateway\'s own endpoints (/__gateway/)'),
     )
     .min(1)
     .describe('Path prefixes, matched on segment boundaries of the normalized path'),

@@ -35,6 +35,7 @@ describe('gateway handler', () => {
   let base: string;
   const events: AuditEvent[] = [];
   const checks: CheckRequest[] = [];
+  let sidecarUp = true;
   let answer: (req: CheckRequest) => Promise<CheckResponse__Output> = async () => allowAnswer();
 
   before(async () => {
@@ -58,8 +59,9 @@ describe('gateway handler', () => {
       publisher: { publish: (event) => events.push(event) },
       gatewayId: 'test-gw',
       logger: silentLogger(),
+      health: () => ({ sidecar: sidecarUp }),
     });
-    server = createServer(gateway.app);
+    server = createServer(gateway.listener);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -129,5 +131,18 @@ describe('gateway handler', () => {
     expect(kept.headers.get('x-request-id')).to.equal('trace-12345678');
     const replaced = await fetch(`${base}/ok`, { headers: { 'X-Request-Id': 'bad id\twith tab' } });
     expect(replaced.headers.get('x-request-id')).to.match(/^[0-9a-f-]{36}$/);
+  });
+
+  it('answers its own health endpoint without auditing it, 503 while a dependency is down', async () => {
+    const before = events.length;
+    const up = await fetch(`${base}/__gateway/health`);
+    expect(up.status).to.equal(200);
+    expect(await up.json()).to.deep.equal({ status: 'ok', gateway_id: 'test-gw', checks: { sidecar: true } });
+    sidecarUp = false;
+    const down = await fetch(`${base}/__gateway/health`);
+    expect(down.status).to.equal(503);
+    expect((await down.json()).status).to.equal('degraded');
+    sidecarUp = true;
+    expect(events.length).to.equal(before);
   });
 });

@@ -131,10 +131,11 @@ describe('config', () => {
       expect(problemsOf('duplicate-path.yml')).to.deep.equal(['routes.1.paths.1: path /users/ is already served by route users']);
     });
 
-    it('refuses a path with empty, . or .. segments, which could never match a normalized path', () => {
+    it('refuses a path with empty, . or .. segments, which could never match a normalized path, and the reserved /__gateway', () => {
       expect(problemsOf('unnormalized-path.yml')).to.deep.equal([
         'routes.1.paths.0: must be normalized: no empty, . or .. segments',
         'routes.1.paths.1: must be normalized: no empty, . or .. segments',
+        "routes.1.paths.2: is reserved for the gateway's own endpoints (/__gateway/)",
       ]);
     });
 
