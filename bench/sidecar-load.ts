@@ -1,24 +1,53 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { loadAuthProto, type CheckRequest } from '../common/proto.js';
+import { SidecarClient } from '../gateway/sidecar-client.js';
 
-/** Check calls straight to the sidecar, 50 in flight, for `seconds`. */
-export async function sidecarDecisionsPerSecond(address: string, token: string, seconds: number): Promise<{ total: number; perSecond: number }> {
-  const { AuthService } = loadAuthProto().auth.v1;
-  const client = new AuthService(address, grpc.credentials.createInsecure());
-  const request: CheckRequest = { request_id: randomUUID(), route: 'api', method: 'GET', path: '/users/1', client_ip: '127.0.0.1', headers: { authorization: `Bearer ${token}` } };
+export interface DecisionRate {
+  total: number;
+  perSecond: number;
+}
+
+function checkRequest(token: string): CheckRequest {
+  return { request_id: randomUUID(), route: 'api', method: 'GET', path: '/users/1', client_ip: '127.0.0.1', headers: { authorization: `Bearer ${token}` } };
+}
+
+/** Runs `lanes` loops of `call` for `seconds`, counting answers. */
+async function drive(call: () => Promise<boolean>, seconds: number, lanes = 50): Promise<DecisionRate> {
   const started = Date.now();
   const until = started + seconds * 1000;
   let total = 0;
-  const lane = async (): Promise<void> => {
-    while (Date.now() < until) {
-      await new Promise<void>((resolve, reject) =>
-        client.Check(request, (err, res) => (err ? reject(err) : res?.allow ? resolve() : reject(new Error(`denied: ${res?.reason}`)))),
-      );
-      total++;
-    }
-  };
-  await Promise.all(Array.from({ length: 50 }, lane));
-  client.close();
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      while (Date.now() < until) {
+        if (!(await call())) throw new Error('the sidecar denied a benchmark request');
+        total++;
+      }
+    }),
+  );
   return { total, perSecond: total / ((Date.now() - started) / 1000) };
+}
+
+/** Decisions over the gateway's own path: the multiplexed CheckStream, 50 in flight. */
+export async function streamDecisions(address: string, token: string, seconds: number): Promise<DecisionRate> {
+  const client = new SidecarClient(address, 5000);
+  try {
+    return await drive(async () => (await client.check(checkRequest(token))).allow, seconds);
+  } finally {
+    client.close();
+  }
+}
+
+/** Decisions as one unary Check call each, 50 in flight (other clients' path). */
+export async function unaryDecisions(address: string, token: string, seconds: number): Promise<DecisionRate> {
+  const { AuthService } = loadAuthProto().auth.v1;
+  const client = new AuthService(address, grpc.credentials.createInsecure());
+  try {
+    return await drive(
+      () => new Promise<boolean>((resolve, reject) => client.Check(checkRequest(token), (err, res) => (err ? reject(err) : resolve(res?.allow === true)))),
+      seconds,
+    );
+  } finally {
+    client.close();
+  }
 }

@@ -12,20 +12,24 @@ export interface Running {
 // BENCH_PROFILE=DIR writes a V8 CPU profile of every node process into DIR when it exits.
 const NODE_ARGS = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
 
+const spawned: Running[] = [];
+
 /** Spawns `node dist/<entry>` (or a command) and waits until `port` accepts connections. */
 export async function start(name: string, command: string[], env: Record<string, string>, port: number): Promise<Running> {
   const [file, ...args] = command[0]!.endsWith('.js') ? [process.execPath, ...NODE_ARGS, join(PROJECT_ROOT, 'dist', command[0]!), ...command.slice(1)] : command;
   const child = spawn(file!, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
+  spawned.push({ name, child, pid: child.pid as number });
   const died = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited (${code}): ${stderr}`))));
   await Promise.race([waitForPort(port, 60_000), died]);
   died.catch(() => undefined);
   return { name, child, pid: child.pid as number };
 }
 
-export async function stopAll(running: Running[]): Promise<void> {
-  for (const r of [...running].reverse()) {
+/** Stops every process `start` spawned, newest first. */
+export async function stopAll(): Promise<void> {
+  for (const r of spawned.reverse()) {
     if (r.child.exitCode !== null || r.child.signalCode !== null) continue;
     const exited = new Promise((resolve) => r.child.once('exit', resolve));
     r.child.kill('SIGTERM');

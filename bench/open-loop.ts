@@ -1,0 +1,47 @@
+/**
+ * Latency at a fixed request rate, open loop: requests are sent on schedule whether or not
+ * earlier ones have answered, and each latency counts from its scheduled time (no coordinated
+ * omission, unlike a closed-loop client whose slow answers delay its next requests).
+ */
+import { Agent, request } from 'node:http';
+
+export interface RateResult {
+  sent: number;
+  failed: number;
+  p50ms: number;
+  p99ms: number;
+}
+
+export async function atFixedRate(url: string, headers: Record<string, string>, rate: number, seconds: number): Promise<RateResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 512 });
+  const target = new URL(url);
+  const latencies: number[] = [];
+  let failed = 0;
+  const total = Math.round(rate * seconds);
+  const start = performance.now();
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(
+      new Promise<void>((resolve) => {
+        const req = request({ host: target.hostname, port: target.port, path: target.pathname, headers, agent }, (res) => {
+          res.resume();
+          res.once('end', () => {
+            if (res.statusCode === 200) latencies.push(performance.now() - due);
+            else failed++;
+            resolve();
+          });
+        });
+        req.once('error', () => (failed++, resolve()));
+        req.end();
+      }),
+    );
+  }
+  await Promise.all(inFlight);
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  return { sent: total, failed, p50ms: at(0.5), p99ms: at(0.99) };
+}
