@@ -24,12 +24,14 @@ export async function atFixedRate(url: string, headers: Record<string, string>, 
     const due = start + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    // From the schedule when late (no coordinated omission), from the send when up to 1 ms early.
+    const from = Math.min(due, performance.now());
     inFlight.push(
       new Promise<void>((resolve) => {
         const req = request({ host: target.hostname, port: target.port, path: target.pathname, headers, agent }, (res) => {
           res.resume();
           res.once('end', () => {
-            if (res.statusCode === 200) latencies.push(performance.now() - due);
+            if (res.statusCode === 200) latencies.push(performance.now() - from);
             else failed++;
             resolve();
           });
