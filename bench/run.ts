@@ -66,7 +66,9 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
   - { name: api, paths: [/], upstream: "http://127.0.0.1:${ports.upstream}", auth: required, rate_limit: { by: consumer } }
 `,
     );
-    const env = { NODE_ENV: 'production', GATEWAY_CONFIG: join(dir, 'gateway.yml'), REDIS_URL: redisUrl, REDIS_PREFIX: PREFIX, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' };
+    // BENCH_NODE_OPTIONS (e.g. --max-semi-space-size=64) reaches the product processes, to try V8 flags.
+    const nodeOptions: Record<string, string> = process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {};
+    const env = { ...nodeOptions, NODE_ENV: 'production', GATEWAY_CONFIG: join(dir, 'gateway.yml'), REDIS_URL: redisUrl, REDIS_PREFIX: PREFIX, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' };
     const redis = await start('redis', ['redis-server', '--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, ports.redis);
     const upstream = await start('upstream', ['scripts/demo-upstream.js'], { DEMO_UPSTREAM_PORT: String(ports.upstream) }, ports.upstream);
     const bare = await start('bare-proxy', ['bench/bare-proxy.js', String(ports.bare), `http://127.0.0.1:${ports.upstream}`], {}, ports.bare);
