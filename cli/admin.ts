@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import type { Redis } from 'ioredis';
 import jwt from 'jsonwebtoken';
 import { loadConfig } from '../common/config/load.js';
 import { withDemoDefaults } from '../common/demo.js';
@@ -94,7 +95,7 @@ function mintToken(options: Options, env: NodeJS.ProcessEnv): string {
   });
 }
 
-async function revoke(redis: ReturnType<typeof connectFailFast>, keys: RedisKeys, options: Options): Promise<void> {
+async function revoke(redis: Redis, keys: RedisKeys, options: Options): Promise<void> {
   if (options.consumer) {
     await revokeConsumer(redis, keys, options.consumer);
     return void console.log(`revoked every token of ${options.consumer} issued until now`);

@@ -106,7 +106,7 @@ export const configSchema = z
         authenticated: name.default('free').describe('Tier of a token without a tier claim'),
         anonymous: name.default('anonymous').describe('Tier of a request without a token'),
       })
-      .default({ authenticated: 'free', anonymous: 'anonymous' }),
+      .prefault({}),
     routes: z.array(routeSchema).min(1),
     gateway: z
       .strictObject({
@@ -115,7 +115,7 @@ export const configSchema = z
         audit_flush_ms: z.number().int().min(1).max(10_000).default(50),
         audit_spool_max_mb: z.number().int().min(1).max(100_000).default(256),
       })
-      .default({ check_deadline_ms: 200, audit_batch_size: 200, audit_flush_ms: 50, audit_spool_max_mb: 256 }),
+      .prefault({}),
   })
   .superRefine((config, ctx) => {
     unique(config.issuers.map((i) => i.name), ['issuers'], 'name', ctx);
