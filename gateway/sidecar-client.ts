@@ -48,6 +48,8 @@ export class SidecarClient {
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1_000,
     });
+    // Connect now rather than on the first request: health reports the truth from the start.
+    this.client.getChannel().getConnectivityState(true);
   }
 
   check(request: CheckRequest): Promise<CheckResponse__Output> {

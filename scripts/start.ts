@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { withDemoDefaults } from '../common/demo.js';
-import { freePort, isListening, waitForPort } from '../common/net.js';
+import { isListening, waitForPort } from '../common/net.js';
 import { PROJECT_ROOT } from '../common/paths.js';
 import { stackServices, type StackService } from './stack.js';
 
@@ -46,24 +46,28 @@ async function main(): Promise<void> {
   The stack is up.
     gateway       http://127.0.0.1:${gateway.port}
     audit API     http://127.0.0.1:${audit.port}   (admin token in ${env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : join(dataDir, 'admin-token')})
-    redis         ${redisUrl}
+    redis         ${redisUrl}   (the CLIs read the same REDIS_URL)
   Try:  TOKEN=$(npm run -s admin -- token --sub alice --groups customers)
         curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:${gateway.port}/users/1
   Ctrl-C stops everything.
 `);
 }
 
-/** Uses the Redis at `url` if it answers; else starts a private redis-server on a free port. */
+/**
+ * Uses the Redis at `url` if it answers; else starts a private redis-server listening exactly
+ * there (loopback only), so the CLIs reach it with the same REDIS_URL.
+ */
 async function ensureRedis(url: string): Promise<string> {
-  const { hostname, port } = new URL(url);
-  if (await isListening(Number(port || 6379), hostname)) return url;
+  const { hostname, port: portText } = new URL(url);
+  const port = Number(portText || 6379);
+  if (await isListening(port, hostname)) return url;
+  if (!['127.0.0.1', 'localhost'].includes(hostname)) throw new Error(`nothing answers at REDIS_URL=${url}`);
   if (spawnSync('redis-server', ['--version']).status !== 0) {
     throw new Error(`nothing answers at REDIS_URL=${url} and redis-server is not on PATH: start Redis or set REDIS_URL`);
   }
-  const privatePort = await freePort();
-  run('redis', ['redis-server', '--port', String(privatePort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], process.env);
-  await waitForPort(privatePort);
-  return `redis://127.0.0.1:${privatePort}`;
+  run('redis', ['redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], process.env);
+  await waitForPort(port);
+  return url;
 }
 
 function newAdminToken(dataDir: string): string {
