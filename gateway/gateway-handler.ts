@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Agent } from 'node:http';
 import type HttpProxy from 'http-proxy';
 import type { RouteConfig } from '../common/config/schema.js';
-import type { Reason } from '../common/errors.js';
+import { isReason, type Reason } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { CheckResponse__Output } from '../common/proto.js';
 import { startRecord, toAuditEvent, type RequestRecord } from './audit/audit-record.js';
@@ -77,7 +77,12 @@ export function createGatewayHandler(deps: HandlerDeps) {
           deps.logger.warn('sidecar check failed', { request_id: requestId, error: err.message });
           deny(res, record, 'auth_unavailable', err.code === 4 ? 'deadline_exceeded' : 'sidecar_unreachable');
         },
-      );
+      )
+      .catch((err: Error) => {
+        // An answer the gateway cannot apply (e.g. an invalid header value) fails closed.
+        deps.logger.error('cannot enforce the sidecar answer', { request_id: requestId, error: err.message });
+        deny(res, record, 'auth_unavailable', 'answer_unusable');
+      });
 
     function enforce(answer: CheckResponse__Output, route: RouteConfig, url: string): void {
       const identity = answer.identity;
@@ -88,7 +93,11 @@ export function createGatewayHandler(deps: HandlerDeps) {
       }
       const limit = answer.rate_limit;
       if (limit) record.rateLimit = { limit: limit.limit, max: limit.max, remaining: limit.remaining, reset_s: limit.reset_s };
-      if (!answer.allow) return deny(res, record, answer.reason as Reason, answer.detail, answer.client_headers);
+      if (!answer.allow) {
+        // A reason this gateway does not know (a newer sidecar?) fails closed rather than guessing.
+        if (!isReason(answer.reason)) return deny(res, record, 'auth_unavailable', `unknown_reason:${answer.reason.slice(0, 40)}`);
+        return deny(res, record, answer.reason, answer.detail, answer.client_headers);
+      }
 
       record.decision = 'allow';
       record.failOpen = answer.fail_open;

@@ -145,4 +145,21 @@ describe('gateway handler', () => {
     sidecarUp = true;
     expect(events.length).to.equal(before);
   });
+
+  it('fails closed with 503 on a deny reason it does not know, and stays up', async () => {
+    answer = async () => ({ ...allowAnswer(), allow: false, http_status: 418, reason: 'teapot', detail: 'x' });
+    const res = await fetch(`${base}/ok`);
+    expect(res.status).to.equal(503);
+    expect(await eventOf(res.headers.get('x-request-id')!)).to.include({ decision: 'deny', reason: 'auth_unavailable', detail: 'unknown_reason:teapot' });
+  });
+
+  it('fails closed with 503 on a header value it cannot send, and stays up', async () => {
+    answer = async () => ({ ...allowAnswer(), client_headers: { 'RateLimit-Limit': 'bad\r\nSet-Cookie: x=1' } });
+    const res = await fetch(`${base}/ok`);
+    expect(res.status).to.equal(503);
+    expect(res.headers.get('set-cookie')).to.equal(null);
+    expect(await eventOf(res.headers.get('x-request-id')!)).to.include({ decision: 'deny', reason: 'auth_unavailable', detail: 'answer_unusable' });
+    answer = async () => allowAnswer();
+    expect((await fetch(`${base}/ok`)).status).to.equal(200);
+  });
 });
