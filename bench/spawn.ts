@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { waitForPort } from '../common/net.js';
+import { childListening } from '../common/net.js';
 import { PROJECT_ROOT } from '../common/paths.js';
 
 export interface Running {
@@ -21,9 +21,7 @@ export async function start(name: string, command: string[], env: Record<string,
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
   spawned.push({ name, child, pid: child.pid as number });
-  const died = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${name} exited (${code}): ${stderr}`))));
-  await Promise.race([waitForPort(port, 60_000), died]);
-  died.catch(() => undefined);
+  await childListening(name, child, port, 60_000, () => stderr);
   return { name, child, pid: child.pid as number };
 }
 

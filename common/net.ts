@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
@@ -29,4 +30,16 @@ export async function waitForPort(port: number, timeoutMs = 10_000, host = '127.
     if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * Resolves once a just-spawned `child` listens on `port`; rejects at once if it exits first,
+ * with `output()` (what it printed) in the message.
+ */
+export async function childListening(name: string, child: ChildProcess, port: number, timeoutMs: number, output: () => string): Promise<void> {
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code, signal) => reject(new Error(`${name} exited (${signal ?? code}) before listening:\n${output()}`))),
+  );
+  exited.catch(() => undefined); // it may exit later, after listening: not an error here
+  await Promise.race([waitForPort(port, timeoutMs), exited]);
 }

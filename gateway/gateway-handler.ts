@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Agent } from 'node:http';
 import type HttpProxy from 'http-proxy';
-import type { RouteConfig } from '../common/config/schema.js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { rateLimitKeyHeader, type RouteConfig } from '../common/config/schema.js';
 import { isReason, type Reason } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { CheckResponse__Output } from '../common/proto.js';
@@ -63,11 +64,9 @@ export function createGatewayHandler(deps: HandlerDeps) {
     const headers: Record<string, string> = {};
     const authorization = req.headers.authorization;
     if (authorization !== undefined) headers['authorization'] = authorization;
-    const by = route.rate_limit?.by;
-    if (by?.startsWith('header:')) {
-      const value = req.headers[by.slice(7)];
-      if (typeof value === 'string') headers[by.slice(7)] = value;
-    }
+    const keyHeader = rateLimitKeyHeader(route);
+    const keyValue = keyHeader && req.headers[keyHeader];
+    if (keyHeader && typeof keyValue === 'string') headers[keyHeader] = keyValue;
 
     deps.sidecar
       .check({ request_id: requestId, route: route.name, method: req.method ?? '', path: target.path, client_ip: clientIp, headers })
@@ -75,7 +74,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
         (answer) => enforce(answer, route, target.path + target.search),
         (err: Error & { code?: number }) => {
           deps.logger.warn('sidecar check failed', { request_id: requestId, error: err.message });
-          deny(res, record, 'auth_unavailable', err.code === 4 ? 'deadline_exceeded' : 'sidecar_unreachable');
+          deny(res, record, 'auth_unavailable', err.code === GrpcStatus.DEADLINE_EXCEEDED ? 'deadline_exceeded' : 'sidecar_unreachable');
         },
       )
       .catch((err: Error) => {
@@ -109,24 +108,26 @@ export function createGatewayHandler(deps: HandlerDeps) {
       for (const [name, value] of Object.entries(answer.client_headers)) res.setHeader(name, value);
       req.url = url;
       deps.proxy.web(req, res, { target: route.upstream, agent: deps.agentFor(route), proxyTimeout: route.upstream_timeout_ms }, (err) => {
-        const timedOut = (err as NodeJS.ErrnoException).code === 'ECONNRESET' && timedOutRequests.has(req);
-        record.reason = timedOut ? 'upstream_timeout' : 'upstream_error';
+        const reason: Reason = record.upstreamTimedOut ? 'upstream_timeout' : 'upstream_error';
+        record.reason = reason;
         record.detail = (err as NodeJS.ErrnoException).code ?? 'proxy_error';
-        if (!res.headersSent) sendError(res, record.reason as Reason, requestId);
+        if (!res.headersSent) sendError(res, reason, requestId);
         else res.destroy();
       });
     }
   };
 }
 
-/** Requests whose upstream call hit `proxyTimeout` (http-proxy reports those as ECONNRESET). */
-const timedOutRequests = new WeakSet<IncomingMessage>();
 const records = new WeakMap<IncomingMessage, RequestRecord>();
 
 /** Wires the proxy's events to the request records: upstream status and timeouts. */
 export function observeProxy(proxy: HttpProxy): void {
   proxy.on('proxyReq', (proxyReq, req) => {
-    proxyReq.once('timeout', () => timedOutRequests.add(req));
+    // http-proxy reports a `proxyTimeout` as ECONNRESET; the socket's timeout event tells them apart.
+    proxyReq.once('timeout', () => {
+      const record = records.get(req);
+      if (record) record.upstreamTimedOut = true;
+    });
   });
   proxy.on('proxyRes', (proxyRes, req) => {
     const record = records.get(req);

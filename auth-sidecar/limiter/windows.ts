@@ -1,4 +1,4 @@
-import { WINDOW_SECONDS, type GatewayConfig, type RouteConfig, type WindowName } from '../../common/config/schema.js';
+import { rateLimitKeyHeader, WINDOW_SECONDS, type GatewayConfig, type RouteConfig, type WindowName } from '../../common/config/schema.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import type { LimitWindow } from './redis-decider.js';
 
@@ -19,7 +19,7 @@ export interface LimitSubject {
 export function limitWindows(config: GatewayConfig, route: RouteConfig, who: LimitSubject, keys: RedisKeys): LimitWindow[] {
   const policy = route.rate_limit;
   if (!policy) return [];
-  const subject = subjectOf(policy.by, who);
+  const subject = subjectOf(route, who);
   const tierName = who.consumer ? (who.tier ?? config.default_tiers.authenticated) : config.default_tiers.anonymous;
   const tier = config.tiers[tierName];
   const windows: LimitWindow[] = [];
@@ -37,11 +37,10 @@ export function limitWindows(config: GatewayConfig, route: RouteConfig, who: Lim
 }
 
 /** `consumer` counts an anonymous request by its ip; a missing key header falls back to the ip too. */
-function subjectOf(by: string, who: LimitSubject): string {
-  if (by === 'consumer' && who.consumer) return `consumer:${who.consumer}`;
-  if (by.startsWith('header:')) {
-    const value = who.headers[by.slice('header:'.length)];
-    if (value) return `${by}:${value.slice(0, 256)}`;
-  }
+function subjectOf(route: RouteConfig, who: LimitSubject): string {
+  if (route.rate_limit?.by === 'consumer' && who.consumer) return `consumer:${who.consumer}`;
+  const header = rateLimitKeyHeader(route);
+  const value = header && who.headers[header];
+  if (value) return `header:${header}:${value.slice(0, 256)}`;
   return `ip:${who.clientIp}`;
 }

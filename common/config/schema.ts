@@ -141,6 +141,12 @@ function unique(values: string[], path: (string | number)[], key: string, ctx: z
 }
 
 export type GatewayConfig = z.output<typeof configSchema>;
+
+/** The request header a route's limits are keyed on (`by: header:<name>`), lower-case; else undefined. */
+export function rateLimitKeyHeader(route: { rate_limit?: { by: string } | undefined }): string | undefined {
+  const by = route.rate_limit?.by;
+  return by?.startsWith('header:') ? by.slice('header:'.length) : undefined;
+}
 export type IssuerConfig = GatewayConfig['issuers'][number];
 export type RouteConfig = GatewayConfig['routes'][number];
 export type TierConfig = GatewayConfig['tiers'][string];

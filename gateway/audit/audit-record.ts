@@ -18,6 +18,7 @@ export interface RequestRecord {
   consumer: string | null;
   jti: string | null;
   upstreamStatus: number | null;
+  upstreamTimedOut: boolean;
   rateLimit: RateLimitState | null;
   failOpen: boolean;
 }
@@ -38,6 +39,7 @@ export function startRecord(req: IncomingMessage, requestId: string, clientIp: s
     consumer: null,
     jti: null,
     upstreamStatus: null,
+    upstreamTimedOut: false,
     rateLimit: null,
     failOpen: false,
   };

@@ -45,18 +45,22 @@ export class DiskSpool {
 
   /** Moves a batch that cannot be read out of the replay order, keeping it for an operator. */
   async setAside(name: string): Promise<void> {
-    const path = join(this.dir, name);
-    const size = statSync(path, { throwIfNoEntry: false })?.size ?? 0;
-    await rename(path, `${path}.corrupt`);
-    this.bytes = Math.max(0, this.bytes - size);
+    await this.release(name, (path) => rename(path, `${path}.corrupt`));
   }
 
   async remove(name: string): Promise<void> {
+    await this.release(name, (path) =>
+      unlink(path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      }),
+    );
+  }
+
+  /** Takes a batch out of the replay order with `move`, and out of the byte count. */
+  private async release(name: string, move: (path: string) => Promise<void>): Promise<void> {
     const path = join(this.dir, name);
     const size = statSync(path, { throwIfNoEntry: false })?.size ?? 0;
-    await unlink(path).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    await move(path);
     this.bytes = Math.max(0, this.bytes - size);
   }
 }

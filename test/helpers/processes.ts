@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../common/paths.js';
-import { waitForPort } from './net.js';
+import { childListening } from '../../common/net.js';
 
 /** A built process of the product (dist/…), its output kept for failure messages. */
 export class ProductProcess {
@@ -18,11 +18,7 @@ export class ProductProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const proc = new ProductProcess(name, child);
-    const exited = once(child, 'exit').then(([code]) => {
-      throw new Error(`${name} exited with ${code} before listening:\n${proc.output.join('')}`);
-    });
-    await Promise.race([waitForPort(port, 30_000), exited]);
-    exited.catch(() => undefined);
+    await childListening(name, child, port, 30_000, () => proc.output.join(''));
     return proc;
   }
 
