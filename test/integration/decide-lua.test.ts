@@ -166,6 +166,36 @@ describe('decide.lua through RedisDecider', function () {
     expect(allowed.map((v) => v.limit?.remaining).sort((a = 0, b = 0) => a - b)).to.deep.equal(Array.from({ length: 50 }, (_, i) => i));
   });
 
+  it('decides the requests of one tick in one EVALSHA, each with its own answer, in order', async () => {
+    const minute = windowOf(keys, 'minute', 2);
+    await awayFromWindowEnd(redis, 'minute', 5_000);
+    await revokeJti(redis, keys, 'jti-revoked', Date.now() / 1000 + 120);
+    await ban(redis, keys, { ip: '198.51.100.9' }, 'test', 60);
+    const scriptCalls = async (): Promise<number> => {
+      const stats = await redis.info('commandstats');
+      return [...stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    const before = await scriptCalls();
+    const verdicts = await Promise.all([
+      decider.run(input({ windows: [minute] })),
+      decider.run(input({ jti: 'jti-revoked', windows: [minute] })),
+      decider.run(input({ windows: [minute] })),
+      decider.run(input({ clientIp: '198.51.100.9', windows: [minute] })),
+      decider.run(input({ windows: [minute] })),
+      decider.run(input({ count: false, windows: [minute] })),
+    ]);
+    expect(verdicts.map((v) => [v.status, v.limit?.remaining])).to.deep.equal([
+      ['allowed', 1],
+      ['token_revoked', undefined],
+      ['allowed', 0],
+      ['ip_banned', undefined],
+      ['rate_limited', 0],
+      ['rate_limited', 0],
+    ]);
+    // The INFO call itself is not a script call: one EVALSHA decided all six.
+    expect((await scriptCalls()) - before).to.equal(1);
+  });
+
   it('keeps working after SCRIPT FLUSH (NOSCRIPT)', async () => {
     const hour = windowOf(keys, 'hour', 10);
     await awayFromWindowEnd(redis, 'hour', 5_000);
