@@ -2,7 +2,7 @@
  * `npm run bench`: the full stack against a bare http-proxy and the upstream itself, in one run,
  * on this machine, with interleaved rounds; prints medians and the ratios the targets are set in.
  * Needs redis-server, PostgreSQL at BENCH_PG_URL (default the machine's `test` database) and,
- * preferably, wrk (else autocannon). BENCH_ROUNDS, BENCH_SECONDS, BENCH_SOAK_REQUESTS tune it.
+ * preferably, wrk (else autocannon) and nginx (for the nginx auth_request baseline). BENCH_ROUNDS, BENCH_SECONDS, BENCH_SOAK_REQUESTS tune it.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,7 +17,8 @@ import { freePort } from '../common/net.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { HAS_WRK, load, type LoadResult } from './load.js';
 import { atFixedRate } from './open-loop.js';
-import { cpuSeconds, cpuSecondsNamed, rssMiB } from './proc-stats.js';
+import { HAS_NGINX, startNginxBaseline } from './nginx-baseline.js';
+import { cpuSeconds, cpuSecondsNamed, cpuSecondsWithChildren, rssMiB } from './proc-stats.js';
 import { streamDecisions, unaryDecisions } from './sidecar-load.js';
 import { start, stopAll, type Running } from './spawn.js';
 
@@ -31,7 +32,7 @@ const SECRET = 'bench-secret-that-is-long-enough-0123456789';
 const PREFIX = `bench${randomUUID().slice(0, 6)}`;
 const SYNTHETIC_GATEWAY = 'bench-pipeline';
 
-type Target = 'direct' | 'bare' | 'full';
+type Target = 'direct' | 'bare' | 'nginx' | 'full';
 
 interface Round {
   target: Target;
@@ -86,11 +87,15 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
       ports.gateway,
     );
 
+    const nginx = HAS_NGINX ? await startNginxBaseline(dir, ports.upstream, redisUrl, SECRET) : undefined;
+    const targets: Target[] = nginx ? ['direct', 'bare', 'nginx', 'full'] : ['direct', 'bare', 'full'];
+
     const token = jwt.sign({ sub: 'bench-user', jti: randomUUID() }, SECRET, { algorithm: 'HS256', issuer: 'bench-issuer', audience: 'api', expiresIn: '1h' });
     const headers = { Authorization: `Bearer ${token}` };
     const urls: Record<Target, string> = {
       direct: `http://127.0.0.1:${ports.upstream}/users/1`,
       bare: `http://127.0.0.1:${ports.bare}/users/1`,
+      nginx: nginx?.url ?? '',
       full: `http://127.0.0.1:${ports.gateway}/users/1`,
     };
     type Meter = { name: string; cpu: () => number };
@@ -99,6 +104,7 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     const measured: Record<Target, Meter[]> = {
       direct: [meter(upstream)],
       bare: [meter(bare), meter(upstream)],
+      nginx: nginx ? [{ name: 'nginx', cpu: () => cpuSecondsWithChildren(nginx.nginx.pid) }, meter(nginx.auth), meter(redis), meter(upstream)] : [],
       full: [meter(gateway), meter(sidecar), meter(redis), meter(worker), postgres, meter(upstream)],
     };
     // Events of the gateway under load; the pipeline test's synthetic events are counted apart.
@@ -107,9 +113,10 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     const storedCount = countWhere('<>');
 
     console.log(`# ts-api-gateway benchmark, ${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}`);
+    if (!nginx) console.log('# nginx is not installed: the nginx auth_request baseline is skipped (Debian: apt-get install nginx-light)');
     console.log(`# client: ${HAS_WRK ? 'wrk -t1' : 'autocannon'} -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds, medians; loopback`);
     let sent = 0; // requests the full stack answered: each must be stored
-    for (const target of ['direct', 'bare', 'full'] as Target[]) {
+    for (const target of targets) {
       const warm = await load({ url: urls[target], headers, connections: CONNECTIONS, seconds: 2 });
       if (target === 'full') sent += warm.requests;
     }
@@ -117,7 +124,7 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     const rounds: Round[] = [];
     const lags: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      for (const target of ['direct', 'bare', 'full'] as Target[]) {
+      for (const target of targets) {
         const before = measured[target].map((m) => m.cpu());
         const result = await load({ url: urls[target], headers, connections: CONNECTIONS, seconds: SECONDS });
         const loadEnd = Date.now();
@@ -130,15 +137,19 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
         }
       }
     }
-    printThroughput(rounds);
+    printThroughput(targets, rounds);
     const fullPeak = median(rounds.filter((r) => r.target === 'full').map((r) => r.load.rps));
     const barePeak = median(rounds.filter((r) => r.target === 'bare').map((r) => r.load.rps));
     console.log(`\nfull stack / bare http-proxy throughput: ${fmt(fullPeak / barePeak, 2)}x   (target >= 0.9x)`);
+    if (nginx) {
+      const nginxPeak = median(rounds.filter((r) => r.target === 'nginx').map((r) => r.load.rps));
+      console.log(`full stack / nginx auth_request + Node JWT + Redis throughput: ${fmt(fullPeak / nginxPeak, 2)}x   (target >= 1x)`);
+    }
     console.log(`audit: lag from end of load to last event stored: median ${fmt(median(lags))} ms (target < 1000 ms)`);
 
     // Latency at half the full stack's peak rate, the same open-loop schedule for both.
     const rate = Math.round(fullPeak / 2);
-    const p99s: Record<Target, number[]> = { direct: [], bare: [], full: [] };
+    const p99s: Record<Target, number[]> = { direct: [], bare: [], nginx: [], full: [] };
     for (let r = 0; r < ROUNDS; r++) {
       for (const t of ['direct', 'bare', 'full'] as const) {
         const result = await atFixedRate(urls[t], headers, rate, FIXED_RATE_SECONDS);
@@ -195,9 +206,9 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
   }
 }
 
-function printThroughput(rounds: Round[]): void {
+function printThroughput(targets: Target[], rounds: Round[]): void {
   console.log('\ntarget   req/s (rounds)                      p50 ms   p99 ms   non-2xx   CPU µs/request by process');
-  for (const target of ['direct', 'bare', 'full'] as Target[]) {
+  for (const target of targets) {
     const mine = rounds.filter((r) => r.target === target);
     const names = Object.keys(mine[0]!.cpuUsPerRequest);
     const cpu = names.map((n) => `${n} ${fmt(median(mine.map((r) => r.cpuUsPerRequest[n]!)))}`).join(', ');
