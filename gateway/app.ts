@@ -1,4 +1,5 @@
 import { Agent, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { parse } from 'node:url';
 import express from 'express';
 import HttpProxy from 'http-proxy';
 import type { GatewayConfig, RouteConfig } from '../common/config/schema.js';
@@ -35,20 +36,24 @@ export interface Gateway {
 export function buildGateway(deps: GatewayDeps): Gateway {
   const proxy = HttpProxy.createProxyServer({ xfwd: false, ws: false });
   observeProxy(proxy);
+  // One keep-alive pool per upstream, and each route's proxy options built once: http-proxy
+  // would otherwise parse the target URL on every request.
   const agents = new Map<string, Agent>();
-  const agentFor = (route: RouteConfig): Agent => {
+  const proxyOptions = new Map<RouteConfig, HttpProxy.ServerOptions>();
+  for (const route of deps.config.routes) {
     let agent = agents.get(route.upstream);
     if (!agent) {
       agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
       agents.set(route.upstream, agent);
     }
-    return agent;
-  };
+    // url.parse, not URL: http-proxy reads `path` to keep an upstream's path prefix.
+    proxyOptions.set(route, { target: parse(route.upstream), agent, proxyTimeout: route.upstream_timeout_ms });
+  }
   const handle = createGatewayHandler({
     routes: new RouteTable(deps.config.routes),
     sidecar: deps.sidecar,
     proxy,
-    agentFor,
+    proxyOptionsFor: (route) => proxyOptions.get(route) ?? {},
     publisher: deps.publisher,
     gatewayId: deps.gatewayId,
     logger: deps.logger,

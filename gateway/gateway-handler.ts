@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Agent } from 'node:http';
 import type HttpProxy from 'http-proxy';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { rateLimitKeyHeader, type RouteConfig } from '../common/config/schema.js';
@@ -18,7 +17,8 @@ export interface HandlerDeps {
   routes: RouteTable;
   sidecar: Pick<SidecarClient, 'check'>;
   proxy: HttpProxy;
-  agentFor: (route: RouteConfig) => Agent;
+  /** The route's target, keep-alive agent and timeout, built once. */
+  proxyOptionsFor: (route: RouteConfig) => HttpProxy.ServerOptions;
   publisher: Pick<AuditPublisher, 'publish'>;
   gatewayId: string;
   logger: Logger;
@@ -36,9 +36,9 @@ export function createGatewayHandler(deps: HandlerDeps) {
     const requestId = requestIdOf(req.headers['x-request-id']);
     const clientIp = clientIpOf(req);
     const record = startRecord(req, requestId, clientIp);
-    records.set(req, record);
+    (req as RecordedRequest)[RECORD] = record;
     res.setHeader('X-Request-Id', requestId);
-    res.once('close', () => {
+    res.on('close', () => {
       const event = toAuditEvent(record, req, res, deps.gatewayId);
       deps.publisher.publish(event);
       // winston formats a line before its level filter drops it: ask first, on the hot path.
@@ -101,13 +101,15 @@ export function createGatewayHandler(deps: HandlerDeps) {
       record.decision = 'allow';
       record.failOpen = answer.fail_open;
       for (const name of Object.keys(req.headers)) if (OWNED_HEADER.test(name)) delete req.headers[name];
-      for (const [name, value] of Object.entries(answer.upstream_headers)) req.headers[name.toLowerCase()] = value;
+      const upstreamHeaders = answer.upstream_headers;
+      for (const name in upstreamHeaders) req.headers[name.toLowerCase()] = upstreamHeaders[name];
       req.headers['x-request-id'] = requestId;
       req.headers['x-forwarded-for'] = clientIp;
       req.headers['x-forwarded-proto'] = 'http';
-      for (const [name, value] of Object.entries(answer.client_headers)) res.setHeader(name, value);
+      const clientHeaders = answer.client_headers;
+      for (const name in clientHeaders) res.setHeader(name, clientHeaders[name]!);
       req.url = url;
-      deps.proxy.web(req, res, { target: route.upstream, agent: deps.agentFor(route), proxyTimeout: route.upstream_timeout_ms }, (err) => {
+      deps.proxy.web(req, res, deps.proxyOptionsFor(route), (err) => {
         const reason: Reason = record.upstreamTimedOut ? 'upstream_timeout' : 'upstream_error';
         record.reason = reason;
         record.detail = (err as NodeJS.ErrnoException).code ?? 'proxy_error';
@@ -118,19 +120,22 @@ export function createGatewayHandler(deps: HandlerDeps) {
   };
 }
 
-const records = new WeakMap<IncomingMessage, RequestRecord>();
+// The record rides on the request itself: a WeakMap costs a hash lookup per access and
+// ephemeron work in every GC.
+const RECORD = Symbol('gateway.record');
+type RecordedRequest = IncomingMessage & { [RECORD]?: RequestRecord };
 
 /** Wires the proxy's events to the request records: upstream status and timeouts. */
 export function observeProxy(proxy: HttpProxy): void {
   proxy.on('proxyReq', (proxyReq, req) => {
     // http-proxy reports a `proxyTimeout` as ECONNRESET; the socket's timeout event tells them apart.
     proxyReq.once('timeout', () => {
-      const record = records.get(req);
+      const record = (req as RecordedRequest)[RECORD];
       if (record) record.upstreamTimedOut = true;
     });
   });
   proxy.on('proxyRes', (proxyRes, req) => {
-    const record = records.get(req);
+    const record = (req as RecordedRequest)[RECORD];
     if (record) record.upstreamStatus = proxyRes.statusCode ?? null;
   });
 }

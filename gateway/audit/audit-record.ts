@@ -6,7 +6,8 @@ import type { AuditEvent, RateLimitState } from '../../common/audit-event.js';
 export interface RequestRecord {
   requestId: string;
   startedAt: number;
-  startedHr: bigint;
+  /** performance.now() at the start: a double, where hrtime.bigint() allocates. */
+  startedMs: number;
   bytesBefore: number;
   clientIp: string;
   path: string;
@@ -27,10 +28,10 @@ export function startRecord(req: IncomingMessage, requestId: string, clientIp: s
   return {
     requestId,
     startedAt: Date.now(),
-    startedHr: process.hrtime.bigint(),
+    startedMs: performance.now(),
     bytesBefore: req.socket.bytesWritten,
     clientIp,
-    path: (req.url ?? '').split('?')[0]!.slice(0, 4096),
+    path: pathOf(req.url ?? ''),
     route: null,
     decision: 'deny',
     reason: null,
@@ -66,11 +67,17 @@ export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: S
     jti: record.jti,
     client_ip: record.clientIp,
     user_agent: userAgent === undefined ? null : userAgent.slice(0, 512),
-    latency_ms: Number(process.hrtime.bigint() - record.startedHr) / 1e6,
+    latency_ms: performance.now() - record.startedMs,
     upstream_status: record.upstreamStatus,
     bytes_out: Math.max(0, req.socket.bytesWritten - record.bytesBefore),
     rate_limit: record.rateLimit,
     fail_open: record.failOpen,
     shadow: false,
   };
+}
+
+/** The raw path, without the query string, capped; replaced by the normalized path once parsed. */
+function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return (query === -1 ? url : url.slice(0, query)).slice(0, 4096);
 }

@@ -50,6 +50,7 @@ describe('gateway handler', () => {
           { name: 'ok', paths: ['/ok'], upstream: url(ok), auth: 'none' },
           { name: 'slow', paths: ['/slow'], upstream: url(slow), auth: 'none', upstream_timeout_ms: 200 },
           { name: 'down', paths: ['/down'], upstream: `http://127.0.0.1:${closedPort}`, auth: 'none' },
+          { name: 'prefixed', paths: ['/prefixed'], upstream: `${url(ok)}/v2`, auth: 'none' },
         ],
       }),
     );
@@ -89,6 +90,11 @@ describe('gateway handler', () => {
     const event = await eventOf(res.headers.get('x-request-id')!);
     expect(event).to.include({ decision: 'allow', reason: null, route: 'ok', path: '/ok/b', status: 200, upstream_status: 200 });
     expect(checks.at(-1)?.path).to.equal('/ok/b');
+  });
+
+  it("puts the upstream URL's own path before the request's", async () => {
+    const res = await fetch(`${base}/prefixed/x?q=1`);
+    expect(await res.json()).to.deep.equal({ url: '/v2/prefixed/x?q=1' });
   });
 
   it('answers 404 no_route for a path no route serves, without asking the sidecar', async () => {
