@@ -17,7 +17,8 @@ Then, per decision, in order, its KEYS and ARGV follow those of the one before:
           per window, in KEYS order: size in seconds, limit
 
 Returns, per decision, 5 numbers: status, window (1-based; 0 none), max, remaining, reset seconds
-  status 0 allowed, 1 token revoked, 2 consumer revoked, 3 ip banned, 4 consumer banned, 5 rate limited
+  status 0 allowed, 1 token revoked, 2 consumer revoked, 3 ip banned, 4 consumer banned, 5 rate limited,
+         6 undecidable (a key of that decision holds something unexpected; the others still count)
 ]]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -27,7 +28,7 @@ local function decide(k, a, windows)
   if KEYS[k] ~= '' and redis.call('EXISTS', KEYS[k]) == 1 then return 1, 0, 0, 0, 0 end
   if KEYS[k + 1] ~= '' then
     local since = redis.call('GET', KEYS[k + 1])
-    if since and tonumber(ARGV[a]) <= tonumber(since) then return 2, 0, 0, 0, 0 end
+    if since and tonumber(ARGV[a]) <= assert(tonumber(since), 'consumer revocation is not a number') then return 2, 0, 0, 0, 0 end
   end
   if redis.call('EXISTS', KEYS[k + 2]) == 1 then return 3, 0, 0, 0, 0 end
   if KEYS[k + 3] ~= '' and redis.call('EXISTS', KEYS[k + 3]) == 1 then return 4, 0, 0, 0, 0 end
@@ -63,7 +64,9 @@ local k, a = 1, 2
 for d = 1, tonumber(ARGV[1]) do
   local windows = tonumber(ARGV[a])
   local base = 5 * (d - 1)
-  out[base + 1], out[base + 2], out[base + 3], out[base + 4], out[base + 5] = decide(k, a + 1, windows)
+  local ok, status, window, max, remaining, reset = pcall(decide, k, a + 1, windows)
+  if not ok then status, window, max, remaining, reset = 6, 0, 0, 0, 0 end
+  out[base + 1], out[base + 2], out[base + 3], out[base + 4], out[base + 5] = status, window, max, remaining, reset
   k = k + 4 + windows
   a = a + 3 + 2 * windows
 end

@@ -33,6 +33,8 @@ export type StoreVerdict =
   | { status: 'token_revoked' | 'consumer_revoked' | 'ip_banned' | 'consumer_banned'; limit: undefined };
 
 const STATUSES = ['allowed', 'token_revoked', 'consumer_revoked', 'ip_banned', 'consumer_banned', 'rate_limited'] as const;
+/** decide.lua's status for a decision whose keys hold something unexpected (e.g. WRONGTYPE). */
+const UNDECIDABLE = 6;
 
 type DecideCommand = (...args: (string | number)[]) => Promise<number[]>;
 
@@ -100,6 +102,7 @@ export class RedisDecider {
     const results = await this.decide(keys.length, ...keys, ...args);
     batch.forEach((q, i) => {
       const [code = -1, index = 0, max = 0, remaining = 0, reset = 0] = results.slice(5 * i, 5 * i + 5);
+      if (code === UNDECIDABLE) return q.reject(new Error('decide.lua could not decide: a key of this request holds an unexpected value'));
       const status = STATUSES[code];
       if (!status) return q.reject(new Error(`decide.lua returned unknown status ${code}`));
       if (status !== 'allowed' && status !== 'rate_limited') return q.resolve({ status, limit: undefined });

@@ -196,6 +196,26 @@ describe('decide.lua through RedisDecider', function () {
     expect((await scriptCalls()) - before).to.equal(1);
   });
 
+  it('fails only the decision whose keys hold something unexpected, not the rest of its batch', async () => {
+    await redis.set(keys.revokedConsumer('local:mallory'), 'not-a-time');
+    const hour = windowOf(keys, 'hour', 10);
+    await awayFromWindowEnd(redis, 'hour', 5_000);
+    const [seconds] = await redis.time();
+    await redis.hset(`${hour.key}:${Math.floor(Number(seconds) / 3600)}`, 'f', 'v'); // WRONGTYPE for GET
+    const [good, badRevocation, badCounter, alsoGood] = await Promise.allSettled([
+      decider.run(input()),
+      decider.run(input({ consumer: 'local:mallory' })),
+      decider.run(input({ windows: [hour] })),
+      decider.run(input({ consumer: 'local:bob' })),
+    ]);
+    expect(good).to.deep.equal({ status: 'fulfilled', value: { status: 'allowed', limit: undefined } });
+    expect(alsoGood).to.deep.equal({ status: 'fulfilled', value: { status: 'allowed', limit: undefined } });
+    for (const bad of [badRevocation, badCounter]) {
+      expect(bad.status).to.equal('rejected');
+      expect((bad as PromiseRejectedResult).reason.message).to.match(/could not decide/);
+    }
+  });
+
   it('keeps working after SCRIPT FLUSH (NOSCRIPT)', async () => {
     const hour = windowOf(keys, 'hour', 10);
     await awayFromWindowEnd(redis, 'hour', 5_000);
