@@ -181,10 +181,15 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     const chunkMedians: number[] = [];
     let soaked = 0;
     let soakErrors = 0;
+    let soakSeconds = 0;
     while (soaked < SOAK_REQUESTS) {
       const samples: number[] = [];
       const sampler = setInterval(() => samples.push(rssMiB(gateway.pid)), 250);
-      const part = await load({ url: urls.full, headers, connections: CONNECTIONS, seconds: chunkSeconds });
+      // The last chunk serves only what is left, at the rate seen so far, rather than a whole tenth.
+      const rate = soaked > 0 ? soaked / soakSeconds : fullPeak;
+      const seconds = Math.max(1, Math.min(chunkSeconds, Math.ceil((SOAK_REQUESTS - soaked) / rate)));
+      const part = await load({ url: urls.full, headers, connections: CONNECTIONS, seconds });
+      soakSeconds += seconds;
       clearInterval(sampler);
       soaked += part.requests;
       soakErrors += part.non2xx;
