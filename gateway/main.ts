@@ -1,3 +1,4 @@
+import './gc-tuning.js';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
