@@ -18,6 +18,7 @@ import { freePort } from '../common/net.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { HAS_WRK, load, type LoadResult } from './load.js';
 import { atFixedRate } from './open-loop.js';
+import { LiveHeapTrace } from './gc-trace.js';
 import { HAS_NGINX, startNginxBaseline } from './nginx-baseline.js';
 import { cpuSeconds, cpuSecondsNamed, cpuSecondsWithChildren, rssMiB } from './proc-stats.js';
 import { streamDecisions, unaryDecisions } from './sidecar-load.js';
@@ -81,11 +82,14 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
       { ...env, AUDIT_PORT: String(ports.audit), AUDIT_DB_URL: PG_URL, AUDIT_DB_SCHEMA: schema, ADMIN_TOKEN: 'bench-admin-token-0123456789' },
       ports.audit,
     );
+    // --trace-gc prints a line per GC (~12 a second under load), to read the live heap during the soak.
+    const liveHeap = new LiveHeapTrace();
     const gateway = await start(
       'gateway',
       ['gateway/main.js'],
       { ...env, GATEWAY_PORT: String(ports.gateway), SIDECAR_ADDR: `127.0.0.1:${ports.sidecar}`, AUDIT_SPOOL_DIR: join(dir, 'spool') },
       ports.gateway,
+      { nodeArgs: ['--trace-gc'], onStdoutLine: liveHeap.onLine },
     );
 
     const nginx = HAS_NGINX ? await startNginxBaseline(dir, ports.upstream, redisUrl, SECRET) : undefined;
@@ -180,6 +184,7 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     let soaked = 0;
     let soakErrors = 0;
     let soakSeconds = 0;
+    const markCompactsBefore = liveHeap.afterMarkCompact.length;
     while (soaked < SOAK_REQUESTS) {
       const samples: number[] = [];
       const sampler = setInterval(() => samples.push(rssMiB(gateway.pid)), 250);
@@ -200,6 +205,15 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
       `gateway RSS over ${fmt(soaked)} requests (MiB, median of each chunk): ${chunkMedians.map((m) => fmt(m, 0)).join(' ')}; ` +
         `last third vs first third ${fmt(((late - early) / early) * 100, 1)} % (target within ±10 %); non-2xx: ${soakErrors}`,
     );
+    const live = liveHeap.afterMarkCompact.slice(markCompactsBefore);
+    if (live.length >= 3) {
+      const liveThird = Math.floor(live.length / 3);
+      const [liveEarly, liveLate] = [median(live.slice(0, liveThird)), median(live.slice(-liveThird))];
+      console.log(
+        `gateway live heap after each of ${live.length} mark-compacts in that run: ${fmt(Math.min(...live), 1)}–${fmt(Math.max(...live), 1)} MB; ` +
+          `last third vs first third ${fmt(((liveLate - liveEarly) / liveEarly) * 100, 1)} % (grows if something leaks)`,
+      );
+    }
     sent += soaked;
     const stored = await storedCountAfterDrain(storedCount, sent);
     // wrk does not count requests cut off when a run ends, though the gateway may have answered them.

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { childListening } from '../common/net.js';
 import { PROJECT_ROOT } from '../common/paths.js';
 
@@ -14,10 +15,21 @@ const NODE_ARGS = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${p
 
 const spawned: Running[] = [];
 
+export interface StartOptions {
+  /** Extra node flags, e.g. --trace-gc. */
+  nodeArgs?: string[];
+  /** Receives each line the process prints on stdout (otherwise ignored). */
+  onStdoutLine?: (line: string) => void;
+}
+
 /** Spawns `node dist/<entry>` (or a command) and waits until `port` accepts connections. */
-export async function start(name: string, command: string[], env: Record<string, string>, port: number): Promise<Running> {
-  const [file, ...args] = command[0]!.endsWith('.js') ? [process.execPath, ...NODE_ARGS, join(PROJECT_ROOT, 'dist', command[0]!), ...command.slice(1)] : command;
-  const child = spawn(file!, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+export async function start(name: string, command: string[], env: Record<string, string>, port: number, options: StartOptions = {}): Promise<Running> {
+  const [file, ...args] = command[0]!.endsWith('.js')
+    ? [process.execPath, ...NODE_ARGS, ...(options.nodeArgs ?? []), join(PROJECT_ROOT, 'dist', command[0]!), ...command.slice(1)]
+    : command;
+  const stdout = options.onStdoutLine ? 'pipe' : 'ignore';
+  const child = spawn(file!, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', stdout, 'pipe'] });
+  if (options.onStdoutLine && child.stdout) createInterface({ input: child.stdout }).on('line', options.onStdoutLine);
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
   spawned.push({ name, child, pid: child.pid as number });
