@@ -1,14 +1,14 @@
 import { Redis, type RedisOptions } from 'ioredis';
 
 /**
- * A Redis connection for a request path: auto-pipelined (one write per tick for all in-flight
- * decisions), reconnecting in the background. Callers check `isReady` first and fail closed
- * (or spool) at once instead of waiting. `enableOfflineQueue: false` is NOT used: combined with
- * auto-pipelining, ioredis 5 throws it from a setImmediate and kills the process.
+ * A Redis connection for a request path, reconnecting in the background. Callers check `isReady`
+ * first and fail closed (or spool) at once instead of waiting. Not auto-pipelined: the sidecar's
+ * decider already sends each tick's decisions as one EVALSHA, and ioredis's auto-pipelining only
+ * adds a setImmediate and a Pipeline per call (sidecar alone at 400 decisions/s, in-sidecar p99
+ * 0.96-1.10 -> 0.63-0.73 ms).
  */
 export function connectFailFast(url: string, options: RedisOptions = {}): Redis {
   return new Redis(url, {
-    enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     retryStrategy: (times) => Math.min(times * 100, 2000),
     ...options,
