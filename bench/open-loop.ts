@@ -12,9 +12,10 @@ export interface RateResult {
   p99ms: number;
 }
 
-export async function atFixedRate(url: string, headers: Record<string, string>, rate: number, seconds: number): Promise<RateResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 512 });
-  const target = new URL(url);
+/** Sends one request; resolves true when it succeeded. Never rejects. */
+export type Send = () => Promise<boolean>;
+
+export async function atFixedRate(send: Send, rate: number, seconds: number): Promise<RateResult> {
   const latencies: number[] = [];
   let failed = 0;
   const total = Math.round(rate * seconds);
@@ -27,23 +28,34 @@ export async function atFixedRate(url: string, headers: Record<string, string>, 
     // From the schedule when late (no coordinated omission), from the send when up to 1 ms early.
     const from = Math.min(due, performance.now());
     inFlight.push(
-      new Promise<void>((resolve) => {
-        const req = request({ host: target.hostname, port: target.port, path: target.pathname, headers, agent }, (res) => {
-          res.resume();
-          res.once('end', () => {
-            if (res.statusCode === 200) latencies.push(performance.now() - from);
-            else failed++;
-            resolve();
-          });
-        });
-        req.once('error', () => (failed++, resolve()));
-        req.end();
+      send().then((ok) => {
+        if (ok) latencies.push(performance.now() - from);
+        else failed++;
       }),
     );
   }
   await Promise.all(inFlight);
-  agent.destroy();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   return { sent: total, failed, p50ms: at(0.5), p99ms: at(0.99) };
+}
+
+/** GETs `url` at a fixed rate over keep-alive connections; a 200 counts as success. */
+export async function httpAtFixedRate(url: string, headers: Record<string, string>, rate: number, seconds: number): Promise<RateResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 512 });
+  const target = new URL(url);
+  const get: Send = () =>
+    new Promise((resolve) => {
+      const req = request({ host: target.hostname, port: target.port, path: target.pathname, headers, agent }, (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode === 200));
+      });
+      req.once('error', () => resolve(false));
+      req.end();
+    });
+  try {
+    return await atFixedRate(get, rate, seconds);
+  } finally {
+    agent.destroy();
+  }
 }

@@ -1,12 +1,29 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
+/** A process (or group) whose CPU time the benchmark attributes to requests. */
+export interface Meter {
+  name: string;
+  cpu: () => number;
+}
+
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** Fields of /proc/PID/stat after the command name: [11] utime, [12] stime, [13] cutime, [14] cstime. */
+function statFields(pid: number | 'self'): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(pid);
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/** CPU seconds of this process and of the children it has waited for: the load client (wrk, or autocannon in process). */
+export function clientCpuSeconds(): number {
+  const fields = statFields('self');
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / TICKS_PER_SECOND;
 }
 
 /** CPU seconds of a process and its children (nginx's master and workers). */

@@ -9,19 +9,18 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import jwt from 'jsonwebtoken';
 import pg from 'pg';
-import { AUDIT_JOB, AUDIT_JOB_OPTIONS, AUDIT_QUEUE } from '../common/audit-queue.js';
 import { freePort } from '../common/net.js';
 import { RedisKeys } from '../common/redis-keys.js';
+import { auditPipelineRate, storedCountAfterDrain, SYNTHETIC_GATEWAY } from './audit-pipeline.js';
+import { throughputCeiling } from './ceiling.js';
 import { HAS_WRK, load, type LoadResult } from './load.js';
-import { atFixedRate } from './open-loop.js';
+import { httpAtFixedRate } from './open-loop.js';
 import { LiveHeapTrace } from './gc-trace.js';
 import { HAS_NGINX, startNginxBaseline } from './nginx-baseline.js';
-import { cpuSeconds, cpuSecondsNamed, cpuSecondsWithChildren, rssMiB } from './proc-stats.js';
-import { streamDecisions, unaryDecisions } from './sidecar-load.js';
+import { clientCpuSeconds, cpuSeconds, cpuSecondsNamed, cpuSecondsWithChildren, rssMiB, type Meter } from './proc-stats.js';
+import { streamDecisions, streamDecisionsAtRate, unaryDecisions } from './sidecar-load.js';
 import { start, stopAll, type Running } from './spawn.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -32,7 +31,6 @@ const FIXED_RATE_SECONDS = Math.min(SECONDS, 5);
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const SECRET = 'bench-secret-that-is-long-enough-0123456789';
 const PREFIX = `bench${randomUUID().slice(0, 6)}`;
-const SYNTHETIC_GATEWAY = 'bench-pipeline';
 
 type Target = 'direct' | 'bare' | 'nginx' | 'full';
 
@@ -103,14 +101,14 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
       nginx: nginx?.url ?? '',
       full: `http://127.0.0.1:${ports.gateway}/users/1`,
     };
-    type Meter = { name: string; cpu: () => number };
     const meter = (r: Running): Meter => ({ name: r.name, cpu: () => cpuSeconds(r.pid) });
     const postgres: Meter = { name: 'postgres', cpu: () => cpuSecondsNamed('postgres') };
+    const client: Meter = { name: 'client', cpu: clientCpuSeconds };
     const measured: Record<Target, Meter[]> = {
-      direct: [meter(upstream)],
-      bare: [meter(bare), meter(upstream)],
-      nginx: nginx ? [{ name: 'nginx', cpu: () => cpuSecondsWithChildren(nginx.nginx.pid) }, meter(nginx.auth), meter(redis), meter(upstream)] : [],
-      full: [meter(gateway), meter(sidecar), meter(redis), meter(worker), postgres, meter(upstream)],
+      direct: [meter(upstream), client],
+      bare: [meter(bare), meter(upstream), client],
+      nginx: nginx ? [{ name: 'nginx', cpu: () => cpuSecondsWithChildren(nginx.nginx.pid) }, meter(nginx.auth), meter(redis), meter(upstream), client] : [],
+      full: [meter(gateway), meter(sidecar), meter(redis), meter(worker), postgres, meter(upstream), client],
     };
     // Events of the gateway under load; the pipeline test's synthetic events are counted apart.
     const countWhere = (op: '=' | '<>') => async (): Promise<number> =>
@@ -151,10 +149,13 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
 
     // Latency at half the full stack's peak rate, the same open-loop schedule for both.
     const rate = Math.round(fullPeak / 2);
-    const p99s: Record<Exclude<Target, 'nginx'>, number[]> = { direct: [], bare: [], full: [] };
+    const p99s: Record<Exclude<Target, 'nginx'> | 'decision', number[]> = { direct: [], bare: [], full: [], decision: [] };
     for (let r = 0; r < ROUNDS; r++) {
-      for (const t of ['direct', 'bare', 'full'] as const) {
-        const result = await atFixedRate(urls[t], headers, rate, FIXED_RATE_SECONDS);
+      for (const t of ['direct', 'bare', 'full', 'decision'] as const) {
+        const result =
+          t === 'decision'
+            ? await streamDecisionsAtRate(`127.0.0.1:${ports.sidecar}`, token, rate, FIXED_RATE_SECONDS)
+            : await httpAtFixedRate(urls[t], headers, rate, FIXED_RATE_SECONDS);
         if (result.failed > 0) throw new Error(`${result.failed} of ${result.sent} requests failed at ${rate} req/s on ${t}`);
         p99s[t].push(result.p99ms);
         if (t === 'full') sent += result.sent;
@@ -163,18 +164,37 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     const bareP99 = median(p99s.bare);
     const fullP99 = median(p99s.full);
     console.log(`p99 at ${fmt(rate)} req/s (half the full peak, open loop): direct ${fmt(median(p99s.direct), 2)} ms (the client's noise floor), bare ${fmt(bareP99, 2)} ms, full ${fmt(fullP99, 2)} ms, added ${fmt(fullP99 - bareP99, 2)} ms (target <= 2 ms)`);
+    console.log(`one sidecar decision alone at ${fmt(rate)}/s (open loop; every request of the full stack waits for one): p99 ${fmt(median(p99s.decision), 2)} ms`);
 
     // The sidecar alone, over the gateway's stream and over unary calls.
+    const decisionCpu: Record<string, number> = {};
     for (const [label, drive] of [['CheckStream', streamDecisions], ['unary Check', unaryDecisions]] as const) {
-      const cpuBefore = cpuSeconds(sidecar.pid);
+      const cpuBefore = [cpuSeconds(sidecar.pid), cpuSeconds(redis.pid)];
       const decisions = await drive(`127.0.0.1:${ports.sidecar}`, token, Math.min(SECONDS, 5));
-      const cpuUs = ((cpuSeconds(sidecar.pid) - cpuBefore) * 1e6) / decisions.total;
-      console.log(`sidecar alone (${label}, 50 in flight): ${fmt(decisions.perSecond)} decisions/s, sidecar CPU ${fmt(cpuUs)} µs/decision`);
+      const [sidecarUs, redisUs] = [sidecar, redis].map((r, i) => ((cpuSeconds(r.pid) - cpuBefore[i]!) * 1e6) / decisions.total) as [number, number];
+      if (label === 'CheckStream') Object.assign(decisionCpu, { sidecar: sidecarUs, 'redis (decide)': redisUs });
+      console.log(`sidecar alone (${label}, 50 in flight): ${fmt(decisions.perSecond)} decisions/s, CPU µs/decision: sidecar ${fmt(sidecarUs)}, redis ${fmt(redisUs)}`);
     }
 
     // The audit pipeline alone: batches straight into the queue, timed until stored.
-    const pipeline = await auditPipelineRate(redisUrl, countWhere('='), fullPeak);
-    console.log(`audit pipeline alone: ${fmt(pipeline)} events/s into PostgreSQL = ${fmt(pipeline / fullPeak, 1)}x the gateway's peak (target >= 4x)`);
+    const pipeline = await auditPipelineRate(redisUrl, new RedisKeys(PREFIX).queuePrefix, countWhere('='), fullPeak, [meter(worker), postgres, meter(redis)]);
+    const pipelineCpu = Object.entries(pipeline.cpuUsPerEvent).map(([name, us]) => `${name} ${fmt(us)}`).join(', ');
+    console.log(`audit pipeline alone: ${fmt(pipeline.perSecond)} events/s into PostgreSQL = ${fmt(pipeline.perSecond / fullPeak, 1)}x the gateway's peak (target >= 4x); CPU µs/event: ${pipelineCpu}`);
+
+    // What the machine allows at best: each part of a request at the cost it has alone.
+    const bareCpu = (name: string): number => median(rounds.filter((r) => r.target === 'bare').map((r) => r.cpuUsPerRequest[name]!));
+    const parts: Record<string, number> = {
+      'proxying (bare proxy)': bareCpu('bare-proxy'),
+      upstream: bareCpu('upstream'),
+      client: bareCpu('client'),
+      ...decisionCpu,
+      ...Object.fromEntries(Object.entries(pipeline.cpuUsPerEvent).map(([name, us]) => [`${name} (audit)`, us])),
+    };
+    const ceiling = throughputCeiling(parts, bareCpu('bare-proxy'), cpus().length);
+    console.log(
+      `full stack ceiling on ${cpus().length} cores, each part at its cost alone (${Object.entries(parts).map(([n, us]) => `${n} ${fmt(us)}`).join(' + ')} = ${fmt(ceiling.usPerRequest)} µs/request): ` +
+        `${fmt(ceiling.requestsPerSecond)} req/s = ${fmt(ceiling.requestsPerSecond / peakOf('bare'), 2)}x bare` + (nginx ? `, ${fmt(ceiling.requestsPerSecond / peakOf('nginx'), 2)}x nginx` : ''),
+    );
 
     // Gateway memory over a long run: RSS sampled every 250 ms while it serves SOAK_REQUESTS in
     // about ten chunks; each chunk is summarized by the median of its samples, since a single
@@ -238,47 +258,6 @@ function printThroughput(targets: Target[], rounds: Round[]): void {
         `${fmt(median(mine.map((r) => r.load.p50ms)), 2).padStart(7)}  ${fmt(median(mine.map((r) => r.load.p99ms)), 2).padStart(7)}  ${String(mine.reduce((s, r) => s + r.load.non2xx, 0)).padStart(8)}   ${cpu}`,
     );
   }
-}
-
-/** Waits until the store holds `expected` events (or 60 s pass); returns the count. */
-async function storedCountAfterDrain(count: () => Promise<number>, expected: number): Promise<number> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const n = await count();
-    if (n >= expected) return n;
-    if (Date.now() > deadline) throw new Error(`audit store holds ${n} events, expected ${expected}: events were lost`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** Events per second from queue to PostgreSQL, for 20 s worth of the gateway's peak in batches of 200. */
-async function auditPipelineRate(redisUrl: string, count: () => Promise<number>, gatewayPeak: number): Promise<number> {
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue(AUDIT_QUEUE, { connection, prefix: new RedisKeys(PREFIX).queuePrefix });
-  const batches = Math.max(50, Math.ceil((gatewayPeak * 20) / 200));
-  const before = await count();
-  const now = new Date().toISOString();
-  const jobs = Array.from({ length: batches }, () => ({
-    name: AUDIT_JOB,
-    data: { v: 1, events: Array.from({ length: 200 }, () => syntheticEvent(now)) },
-    opts: AUDIT_JOB_OPTIONS,
-  }));
-  // Timed from the first add: the worker stores while the rest are still being enqueued.
-  const started = Date.now();
-  for (let i = 0; i < jobs.length; i += 100) await queue.addBulk(jobs.slice(i, i + 100));
-  await storedCountAfterDrain(count, before + batches * 200);
-  const seconds = (Date.now() - started) / 1000;
-  await queue.close();
-  connection.disconnect();
-  return (batches * 200) / Math.max(seconds, 0.001);
-}
-
-function syntheticEvent(ts: string) {
-  return {
-    event_id: randomUUID(), ts, request_id: randomUUID(), gateway_id: SYNTHETIC_GATEWAY, route: 'api', method: 'GET', path: '/users/1', status: 200,
-    decision: 'allow', reason: null, detail: null, sub: 'bench-user', consumer: 'bench:bench-user', jti: null, client_ip: '127.0.0.1',
-    user_agent: 'bench', latency_ms: 1.5, upstream_status: 200, bytes_out: 300, rate_limit: null, fail_open: false, shadow: false,
-  };
 }
 
 main().catch((err: Error) => {

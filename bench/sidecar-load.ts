@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { loadAuthProto, type CheckRequest } from '../common/proto.js';
 import { SidecarClient } from '../gateway/sidecar-client.js';
+import { atFixedRate, type RateResult } from './open-loop.js';
 
 export interface DecisionRate {
   total: number;
@@ -33,6 +34,16 @@ export async function streamDecisions(address: string, token: string, seconds: n
   const client = new SidecarClient(address, 5000);
   try {
     return await drive(async () => (await client.check(checkRequest(token))).allow, seconds);
+  } finally {
+    client.close();
+  }
+}
+
+/** One decision at a time on the gateway's stream, at a fixed rate (open loop): the wait every request has. */
+export async function streamDecisionsAtRate(address: string, token: string, rate: number, seconds: number): Promise<RateResult> {
+  const client = new SidecarClient(address, 5000);
+  try {
+    return await atFixedRate(() => client.check(checkRequest(token)).then((answer) => answer.allow, () => false), rate, seconds);
   } finally {
     client.close();
   }
