@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { AUDIT_JOB, AUDIT_JOB_OPTIONS, AUDIT_QUEUE } from '../common/audit-queue.js';
-import type { Meter } from './proc-stats.js';
+import { meterCpu, type Meter } from './proc-stats.js';
 
 /** The gateway id of the synthetic events, so they are counted apart from the gateway's. */
 export const SYNTHETIC_GATEWAY = 'bench-pipeline';
@@ -44,13 +44,12 @@ export async function auditPipelineRate(redisUrl: string, queuePrefix: string, c
       data: { v: 1, events: Array.from({ length: BATCH }, () => syntheticEvent(now)) },
       opts: AUDIT_JOB_OPTIONS,
     }));
-    const cpuBefore = meters.map((m) => m.cpu());
+    const cpuPerEvent = meterCpu(meters);
     const started = Date.now();
     for (let i = 0; i < jobs.length; i += 100) await queue.addBulk(jobs.slice(i, i + 100));
     await storedCountAfterDrain(count, before + events);
     const seconds = (Date.now() - started) / 1000;
-    const cpuUsPerEvent = Object.fromEntries(meters.map((m, i) => [m.name, ((m.cpu() - cpuBefore[i]!) * 1e6) / events]));
-    return { perSecond: events / Math.max(seconds, 0.001), cpuUsPerEvent };
+    return { perSecond: events / Math.max(seconds, 0.001), cpuUsPerEvent: cpuPerEvent(events) };
   } finally {
     await queue.close();
     connection.disconnect();

@@ -6,6 +6,12 @@ export interface Meter {
   cpu: () => number;
 }
 
+/** Starts metering `meters`; the function returned gives each one's CPU µs per unit of work done since. */
+export function meterCpu(meters: readonly Meter[]): (units: number) => Record<string, number> {
+  const before = meters.map((m) => m.cpu());
+  return (units) => Object.fromEntries(meters.map((m, i) => [m.name, ((m.cpu() - before[i]!) * 1e6) / units]));
+}
+
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 /** Fields of /proc/PID/stat after the command name: [11] utime, [12] stime, [13] cutime, [14] cstime. */

@@ -19,7 +19,7 @@ import { HAS_WRK, load, type LoadResult } from './load.js';
 import { httpAtFixedRate } from './open-loop.js';
 import { LiveHeapTrace } from './gc-trace.js';
 import { HAS_NGINX, startNginxBaseline } from './nginx-baseline.js';
-import { clientCpuSeconds, cpuSeconds, cpuSecondsNamed, cpuSecondsWithChildren, rssMiB, type Meter } from './proc-stats.js';
+import { clientCpuSeconds, cpuSeconds, cpuSecondsNamed, cpuSecondsWithChildren, meterCpu, rssMiB, type Meter } from './proc-stats.js';
 import { streamDecisions, streamDecisionsAtRate, unaryDecisions } from './sidecar-load.js';
 import { start, stopAll, type Running } from './spawn.js';
 
@@ -128,11 +128,10 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     const lags: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       for (const target of targets) {
-        const before = measured[target].map((m) => m.cpu());
+        const cpuPerRequest = meterCpu(measured[target]);
         const result = await load({ url: urls[target], headers, connections: CONNECTIONS, seconds: SECONDS });
         const loadEnd = Date.now();
-        const cpu = Object.fromEntries(measured[target].map((m, i) => [m.name, ((m.cpu() - before[i]!) * 1e6) / result.requests]));
-        rounds.push({ target, load: result, cpuUsPerRequest: cpu });
+        rounds.push({ target, load: result, cpuUsPerRequest: cpuPerRequest(result.requests) });
         if (target === 'full') {
           sent += result.requests;
           await storedCountAfterDrain(storedCount, sent);
@@ -167,19 +166,19 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     console.log(`one sidecar decision alone at ${fmt(rate)}/s (open loop; every request of the full stack waits for one): p99 ${fmt(median(p99s.decision), 2)} ms`);
 
     // The sidecar alone, over the gateway's stream and over unary calls.
-    const decisionCpu: Record<string, number> = {};
+    const perUnit = (cpu: Record<string, number>): string => Object.entries(cpu).map(([name, us]) => `${name} ${fmt(us)}`).join(', ');
+    let decisionCpu: Record<string, number> = {};
     for (const [label, drive] of [['CheckStream', streamDecisions], ['unary Check', unaryDecisions]] as const) {
-      const cpuBefore = [cpuSeconds(sidecar.pid), cpuSeconds(redis.pid)];
+      const cpuPerDecision = meterCpu([meter(sidecar), meter(redis)]);
       const decisions = await drive(`127.0.0.1:${ports.sidecar}`, token, Math.min(SECONDS, 5));
-      const [sidecarUs, redisUs] = [sidecar, redis].map((r, i) => ((cpuSeconds(r.pid) - cpuBefore[i]!) * 1e6) / decisions.total) as [number, number];
-      if (label === 'CheckStream') Object.assign(decisionCpu, { sidecar: sidecarUs, 'redis (decide)': redisUs });
-      console.log(`sidecar alone (${label}, 50 in flight): ${fmt(decisions.perSecond)} decisions/s, CPU µs/decision: sidecar ${fmt(sidecarUs)}, redis ${fmt(redisUs)}`);
+      const cpu = cpuPerDecision(decisions.total);
+      if (label === 'CheckStream') decisionCpu = cpu;
+      console.log(`sidecar alone (${label}, 50 in flight): ${fmt(decisions.perSecond)} decisions/s, CPU µs/decision: ${perUnit(cpu)}`);
     }
 
     // The audit pipeline alone: batches straight into the queue, timed until stored.
     const pipeline = await auditPipelineRate(redisUrl, new RedisKeys(PREFIX).queuePrefix, countWhere('='), fullPeak, [meter(worker), postgres, meter(redis)]);
-    const pipelineCpu = Object.entries(pipeline.cpuUsPerEvent).map(([name, us]) => `${name} ${fmt(us)}`).join(', ');
-    console.log(`audit pipeline alone: ${fmt(pipeline.perSecond)} events/s into PostgreSQL = ${fmt(pipeline.perSecond / fullPeak, 1)}x the gateway's peak (target >= 4x); CPU µs/event: ${pipelineCpu}`);
+    console.log(`audit pipeline alone: ${fmt(pipeline.perSecond)} events/s into PostgreSQL = ${fmt(pipeline.perSecond / fullPeak, 1)}x the gateway's peak (target >= 4x); CPU µs/event: ${perUnit(pipeline.cpuUsPerEvent)}`);
 
     // What the machine allows at best: each part of a request at the cost it has alone.
     const bareCpu = (name: string): number => median(rounds.filter((r) => r.target === 'bare').map((r) => r.cpuUsPerRequest[name]!));
@@ -187,8 +186,8 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
       'proxying (bare proxy)': bareCpu('bare-proxy'),
       upstream: bareCpu('upstream'),
       client: bareCpu('client'),
-      ...decisionCpu,
-      ...Object.fromEntries(Object.entries(pipeline.cpuUsPerEvent).map(([name, us]) => [`${name} (audit)`, us])),
+      ...labelled(decisionCpu, 'decide'),
+      ...labelled(pipeline.cpuUsPerEvent, 'audit'),
     };
     const ceiling = throughputCeiling(parts, bareCpu('bare-proxy'), cpus().length);
     console.log(
@@ -245,6 +244,11 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     await db.end();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** `{ redis: 14 }` → `{ 'redis (decide)': 14 }`: one process's CPU for two jobs stays two parts. */
+function labelled(cpu: Record<string, number>, job: string): Record<string, number> {
+  return Object.fromEntries(Object.entries(cpu).map(([name, us]) => [`${name} (${job})`, us]));
 }
 
 function printThroughput(targets: Target[], rounds: Round[]): void {
