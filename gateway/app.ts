@@ -4,6 +4,7 @@ import express from 'express';
 import HttpProxy from 'http-proxy';
 import type { GatewayConfig, RouteConfig } from '../common/config/schema.js';
 import type { Logger } from '../common/logger.js';
+import type { SpoolStats } from './audit/disk-spool.js';
 import type { AuditPublisher } from './audit/publisher.js';
 import { createGatewayHandler, observeProxy } from './gateway-handler.js';
 import { RouteTable } from './route-table.js';
@@ -20,6 +21,8 @@ export interface GatewayDeps {
   logger: Logger;
   /** What `/__gateway/health` reports besides the process being up. */
   health?: () => Record<string, boolean>;
+  /** The audit spool's contents, reported by `/__gateway/health` (stranded events are visible). */
+  spool?: () => SpoolStats;
 }
 
 export interface Gateway {
@@ -78,7 +81,8 @@ function ownEndpoints(deps: GatewayDeps): express.Express {
   app.get(`${OWN_PREFIX}health`, (_req, res) => {
     const checks = deps.health?.() ?? {};
     const ok = Object.values(checks).every(Boolean);
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', gateway_id: deps.gatewayId, checks });
+    const spool = deps.spool?.();
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', gateway_id: deps.gatewayId, checks, ...(spool && { spool }) });
   });
   app.use((_req, res) => {
     res.status(404).json({ error: 'no such gateway endpoint', reason: 'no_route' });

@@ -1,7 +1,7 @@
 import './gc-tuning.js';
 import { createServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { AUDIT_QUEUE } from '../common/audit-queue.js';
 import { loadConfig } from '../common/config/load.js';
@@ -13,34 +13,56 @@ import { runMain } from '../common/run-main.js';
 import { buildGateway } from './app.js';
 import { DiskSpool } from './audit/disk-spool.js';
 import { AuditPublisher } from './audit/publisher.js';
+import { SpoolOwner } from './audit/spool-owner.js';
 import { SidecarClient } from './sidecar-client.js';
 
 runMain('gateway', {}, async (onStop) => {
   const env = readEnv(gatewayEnvSchema);
   const logger = createLogger('gateway', env.LOG_LEVEL);
   const config = loadConfig(env.GATEWAY_CONFIG);
-  const gatewayId = env.GATEWAY_ID ?? hostname();
+  // Unique per process by default: replicas on one host must not share an id or a spool folder.
+  const gatewayId = env.GATEWAY_ID ?? `${hostname().slice(0, 55)}-${randomBytes(4).toString('hex')}`;
   const settings = config.gateway;
 
   const redis = connectFailFast(env.REDIS_URL);
   redis.on('error', (err: Error) => logger.warn('redis error', { error: err.message }));
   const queue = new Queue(AUDIT_QUEUE, { connection: redis, prefix: new RedisKeys(env.REDIS_PREFIX).queuePrefix });
   queue.on('error', (err: Error) => logger.warn('audit queue error', { error: err.message }));
-  const spool = new DiskSpool(join(env.AUDIT_SPOOL_DIR, gatewayId), settings.audit_spool_max_mb * 1024 * 1024);
+  const owner = new SpoolOwner(env.AUDIT_SPOOL_DIR, gatewayId, { heartbeatMs: 5_000, staleMs: 30_000 });
+  const spool = new DiskSpool(owner.dir, settings.audit_spool_max_mb * 1024 * 1024);
+  owner.claim();
+  const adopted = (batches: number): void => {
+    logger.warn('adopted the spooled audit batches of a gateway that is gone', { code: 'audit_spool_adopted', batches });
+  };
+  const adoptedAtStart = await owner.adoptOrphans(spool);
+  if (adoptedAtStart > 0) adopted(adoptedAtStart);
+  owner.keep(spool, adopted, (err) => logger.error('audit spool upkeep failed', { code: 'audit_spool_upkeep', error: err.message }));
   const publisher = new AuditPublisher(
     queue,
     spool,
-    { batchSize: settings.audit_batch_size, flushMs: settings.audit_flush_ms, addTimeoutMs: 2_000, replayEveryMs: 1_000, queueReady: () => isReady(redis) },
+    {
+      batchSize: settings.audit_batch_size,
+      flushMs: settings.audit_flush_ms,
+      addTimeoutMs: 2_000,
+      replayEveryMs: 1_000,
+      strandedAfterMs: 60_000,
+      queueReady: () => isReady(redis),
+    },
     logger,
   );
   const sidecar = new SidecarClient(env.SIDECAR_ADDR, settings.check_deadline_ms);
   const health = () => ({ sidecar: sidecar.isConnected(), audit_queue: isReady(redis) });
-  const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger, health });
+  const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger, health, spool: () => publisher.spoolStats() });
 
   const server = createServer({ keepAliveTimeout: 65_000 }, gateway.listener);
   await new Promise<void>((resolve) => server.listen(env.GATEWAY_PORT, env.GATEWAY_HOST, resolve));
   const address = server.address();
-  logger.info('ready', { port: typeof address === 'object' && address ? address.port : env.GATEWAY_PORT, gateway_id: gatewayId, routes: config.routes.length });
+  logger.info('ready', {
+    port: typeof address === 'object' && address ? address.port : env.GATEWAY_PORT,
+    gateway_id: gatewayId,
+    routes: config.routes.length,
+    spool: spool.stats(),
+  });
 
   onStop(async () => {
     // Stop taking requests, let in-flight ones finish (their audit events are published on close), then flush.
@@ -51,6 +73,7 @@ runMain('gateway', {}, async (onStop) => {
     gateway.close();
     sidecar.close();
     await publisher.close();
+    owner.release();
     await queue.close().catch(() => undefined);
     redis.disconnect();
   });

@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import type { AuditEvent } from '../../common/audit-event.js';
 import { AUDIT_JOB, AUDIT_JOB_OPTIONS, type AuditBatch } from '../../common/audit-queue.js';
 import type { Logger } from '../../common/logger.js';
-import type { DiskSpool } from './disk-spool.js';
+import type { DiskSpool, SpoolStats } from './disk-spool.js';
 
 export interface PublisherOptions {
   batchSize: number;
@@ -10,6 +10,8 @@ export interface PublisherOptions {
   /** How long a queue write may take before the batch goes to the spool instead. */
   addTimeoutMs: number;
   replayEveryMs: number;
+  /** A spooled batch older than this while the queue answers is stranded: logged as an error. */
+  strandedAfterMs: number;
   /** False while the queue's Redis is disconnected: batches then go straight to the spool. */
   queueReady: () => boolean;
 }
@@ -25,6 +27,7 @@ export class AuditPublisher {
   private readonly pending = new Set<Promise<void>>();
   private readonly replayTimer: NodeJS.Timeout;
   private replaying: Promise<void> | undefined;
+  private strandedLoggedAt = 0;
   /** Events refused by a full spool; each one is also logged as an error. */
   dropped = 0;
 
@@ -42,6 +45,11 @@ export class AuditPublisher {
     this.buffer.push(event);
     if (this.buffer.length >= this.options.batchSize) this.flush();
     else this.flushTimer ??= setTimeout(() => this.flush(), this.options.flushMs);
+  }
+
+  /** What waits in the spool now (health endpoint). */
+  spoolStats(): SpoolStats {
+    return this.spool.stats();
   }
 
   /** Sends what is buffered now; resolves when every batch sent so far is queued or spooled. */
@@ -104,26 +112,46 @@ export class AuditPublisher {
     }
   }
 
-  /** Replays spooled batches oldest first; stops at the first one the queue refuses. */
+  /**
+   * Runs one replay pass unless one is running. The guard is cleared in a `.finally` callback,
+   * which always runs after the assignment: an async body that finishes without awaiting (an
+   * empty spool) must not leave a settled promise behind as "still replaying" (issue 24).
+   */
   private replay(): Promise<void> {
-    this.replaying ??= (async () => {
-      try {
-        for (const name of this.spool.list()) {
-          const events = await this.spool.read(name).catch(async (err: Error) => {
-            this.logger.error('unreadable audit spool file set aside', { code: 'audit_spool_corrupt', file: name, error: err.message });
-            await this.spool.setAside(name);
-          });
-          if (!events) continue;
-          await this.enqueue(events);
-          await this.spool.remove(name);
-          this.logger.info('replayed spooled audit batch', { file: name });
-        }
-      } catch {
-        // Still unavailable: the next tick tries again.
-      } finally {
+    if (!this.replaying) {
+      this.replaying = this.replaySpool().finally(() => {
         this.replaying = undefined;
-      }
-    })();
+      });
+    }
     return this.replaying;
+  }
+
+  /** Replays spooled batches oldest first; stops at the first one the queue refuses. */
+  private async replaySpool(): Promise<void> {
+    try {
+      for (const name of this.spool.list()) {
+        const events = await this.spool.read(name).catch(async (err: Error) => {
+          this.logger.error('unreadable audit spool file set aside', { code: 'audit_spool_corrupt', file: name, error: err.message });
+          await this.spool.setAside(name);
+        });
+        if (!events) continue;
+        await this.enqueue(events);
+        await this.spool.remove(name);
+        this.logger.info('replayed spooled audit batch', { file: name, events: events.length });
+      }
+    } catch {
+      // Still unavailable: the next tick tries again.
+    }
+    this.reportStranded();
+  }
+
+  /** At most once per `strandedAfterMs`: an error while batches that old wait although the queue answers. */
+  private reportStranded(): void {
+    const now = Date.now();
+    if (!this.options.queueReady() || now - this.strandedLoggedAt < this.options.strandedAfterMs) return;
+    const stats = this.spool.stats();
+    if (stats.batches === 0 || stats.oldest_age_s * 1000 < this.options.strandedAfterMs) return;
+    this.strandedLoggedAt = now;
+    this.logger.error('audit batches stranded in the spool while the queue answers', { code: 'audit_spool_stranded', ...stats });
   }
 }

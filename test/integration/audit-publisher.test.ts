@@ -13,10 +13,20 @@ import { connectFailFast, isReady } from '../../common/redis.js';
 import { DiskSpool } from '../../gateway/audit/disk-spool.js';
 import { AuditPublisher, type PublisherOptions } from '../../gateway/audit/publisher.js';
 import { auditEvents } from '../helpers/audit-events.js';
+import { captureLogger } from '../helpers/capture-logger.js';
 import { eventually } from '../helpers/net.js';
 import { TestRedis } from '../helpers/redis-server.js';
 
-const SPOOL_FILE = /^\d{15}-\d+-\d{9}\.json$/;
+const SPOOL_FILE = /^\d{15}-[0-9a-f]{8}-\d{9}\.json$/;
+/** A spool that counts how often it was listed: once per replay pass. */
+class CountingSpool extends DiskSpool {
+  listed = 0;
+  override list(): string[] {
+    this.listed++;
+    return super.list();
+  }
+}
+
 const ids = (events: readonly AuditEvent[]): string[] => events.map((e) => e.event_id);
 
 describe('audit publisher', function () {
@@ -55,12 +65,12 @@ describe('audit publisher', function () {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function publisherFor(spool: DiskSpool, options: Partial<PublisherOptions> = {}): AuditPublisher {
+  function publisherFor(spool: DiskSpool, options: Partial<PublisherOptions> = {}, logger = silentLogger()): AuditPublisher {
     const publisher = new AuditPublisher(
       queue,
       spool,
-      { batchSize: 10, flushMs: 60_000, addTimeoutMs: 300, replayEveryMs: 60_000, queueReady: () => isReady(connection), ...options },
-      silentLogger(),
+      { batchSize: 10, flushMs: 60_000, addTimeoutMs: 300, replayEveryMs: 60_000, strandedAfterMs: 60_000, queueReady: () => isReady(connection), ...options },
+      logger,
     );
     publishers.push(publisher);
     return publisher;
@@ -169,5 +179,38 @@ describe('audit publisher', function () {
     expect((await readdir(dir)).sort()).to.deep.equal([`${corrupt}.corrupt`]);
     expect(existsSync(join(dir, valid))).to.equal(false);
     expect(await queuedBatches()).to.deep.equal([good]);
+  });
+
+  it('still replays after many ticks that found the spool empty (a guard left set stranded every later outage)', async () => {
+    const spool = new CountingSpool(dir, 1024 * 1024);
+    const publisher = publisherFor(spool, { replayEveryMs: 20 });
+    await eventually(() => (spool.listed >= 5 ? true : undefined), 5_000, 'five replay passes over an empty spool');
+
+    await stopRedis();
+    const events = auditEvents(7);
+    events.forEach((e) => publisher.publish(e));
+    await publisher.drain();
+    expect(spool.list()).to.have.length(1);
+
+    await server.resume();
+    serverDown = false;
+    await eventually(() => (spool.list().length === 0 ? true : undefined), 10_000, 'the spool to be replayed');
+    expect(ids((await queuedBatches()).flat())).to.have.members(ids(events));
+  });
+
+  it('logs batches stranded in the spool while the queue reports ready, at most once per bound', async () => {
+    const stranded = auditEvents(2);
+    await writeFile(join(dir, `${String(Date.now() - 120_000).padStart(15, '0')}-0badc0de-000000000.json`), JSON.stringify(stranded));
+    const spool = new CountingSpool(dir, 1024 * 1024);
+    const { logger, lines } = captureLogger();
+    await stopRedis();
+    // The queue claims to be ready but cannot take the batch: the batch stays, and that must be loud.
+    publisherFor(spool, { replayEveryMs: 20, strandedAfterMs: 60_000, queueReady: () => true }, logger);
+    const line = await eventually(() => lines.find((l) => l.code === 'audit_spool_stranded'), 10_000, 'the stranded-batch error');
+    expect(line).to.include({ level: 'error', batches: 1 });
+    expect(line.oldest_age_s).to.be.within(119, 180);
+    const passes = spool.listed;
+    await eventually(() => (spool.listed >= passes + 5 ? true : undefined), 10_000, 'five more replay passes');
+    expect(lines.filter((l) => l.code === 'audit_spool_stranded')).to.have.length(1);
   });
 });
