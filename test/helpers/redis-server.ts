@@ -2,13 +2,21 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { freePort, waitForPort } from './net.js';
 
+export interface TestRedisOptions {
+  /**
+   * Persist every write to an append-only file in this folder, fsynced before each reply
+   * (`appendfsync always`), so a SIGKILL loses nothing Redis acknowledged: what a queue needs.
+   */
+  aofDir?: string;
+}
+
 /** A private `redis-server` on a free port that a test can stop and start again. */
 export class TestRedis {
   private child: ChildProcess | undefined;
-  private constructor(readonly port: number) {}
+  private constructor(readonly port: number, private readonly options: TestRedisOptions) {}
 
-  static async start(): Promise<TestRedis> {
-    const redis = new TestRedis(await freePort());
+  static async start(options: TestRedisOptions = {}): Promise<TestRedis> {
+    const redis = new TestRedis(await freePort(), options);
     await redis.resume();
     return redis;
   }
@@ -19,7 +27,10 @@ export class TestRedis {
 
   /** Starts the server again on the same port (after `stop`). */
   async resume(): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    const persistence = this.options.aofDir
+      ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.options.aofDir]
+      : ['--appendonly', 'no'];
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence], {
       stdio: 'ignore',
     });
     await waitForPort(this.port);
