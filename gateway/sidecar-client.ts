@@ -22,6 +22,25 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+export interface SidecarClientOptions {
+  /** grpc-js moves a channel with no call in flight to IDLE after this long (its default: 30 minutes). */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * Characters of strings per stream message. Header values are latin1 (at most 2 bytes each in
+ * UTF-8), so a message stays under 2 MiB plus framing: half of gRPC's default 4 MiB limit.
+ */
+const MAX_MESSAGE_CHARS = 1024 * 1024;
+
+/** The strings a check carries, plus room for field tags and the numbers. */
+function approximateChars(request: CheckRequest): number {
+  let chars = 64 + (request.path?.length ?? 0) + (request.route?.length ?? 0) + (request.request_id?.length ?? 0) + (request.client_ip?.length ?? 0);
+  const headers = request.headers;
+  for (const name in headers) chars += name.length + (headers[name]?.length ?? 0) + 8;
+  return chars;
+}
+
 type CheckStream = grpc.ClientDuplexStream<{ calls: CheckCall[] }, CheckResultBatch__Output>;
 
 /**
@@ -38,9 +57,10 @@ export class SidecarClient {
   private flushScheduled = false;
   private nextId = 1;
 
-  constructor(address: string, private readonly deadlineMs: number) {
+  constructor(address: string, private readonly deadlineMs: number, options: SidecarClientOptions = {}) {
     const { AuthService } = loadAuthProto().auth.v1;
     this.client = new AuthService(address, grpc.credentials.createInsecure(), {
+      ...(options.idleTimeoutMs === undefined ? {} : { 'grpc.client_idle_timeout_ms': options.idleTimeoutMs }),
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
@@ -48,8 +68,23 @@ export class SidecarClient {
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1_000,
     });
-    // Connect now rather than on the first request: health reports the truth from the start.
-    this.client.getChannel().getConnectivityState(true);
+    this.keepConnected();
+  }
+
+  /**
+   * Connects now rather than on the first request, and again whenever grpc-js idles the channel
+   * (no call for its idle timeout): health reports the truth from the start, and a gateway that
+   * was idle for half an hour is not reported down (a balancer waiting for health would never
+   * send the traffic that wakes it).
+   */
+  private keepConnected(): void {
+    const channel = this.client.getChannel();
+    const watch = (): void => {
+      const state = channel.getConnectivityState(true);
+      if (state === grpc.connectivityState.SHUTDOWN) return;
+      channel.watchConnectivityState(state, Infinity, watch);
+    };
+    watch();
   }
 
   check(request: CheckRequest): Promise<CheckResponse__Output> {
@@ -66,6 +101,11 @@ export class SidecarClient {
     });
   }
 
+  /** The channel, for watching its connectivity. */
+  get channel(): ReturnType<AuthServiceClient['getChannel']> {
+    return this.client.getChannel();
+  }
+
   /** True while the channel to the sidecar is connected. */
   isConnected(): boolean {
     return this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
@@ -77,13 +117,29 @@ export class SidecarClient {
     this.client.close();
   }
 
+  /**
+   * Sends the turn's calls, in as many messages as keep each under MAX_MESSAGE_CHARS: the
+   * sidecar refuses a message over gRPC's 4 MiB and would fail every call in it.
+   */
   private flush(): void {
     this.flushScheduled = false;
     const calls = this.outgoing;
     this.outgoing = [];
-    // Calls whose deadline already passed were settled; don't send them.
-    const live = calls.filter((c) => this.pending.has(c.id as number));
-    if (live.length > 0) this.openStream().write({ calls: live });
+    let batch: CheckCall[] = [];
+    let chars = 0;
+    for (const call of calls) {
+      // A call whose deadline already passed was settled: don't send it.
+      if (!this.pending.has(call.id as number)) continue;
+      const size = approximateChars(call.request as CheckRequest);
+      if (chars + size > MAX_MESSAGE_CHARS && batch.length > 0) {
+        this.openStream().write({ calls: batch });
+        batch = [];
+        chars = 0;
+      }
+      batch.push(call);
+      chars += size;
+    }
+    if (batch.length > 0) this.openStream().write({ calls: batch });
   }
 
   private openStream(): CheckStream {

@@ -97,4 +97,21 @@ describe('sidecar check stream', () => {
     expect(answer.allow).to.equal(true);
     client.close();
   });
+
+  it('answers 300 checks sent in one tick with 15 KB headers each (more than one gRPC message holds)', async () => {
+    const client = new SidecarClient(`127.0.0.1:${port}`, 5000);
+    const big = `Bearer ${'x'.repeat(15_000)}`;
+    const answers = await Promise.all(Array.from({ length: 300 }, () => client.check(request('closed', big)).then((a) => a.reason, (e: Error) => e.message)));
+    expect(new Set(answers)).to.deep.equal(new Set(['token_invalid']));
+    client.close();
+  });
+
+  it('stays healthy once an unused channel goes idle, and is connected again at once', async () => {
+    const client = new SidecarClient(`127.0.0.1:${port}`, 5000, { idleTimeoutMs: 1000 });
+    await eventually(() => client.isConnected() || undefined, 5000, 'the channel connected');
+    // The sidecar stays up: the channel leaves READY only because grpc-js idles it.
+    await new Promise<void>((resolve) => client.channel.watchConnectivityState(grpc.connectivityState.READY, Date.now() + 10_000, () => resolve()));
+    await eventually(() => client.isConnected() || undefined, 2000, 'the channel connected again after going idle');
+    client.close();
+  });
 });
