@@ -28,6 +28,19 @@ export interface HandlerDeps {
 const OWNED_HEADER = /^(x-consumer-|x-forwarded-|x-real-ip$|forwarded$|x-request-id$)/;
 
 /**
+ * Removes what the client may not say to the upstream: the gateway-owned headers, and headers
+ * with `_` in their name, which WSGI, CGI, PHP and Rack read as `-` (`X_Consumer_Groups` becomes
+ * `HTTP_X_CONSUMER_GROUPS`, like the real one). A route may let underscore headers through; their
+ * spellings of an owned header are removed all the same.
+ */
+function dropClientOwnedHeaders(req: IncomingMessage, allowUnderscores: boolean): void {
+  for (const name of Object.keys(req.headers)) {
+    if (OWNED_HEADER.test(name)) delete req.headers[name];
+    else if (name.includes('_') && (!allowUnderscores || OWNED_HEADER.test(name.replaceAll('_', '-')))) delete req.headers[name];
+  }
+}
+
+/**
  * The per-request path: request id, normalize, route, ask the sidecar, enforce, proxy;
  * and exactly one audit event when the response is done, whatever happened.
  */
@@ -35,7 +48,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
   return function handle(req: IncomingMessage, res: ServerResponse): void {
     const requestId = requestIdOf(req.headers['x-request-id']);
     const clientIp = clientIpOf(req);
-    const record = startRecord(req, requestId, clientIp);
+    const record = startRecord(req, res, requestId, clientIp);
     (req as RecordedRequest)[RECORD] = record;
     res.setHeader('X-Request-Id', requestId);
     res.on('close', () => {
@@ -100,7 +113,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
 
       record.decision = 'allow';
       record.failOpen = answer.fail_open;
-      for (const name of Object.keys(req.headers)) if (OWNED_HEADER.test(name)) delete req.headers[name];
+      dropClientOwnedHeaders(req, route.allow_underscore_headers);
       const upstreamHeaders = answer.upstream_headers;
       for (const name in upstreamHeaders) req.headers[name.toLowerCase()] = upstreamHeaders[name];
       req.headers['x-request-id'] = requestId;

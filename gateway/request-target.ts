@@ -24,11 +24,17 @@ export function normalizeTarget(url: string): RequestTarget | undefined {
     const raw = segments[i] as string;
     if (!PCHAR.test(raw)) return undefined;
     const segment = raw.includes('%') ? decodeUnreserved(raw) : raw;
+    // Tomcat and Spring drop `;parameters` before resolving dot segments: `..;` is `..` to them.
+    if (segment.includes(';') && isDotSegment(segment.slice(0, segment.indexOf(';')))) return undefined;
     if (segment === '..') out.pop();
     else if (segment !== '.' && segment !== '') out.push(segment);
   }
   const trailing = rawPath.length > 1 && rawPath.endsWith('/') && out.length > 0 ? '/' : '';
   return { path: `/${out.join('/')}${trailing}`, search };
+}
+
+function isDotSegment(segment: string): boolean {
+  return segment === '.' || segment === '..';
 }
 
 /** Decodes %XX only where XX is unreserved (RFC 3986 §6.2.2.2); upper-cases the rest. */

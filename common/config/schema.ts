@@ -95,6 +95,10 @@ const routeSchema = z.strictObject({
     })
     .optional(),
   upstream_timeout_ms: z.number().int().positive().max(600_000).default(30_000),
+  allow_underscore_headers: z
+    .boolean()
+    .default(false)
+    .describe('Forward request headers with "_" in their name (dropped by default; spellings of gateway-owned headers are always dropped)'),
 });
 
 export const configSchema = z

@@ -8,7 +8,10 @@ export interface RequestRecord {
   startedAt: number;
   /** performance.now() at the start: a double, where hrtime.bigint() allocates. */
   startedMs: number;
+  /** The socket's bytesWritten when this response got the socket (-1 until then: pipelining). */
   bytesBefore: number;
+  /** The socket's bytesWritten once this response was all written (-1 until then, or if it never was). */
+  bytesAfter: number;
   clientIp: string;
   path: string;
   route: string | null;
@@ -24,12 +27,13 @@ export interface RequestRecord {
   failOpen: boolean;
 }
 
-export function startRecord(req: IncomingMessage, requestId: string, clientIp: string): RequestRecord {
-  return {
+export function startRecord(req: IncomingMessage, res: ServerResponse, requestId: string, clientIp: string): RequestRecord {
+  const record: RequestRecord = {
     requestId,
     startedAt: Date.now(),
     startedMs: performance.now(),
-    bytesBefore: req.socket.bytesWritten,
+    bytesBefore: res.socket ? res.socket.bytesWritten : -1,
+    bytesAfter: -1,
     clientIp,
     path: pathOf(req.url ?? ''),
     route: null,
@@ -44,6 +48,11 @@ export function startRecord(req: IncomingMessage, requestId: string, clientIp: s
     rateLimit: null,
     failOpen: false,
   };
+  // A pipelined response waits for the socket until the one before it is done, and the next one
+  // is flushed before this one's 'close': count from when it gets the socket to when it is written.
+  if (!res.socket) res.once('socket', (socket) => (record.bytesBefore = socket.bytesWritten));
+  res.once('prefinish', () => (record.bytesAfter = req.socket.bytesWritten));
+  return record;
 }
 
 /** The event of a finished (or aborted) response; never holds a credential or a query string. */
@@ -69,11 +78,18 @@ export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: S
     user_agent: userAgent === undefined ? null : userAgent.slice(0, 512),
     latency_ms: performance.now() - record.startedMs,
     upstream_status: record.upstreamStatus,
-    bytes_out: Math.max(0, req.socket.bytesWritten - record.bytesBefore),
+    bytes_out: bytesOut(record, req),
     rate_limit: record.rateLimit,
     fail_open: record.failOpen,
     shadow: false,
   };
+}
+
+/** What was written to the client for this response, headers included. */
+function bytesOut(record: RequestRecord, req: IncomingMessage): number {
+  if (record.bytesBefore < 0) return 0; // the client left before this response's turn
+  const after = record.bytesAfter < 0 ? req.socket.bytesWritten : record.bytesAfter;
+  return Math.max(0, after - record.bytesBefore);
 }
 
 /** The raw path, without the query string, capped; replaced by the normalized path once parsed. */

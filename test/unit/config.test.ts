@@ -81,6 +81,7 @@ describe('config', () => {
             acl: { allow: ['admins', 'customers'] },
             rate_limit: { by: 'consumer', minute: 60, fail_open: false },
             upstream_timeout_ms: 30000,
+            allow_underscore_headers: false,
           },
           {
             name: 'status',
@@ -89,6 +90,7 @@ describe('config', () => {
             auth: 'none',
             rate_limit: { by: 'header:x-api-key', fail_open: true },
             upstream_timeout_ms: 5000,
+            allow_underscore_headers: false,
           },
         ],
         gateway: { check_deadline_ms: 150, audit_batch_size: 100, audit_flush_ms: 20, audit_spool_max_mb: 64 },

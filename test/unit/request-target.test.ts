@@ -53,6 +53,15 @@ describe('request target', () => {
     expect(normalizeTarget('/users/%2')).to.equal(undefined);
   });
 
+  it('refuses a dot segment carrying a ; parameter (Tomcat and Spring read `..;` as `..`)', () => {
+    for (const url of ['/users/..;/payments', '/users/..;a=b/payments', '/users/%2E%2e;/payments', '/users/.;/x', '/..;']) expect(normalizeTarget(url), url).to.equal(undefined);
+  });
+
+  it('keeps a ; parameter on an ordinary segment', () => {
+    expect(pathOf('/users/7;v=1')).to.equal('/users/7;v=1');
+    expect(pathOf('/users/...;x')).to.equal('/users/...;x');
+  });
+
   it('refuses a backslash', () => {
     expect(normalizeTarget('/users\\..\\payments')).to.equal(undefined);
   });
