@@ -1,10 +1,13 @@
 /** Entry point of the audit worker: wiring only. Configured by the environment (common/env.ts). */
 import { once } from 'node:events';
+import { Queue } from 'bullmq';
+import { AUDIT_QUEUE } from '../common/audit-queue.js';
 import { readEnv, workerEnvSchema } from '../common/env.js';
 import { createLogger } from '../common/logger.js';
 import { connectPatient } from '../common/redis.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { runMain } from '../common/run-main.js';
+import { FailedJobsWatch } from './failed-jobs.js';
 import { buildQueryApi } from './query-api.js';
 import { EventStore } from './store/event-store.js';
 import { openPGlite, openPostgres } from './store/sql-client.js';
@@ -23,16 +26,13 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
 
   const redis = connectPatient(env.REDIS_URL);
   redis.on('error', (err) => logger.warn('redis connection error', { code: 'redis_error', error: err.message }));
-  const worker = buildWorker({
-    connection: redis,
-    prefix: new RedisKeys(env.REDIS_PREFIX).queuePrefix,
-    store,
-    logger,
-    concurrency: env.AUDIT_CONCURRENCY,
-  });
+  const prefix = new RedisKeys(env.REDIS_PREFIX).queuePrefix;
+  const worker = buildWorker({ connection: redis, prefix, store, logger, concurrency: env.AUDIT_CONCURRENCY });
+  const failed = new FailedJobsWatch(new Queue(AUDIT_QUEUE, { connection: redis, prefix }), logger);
+  failed.start();
 
   if (!env.ADMIN_TOKEN) logger.warn('ADMIN_TOKEN is not set: the query API answers 503 admin_disabled');
-  const server = buildQueryApi({ store, adminToken: env.ADMIN_TOKEN, logger }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
+  const server = buildQueryApi({ store, adminToken: env.ADMIN_TOKEN, logger, health: () => ({ failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
   await once(server, 'listening');
   const address = server.address();
   logger.info('ready', {
@@ -44,6 +44,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
 
   onStop(async () => {
     logger.info('stopping');
+    failed.stop();
     await worker.close(); // waits for active jobs to finish
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));

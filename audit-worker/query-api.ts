@@ -14,6 +14,8 @@ export interface QueryApiDeps {
   adminToken: string | undefined;
   logger: Logger;
   now?: () => number;
+  /** Extra fields of /healthz (e.g. the count of failed audit jobs). */
+  health?: () => Record<string, unknown>;
 }
 
 const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
@@ -25,13 +27,13 @@ function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   return timingSafeEqual(presented, expected) && match !== null;
 }
 
-export function buildQueryApi({ store, adminToken, logger, now = Date.now }: QueryApiDeps): Express {
+export function buildQueryApi({ store, adminToken, logger, now = Date.now, health = () => ({}) }: QueryApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   const expected = adminToken ? sha256(adminToken) : undefined;
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok', ...health() });
   });
 
   app.use('/v1', (req, res, next) => {

@@ -37,6 +37,11 @@ function issueSummary(issues: readonly { path: readonly PropertyKey[]; code: str
   return issues.map((i) => `${i.path.map(String).join('.') || '(root)'}:${i.code}`);
 }
 
+function eventCount(data: unknown): number {
+  const events = (data as { events?: unknown } | null | undefined)?.events;
+  return Array.isArray(events) ? events.length : 0;
+}
+
 export function processAuditJob(store: WorkerDeps['store'], logger: Logger) {
   return async (job: Job<unknown, AuditJobResult>): Promise<AuditJobResult> => {
     const batch = auditBatchSchema.safeParse(job.data);
@@ -66,13 +71,25 @@ export function processAuditJob(store: WorkerDeps['store'], logger: Logger) {
   };
 }
 
+/**
+ * Job locks. A Redis kill can leave a job in `active` with no worker on it (the script that
+ * took it ran, its reply was lost); BullMQ gives it back when its lock has expired and the
+ * stalled-job check runs. With BullMQ's defaults (30 s lock, a check every 30 s, one stall
+ * allowed) such a job waited 35-60 s and, orphaned twice, went to `failed` unstored. A batch
+ * may safely run again (the insert skips event ids it has), so: a short lock (renewed every
+ * 1.5 s while the job runs), a check every 3 s, and many stalls allowed. Recovered within ~6 s
+ * of Redis being back; the cost is one small script per 1.5 s per worker.
+ */
+export const JOB_LOCKING = { lockDuration: 3_000, stalledInterval: 3_000, maxStalledCount: 50 } as const;
+
 export function buildWorker({ connection, prefix, store, logger, concurrency }: WorkerDeps): Worker<unknown, AuditJobResult> {
-  const worker = new Worker<unknown, AuditJobResult>(AUDIT_QUEUE, processAuditJob(store, logger), { connection, prefix, concurrency });
+  const worker = new Worker<unknown, AuditJobResult>(AUDIT_QUEUE, processAuditJob(store, logger), { connection, prefix, concurrency, ...JOB_LOCKING });
   worker.on('failed', (job, err) => {
-    const unrecoverable = err.name === 'UnrecoverableError';
-    const meta = { job_id: job?.id, attempts: job?.attemptsMade, error: err.message };
-    if (unrecoverable) logger.error('audit job dropped', { code: 'audit_job_malformed', ...meta });
-    else logger.warn('audit job failed', { code: 'audit_store_failed', ...meta });
+    const meta = { job_id: job?.id, attempts: job?.attemptsMade, events: eventCount(job?.data), error: err.message };
+    if (err.name === 'UnrecoverableError') logger.error('audit job dropped', { code: 'audit_job_malformed', ...meta });
+    // finishedOn is set only when BullMQ moved the job to `failed` rather than retrying it.
+    else if (job?.finishedOn) logger.error('audit job failed for good: its events are not stored', { code: 'audit_job_failed', ...meta });
+    else logger.warn('audit job failed, will retry', { code: 'audit_store_failed', ...meta });
   });
   worker.on('error', (err) => logger.error('audit worker error', { code: 'audit_worker_error', err }));
   return worker;

@@ -11,6 +11,7 @@ import { withDemoDefaults } from '../common/demo.js';
 import { parseDuration } from '../common/duration.js';
 import { connectFailFast } from '../common/redis.js';
 import { RedisKeys } from '../common/redis-keys.js';
+import { retryFailedAuditJobs } from './retry-failed.js';
 import { ban, revokeConsumer, revokeJti, unban, type BanTarget } from '../common/security-state.js';
 
 const USAGE = `usage: admin <command> [options]
@@ -22,6 +23,8 @@ commands:
           revoke one token until it expires, or every token of a consumer issued so far
   ban     --ip IP | --consumer ISSUER:SUB [--ttl 1h] [--reason TEXT]
   unban   --ip IP | --consumer ISSUER:SUB
+  audit retry-failed
+          put every audit job in \`failed\` back in the queue (their events are stored again)
 
 environment: GATEWAY_CONFIG, REDIS_URL, REDIS_PREFIX (as the processes read them)
 exit codes: 0 ok, 1 failure, 2 bad usage`;
@@ -54,8 +57,9 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = parsed.positionals;
   const options = parsed.values as Options;
   if (options.help || !command) return void console.log(USAGE);
-  if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}`);
   const env = withDemoDefaults(process.env);
+  if (command === 'audit') return auditCommand(rest, env);
+  if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}`);
   if (command === 'token') return void console.log(mintToken(options, env));
   if (!['revoke', 'ban', 'unban'].includes(command)) throw new UsageError(`unknown command ${command}`);
 
@@ -74,6 +78,12 @@ async function main(argv: string[]): Promise<void> {
   } finally {
     redis.disconnect();
   }
+}
+
+async function auditCommand(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  if (args.length !== 1 || args[0] !== 'retry-failed') throw new UsageError(`unknown audit command ${args.join(' ') || '(none)'}: use audit retry-failed`);
+  const retried = await retryFailedAuditJobs(env.REDIS_URL ?? 'redis://127.0.0.1:6379', env.REDIS_PREFIX ?? 'gw');
+  console.log(`re-queued ${retried} failed audit job${retried === 1 ? '' : 's'}`);
 }
 
 function mintToken(options: Options, env: NodeJS.ProcessEnv): string {

@@ -1,0 +1,20 @@
+/** `admin audit retry-failed`: puts every audit job in `failed` back in the queue. */
+import { Queue } from 'bullmq';
+import { AUDIT_QUEUE } from '../common/audit-queue.js';
+import { connectFailFast } from '../common/redis.js';
+import { RedisKeys } from '../common/redis-keys.js';
+
+/** Returns how many failed jobs were re-queued (a malformed job fails again at once, and is logged again). */
+export async function retryFailedAuditJobs(redisUrl: string, redisPrefix: string): Promise<number> {
+  const connection = connectFailFast(redisUrl, { maxRetriesPerRequest: 2 });
+  const queue = new Queue(AUDIT_QUEUE, { connection, prefix: new RedisKeys(redisPrefix).queuePrefix });
+  try {
+    const failed = await queue.getFailedCount();
+    // Only jobs that failed before now: one failing again meanwhile is not retried in a loop.
+    await queue.retryJobs({ state: 'failed', timestamp: Date.now() });
+    return failed;
+  } finally {
+    await queue.close();
+    connection.disconnect();
+  }
+}
