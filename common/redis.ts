@@ -10,7 +10,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 export function connectFailFast(url: string, options: RedisOptions = {}): Redis {
   return new Redis(url, {
     maxRetriesPerRequest: 1,
-    retryStrategy: (times) => Math.min(times * 100, 2000),
+    retryStrategy: (times) => Math.min(times * 100, 1000),
     ...options,
   });
 }
@@ -33,11 +33,11 @@ export class RedisUnavailableError extends Error {
  * A connection for BullMQ workers, as BullMQ's production guide asks: `maxRetriesPerRequest:
  * null` (a worker's blocking and locking commands wait through an outage instead of failing
  * after N reconnects, which BullMQ refuses for workers), the offline queue on (commands issued
- * while Redis is away run once it is back), and a reconnect backoff capped at 2 s. Commands
+ * while Redis is away run once it is back), and a reconnect backoff capped at 1 s (an audit job waits at most that long after Redis is back). Commands
  * whose reply a kill lost are re-sent after the reconnect (ioredis' default): BullMQ's scripts
  * check the job's lock token, so a re-run finds the lock gone and changes nothing; a job left
  * in `active` that way is recovered by the stalled-job check (audit-worker/worker.ts JOB_LOCKING).
  */
 export function connectPatient(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(times * 200, 2000), ...options });
+  return new Redis(url, { maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(times * 200, 1000), ...options });
 }
