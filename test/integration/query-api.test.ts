@@ -85,6 +85,22 @@ describe('audit query API', function () {
     expect(((await unknown.json()) as { error: string }).error).to.equal('unknown parameter: subject');
   });
 
+  it('answers 400 naming since or until for a time out of range, never 500', async () => {
+    for (const [query, name] of [
+      ['since=999999999d', 'since'],
+      ['until=999999999d', 'until'],
+      ['since=999999d', 'since'],
+      ['since=0000-01-01T00:00:00Z', 'since'],
+      ['until=0001-01-01T00:00:00%2B01:00', 'until'],
+    ] as const) {
+      const res = await get(`/v1/events?${query}`, TOKEN);
+      expect(res.status, query).to.equal(400);
+      const body = (await res.json()) as { error: string; reason: string };
+      expect(body.reason, query).to.equal('bad_request');
+      expect(body.error, query).to.match(new RegExp(`^${name}: must be between 0001-01-01 and 9999-12-31`));
+    }
+  });
+
   it('pages through the events with next_cursor', async () => {
     const seen: string[] = [];
     let cursor: string | null = null;
