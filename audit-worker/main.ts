@@ -9,6 +9,7 @@ import { buildQueryApi } from './query-api.js';
 import { EventStore } from './store/event-store.js';
 import { openPGlite, openPostgres } from './store/sql-client.js';
 import { buildWorker } from './worker.js';
+import { newWorkerStats } from './worker-stats.js';
 
 // Active jobs are single batch inserts: a minute covers a slow database.
 runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
@@ -21,6 +22,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const store = new EventStore(sql);
   await store.migrate();
 
+  const stats = newWorkerStats();
   const redis = connectPatient(env.REDIS_URL);
   redis.on('error', (err) => logger.warn('redis connection error', { code: 'redis_error', error: err.message }));
   const worker = buildWorker({
@@ -29,10 +31,11 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
     store,
     logger,
     concurrency: env.AUDIT_CONCURRENCY,
+    stats,
   });
 
   if (!env.ADMIN_TOKEN) logger.warn('ADMIN_TOKEN is not set: the query API answers 503 admin_disabled');
-  const server = buildQueryApi({ store, adminToken: env.ADMIN_TOKEN, logger }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
+  const server = buildQueryApi({ store, adminToken: env.ADMIN_TOKEN, logger, stats }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
   await once(server, 'listening');
   const address = server.address();
   logger.info('ready', {

@@ -7,12 +7,15 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Logger } from '../common/logger.js';
 import { EventFilterError, parseEventFilter } from './event-filter.js';
 import type { EventStore } from './store/event-store.js';
+import type { WorkerStats } from './worker-stats.js';
 
 export interface QueryApiDeps {
   store: Pick<EventStore, 'query'>;
   /** Unset: every /v1 call answers 503 admin_disabled. */
   adminToken: string | undefined;
   logger: Logger;
+  /** The consumer's counters, shown by /healthz. */
+  stats: Readonly<WorkerStats>;
   now?: () => number;
 }
 
@@ -25,13 +28,13 @@ function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   return timingSafeEqual(presented, expected) && match !== null;
 }
 
-export function buildQueryApi({ store, adminToken, logger, now = Date.now }: QueryApiDeps): Express {
+export function buildQueryApi({ store, adminToken, logger, stats, now = Date.now }: QueryApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   const expected = adminToken ? sha256(adminToken) : undefined;
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok', ...stats });
   });
 
   app.use('/v1', (req, res, next) => {

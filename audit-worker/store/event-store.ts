@@ -50,6 +50,13 @@ CREATE INDEX IF NOT EXISTS audit_events_sub_ts ON audit_events (sub, ts);
 CREATE INDEX IF NOT EXISTS audit_events_consumer_ts ON audit_events (consumer, ts);
 CREATE INDEX IF NOT EXISTS audit_events_client_ip_ts ON audit_events (client_ip, ts);
 CREATE INDEX IF NOT EXISTS audit_events_request_id ON audit_events (request_id);
+CREATE TABLE IF NOT EXISTS audit_events_rejected (
+  event_id uuid PRIMARY KEY,
+  request_id text NOT NULL,
+  error_code text NOT NULL,
+  raw text NOT NULL,
+  rejected_at timestamptz NOT NULL DEFAULT now()
+);
 COMMIT;`;
 
 // One statement per batch: the batch travels as one jsonb parameter; conflicts are skipped.
@@ -62,6 +69,15 @@ WITH ins AS (
   RETURNING 1
 )
 SELECT count(*)::int AS n FROM ins`;
+
+// An event the database refused, as JSON text: text columns cannot hold NUL either, so NULs are
+// written as the six characters \u0000 (JSON.stringify already escapes them inside `raw`).
+const SET_ASIDE = `
+INSERT INTO audit_events_rejected (event_id, request_id, error_code, raw)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (event_id) DO NOTHING`;
+
+const escapeNul = (text: string): string => text.replaceAll('\0', '\\u0000');
 
 const SELECT_COLUMNS = NAMES.map((n) => (n === 'ts' ? `to_char(ts AT TIME ZONE 'UTC', ${UTC_US}) AS ts` : n)).join(', ');
 
@@ -98,11 +114,19 @@ export class EventStore {
     await this.sql.exec(MIGRATION);
   }
 
-  /** Stores a batch in one statement; returns how many events were new (the rest were already stored). */
+  /**
+   * Stores a batch in one statement; returns how many events were new (the rest were already
+   * stored). One event the database refuses fails the whole statement: see insertIsolating.
+   */
   async insert(events: readonly AuditEvent[]): Promise<number> {
     if (events.length === 0) return 0;
     const { rows } = await this.sql.query<{ n: number }>(INSERT, [JSON.stringify(events)]);
     return rows[0]?.n ?? 0;
+  }
+
+  /** Keeps an event the database refused to store, with the SQLSTATE; once per event id. */
+  async setAside(event: AuditEvent, errorCode: string): Promise<void> {
+    await this.sql.query(SET_ASIDE, [event.event_id, escapeNul(event.request_id), errorCode, escapeNul(JSON.stringify(event))]);
   }
 
   /** Events matching every given filter, newest first, one page of `filter.limit`. */

@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import type { AuditEvent } from '../../common/audit-event.js';
 import { parseEventFilter } from '../../audit-worker/event-filter.js';
 import { EventStore } from '../../audit-worker/store/event-store.js';
+import { insertIsolating, type SetAside } from '../../audit-worker/store/isolating-insert.js';
 import { openPGlite, openPostgres, type SqlClient } from '../../audit-worker/store/sql-client.js';
 import { auditEvent, auditEvents } from '../helpers/audit-events.js';
 
@@ -13,7 +14,8 @@ const PG_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/te
 
 interface Backend {
   name: string;
-  open(): Promise<{ sql: SqlClient; cleanup(): Promise<void> }>;
+  /** `openAnother`: one more client, to close and see what a lost database does. */
+  open(): Promise<{ sql: SqlClient; cleanup(): Promise<void>; openAnother(): Promise<SqlClient> }>;
 }
 
 const backends: Backend[] = [
@@ -24,6 +26,7 @@ const backends: Backend[] = [
       const sql = await openPostgres(PG_URL, schema);
       return {
         sql,
+        openAnother: () => openPostgres(PG_URL, schema),
         async cleanup() {
           await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
           await sql.close();
@@ -38,6 +41,8 @@ const backends: Backend[] = [
       const sql = await openPGlite(join(dir, 'db'));
       return {
         sql,
+        // PGlite is one process per folder: another client is another database.
+        openAnother: () => openPGlite(join(dir, 'other')),
         async cleanup() {
           await sql.close();
           await rm(dir, { recursive: true, force: true });
@@ -55,12 +60,16 @@ for (const backend of backends) {
   describe(`event store on ${backend.name}`, function () {
     this.timeout(60_000);
     let store: EventStore;
+    let sql: SqlClient;
     let cleanup: () => Promise<void>;
+    let openAnother: () => Promise<SqlClient>;
     let sub: string;
 
     before(async () => {
       const opened = await backend.open();
       cleanup = opened.cleanup;
+      sql = opened.sql;
+      openAnother = opened.openAnother;
       store = new EventStore(opened.sql);
       await store.migrate();
       await store.migrate(); // idempotent
@@ -115,6 +124,52 @@ for (const backend of backends) {
       } while (cursor);
       expect(pages).to.equal(5);
       expect(seen.map((e) => e.event_id)).to.deep.equal([...batch].sort(newestFirst).map((e) => e.event_id));
+    });
+
+    it('stores the rest of a batch and sets aside, alone, each event the database refuses', async () => {
+      const good = auditEvents(19, { sub });
+      const nulInJti = auditEvent({ sub, jti: 'x\u0000y' });
+      const nulInRequestId = auditEvent({ sub, request_id: 'r\u0000q' });
+      const batch = [...good.slice(0, 5), nulInJti, ...good.slice(5, 17), nulInRequestId, ...good.slice(17)];
+      const setAside: SetAside[] = [];
+
+      const result = await insertIsolating(store, batch, (s) => setAside.push(s));
+
+      expect(result).to.deep.equal({ stored: 19, setAside: 2 });
+      expect(setAside.map((s) => [s.event.event_id, s.sqlstate])).to.have.deep.members([
+        [nulInJti.event_id, '22P05'],
+        [nulInRequestId.event_id, '22P05'],
+      ]);
+      const page = await store.query(filter({ sub, limit: '1000' }));
+      expect(page.events.map((e) => e.event_id)).to.have.members(good.map((e) => e.event_id));
+      const { rows } = await sql.query<{ event_id: string; request_id: string; error_code: string; raw: string }>(
+        'SELECT event_id, request_id, error_code, raw FROM audit_events_rejected WHERE event_id = ANY($1::uuid[]) ORDER BY request_id',
+        [[nulInJti.event_id, nulInRequestId.event_id]],
+      );
+      expect(rows.map((r) => ({ ...r, raw: JSON.parse(r.raw) as unknown }))).to.have.deep.members([
+        { event_id: nulInJti.event_id, request_id: nulInJti.request_id, error_code: '22P05', raw: nulInJti },
+        { event_id: nulInRequestId.event_id, request_id: 'r\\u0000q', error_code: '22P05', raw: nulInRequestId },
+      ]);
+      // Redelivered: the good ones are already there, the bad one is set aside once.
+      expect(await insertIsolating(store, batch, () => undefined)).to.deep.equal({ stored: 0, setAside: 2 });
+      expect((await sql.query('SELECT 1 FROM audit_events_rejected WHERE event_id = $1', [nulInJti.event_id])).rows).to.have.length(1);
+    });
+
+    it('sets nothing aside and throws when the database cannot be reached', async () => {
+      const other = await openAnother();
+      const unreachable = new EventStore(other);
+      await unreachable.migrate();
+      await other.close();
+      const batch = [...auditEvents(3, { sub }), auditEvent({ sub, jti: 'x\u0000y' })];
+      const setAside: SetAside[] = [];
+      let thrown: unknown;
+      try {
+        await insertIsolating(unreachable, batch, (s) => setAside.push(s));
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).to.be.instanceOf(Error);
+      expect(setAside).to.deep.equal([]);
     });
 
     it('returns an event with exactly the field values it was given', async () => {
