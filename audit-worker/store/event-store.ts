@@ -31,20 +31,33 @@ const COLUMNS = {
   rate_limit: 'jsonb',
   fail_open: 'boolean',
   shadow: 'boolean',
+  truncated: 'text[]',
 } as const satisfies Record<keyof AuditEvent, string>;
 
-const NOT_NULL = new Set<string>(['event_id', 'ts', 'request_id', 'gateway_id', 'method', 'path', 'status', 'decision', 'client_ip', 'latency_ms', 'bytes_out', 'fail_open', 'shadow']);
+const NOT_NULL = new Set<string>(['event_id', 'ts', 'request_id', 'gateway_id', 'method', 'path', 'status', 'decision', 'client_ip', 'latency_ms', 'bytes_out', 'fail_open', 'shadow', 'truncated']);
+/** Defaults of the columns added after the table's first version, so existing rows get a value. */
+const DEFAULTS: Partial<Record<keyof AuditEvent, string>> = { truncated: `'{}'` };
+/** Columns added after the first version of the table: ADD COLUMN IF NOT EXISTS on existing databases. */
+const ADDED_LATER: (keyof AuditEvent)[] = ['truncated'];
 const NAMES = Object.keys(COLUMNS) as (keyof AuditEvent)[];
+
+function columnDefinition(n: keyof AuditEvent): string {
+  const key = n === 'event_id' ? ' PRIMARY KEY' : NOT_NULL.has(n) ? ' NOT NULL' : '';
+  const fallback = DEFAULTS[n] ? ` DEFAULT ${DEFAULTS[n]}` : '';
+  return `${n} ${COLUMNS[n]}${key}${fallback}`;
+}
+
 const UTC_US = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
 
 const MIGRATION = `
 BEGIN;
 SELECT pg_advisory_xact_lock(${DDL_LOCK_KEY});
 CREATE TABLE IF NOT EXISTS audit_events (
-  ${NAMES.map((n) => `${n} ${COLUMNS[n]}${n === 'event_id' ? ' PRIMARY KEY' : NOT_NULL.has(n) ? ' NOT NULL' : ''}`).join(',\n  ')},
+  ${NAMES.map(columnDefinition).join(',\n  ')},
   stored_at timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT audit_events_decision CHECK (decision IN ('allow', 'deny'))
 );
+${ADDED_LATER.map((n) => `ALTER TABLE audit_events ADD COLUMN IF NOT EXISTS ${columnDefinition(n)};`).join('\n')}
 CREATE INDEX IF NOT EXISTS audit_events_ts ON audit_events (ts DESC, event_id DESC);
 CREATE INDEX IF NOT EXISTS audit_events_sub_ts ON audit_events (sub, ts);
 CREATE INDEX IF NOT EXISTS audit_events_consumer_ts ON audit_events (consumer, ts);

@@ -14,21 +14,24 @@ const PG_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/te
 
 interface Backend {
   name: string;
-  /** `openAnother`: one more client, to close and see what a lost database does. */
-  open(): Promise<{ sql: SqlClient; cleanup(): Promise<void>; openAnother(): Promise<SqlClient> }>;
+  /** `openEmpty`: a client on another, empty database (to close, or to build an older table in). */
+  open(): Promise<{ sql: SqlClient; cleanup(): Promise<void>; openEmpty(): Promise<SqlClient> }>;
 }
 
 const backends: Backend[] = [
   {
     name: 'PostgreSQL',
     async open() {
-      const schema = `audit_test_${randomBytes(6).toString('hex')}`;
-      const sql = await openPostgres(PG_URL, schema);
+      const schemas = [`audit_test_${randomBytes(6).toString('hex')}`];
+      const sql = await openPostgres(PG_URL, schemas[0]!);
       return {
         sql,
-        openAnother: () => openPostgres(PG_URL, schema),
+        openEmpty: () => {
+          schemas.push(`audit_test_${randomBytes(6).toString('hex')}`);
+          return openPostgres(PG_URL, schemas.at(-1)!);
+        },
         async cleanup() {
-          await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+          for (const schema of schemas) await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
           await sql.close();
         },
       };
@@ -39,10 +42,10 @@ const backends: Backend[] = [
     async open() {
       const dir = await mkdtemp(join(tmpdir(), 'audit-store-'));
       const sql = await openPGlite(join(dir, 'db'));
+      let opened = 0;
       return {
         sql,
-        // PGlite is one process per folder: another client is another database.
-        openAnother: () => openPGlite(join(dir, 'other')),
+        openEmpty: () => openPGlite(join(dir, `empty-${++opened}`)),
         async cleanup() {
           await sql.close();
           await rm(dir, { recursive: true, force: true });
@@ -62,14 +65,14 @@ for (const backend of backends) {
     let store: EventStore;
     let sql: SqlClient;
     let cleanup: () => Promise<void>;
-    let openAnother: () => Promise<SqlClient>;
+    let openEmpty: () => Promise<SqlClient>;
     let sub: string;
 
     before(async () => {
       const opened = await backend.open();
       cleanup = opened.cleanup;
       sql = opened.sql;
-      openAnother = opened.openAnother;
+      openEmpty = opened.openEmpty;
       store = new EventStore(opened.sql);
       await store.migrate();
       await store.migrate(); // idempotent
@@ -126,6 +129,34 @@ for (const backend of backends) {
       expect(seen.map((e) => e.event_id)).to.deep.equal([...batch].sort(newestFirst).map((e) => e.event_id));
     });
 
+    it('adds the truncated column to a table made before it, existing rows reading as cut nowhere', async () => {
+      const older = await openEmpty();
+      try {
+        // audit_events as the first version created it, with one row.
+        await older.exec(`
+          CREATE TABLE audit_events (
+            event_id uuid PRIMARY KEY, ts timestamptz NOT NULL, request_id text NOT NULL, gateway_id text NOT NULL,
+            route text, method text NOT NULL, path text NOT NULL, status integer NOT NULL, decision text NOT NULL,
+            reason text, detail text, sub text, consumer text, jti text, client_ip text NOT NULL, user_agent text,
+            latency_ms double precision NOT NULL, upstream_status integer, bytes_out bigint NOT NULL, rate_limit jsonb,
+            fail_open boolean NOT NULL, shadow boolean NOT NULL,
+            stored_at timestamptz NOT NULL DEFAULT now(),
+            CONSTRAINT audit_events_decision CHECK (decision IN ('allow', 'deny')));`);
+        const old = auditEvent({ sub });
+        await older.query(
+          `INSERT INTO audit_events SELECT * FROM jsonb_populate_record(NULL::audit_events, $1::jsonb)`,
+          [JSON.stringify({ ...old, truncated: undefined, stored_at: new Date().toISOString() })],
+        );
+        const migrated = new EventStore(older);
+        await migrated.migrate();
+        const cut = auditEvent({ sub, path: '/p', truncated: ['path'], ts: new Date(Date.parse(old.ts) + 1000).toISOString() });
+        expect(await migrated.insert([cut])).to.equal(1);
+        expect((await migrated.query(filter({ sub }))).events).to.deep.equal([cut, old]);
+      } finally {
+        await older.close();
+      }
+    });
+
     it('stores the rest of a batch and sets aside, alone, each event the database refuses', async () => {
       const good = auditEvents(19, { sub });
       const nulInJti = auditEvent({ sub, jti: 'x\u0000y' });
@@ -156,7 +187,7 @@ for (const backend of backends) {
     });
 
     it('sets nothing aside and throws when the database cannot be reached', async () => {
-      const other = await openAnother();
+      const other = await openEmpty();
       const unreachable = new EventStore(other);
       await unreachable.migrate();
       await other.close();
@@ -186,6 +217,7 @@ for (const backend of backends) {
         shadow: true,
         path: "/users/'; DROP TABLE audit_events; --",
         user_agent: 'Mozilla/5.0 (ünïcode ✓)',
+        truncated: ['path', 'user_agent', 'rate_limit.limit'],
       });
       const sparse = auditEvent({ sub, route: null, reason: null, detail: null, consumer: null, jti: null, user_agent: null, rate_limit: null, ts: new Date(NOW - 60_000).toISOString() });
       await store.insert([full, sparse]);
