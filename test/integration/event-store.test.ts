@@ -161,28 +161,31 @@ for (const backend of backends) {
       const good = auditEvents(19, { sub });
       const nulInJti = auditEvent({ sub, jti: 'x\u0000y' });
       const nulInRequestId = auditEvent({ sub, request_id: 'r\u0000q' });
-      const batch = [...good.slice(0, 5), nulInJti, ...good.slice(5, 17), nulInRequestId, ...good.slice(17)];
+      const loneSurrogate = auditEvent({ sub, user_agent: 'agent\uD800' }); // JSON.stringify writes \ud800: not JSON to jsonb
+      const batch = [loneSurrogate, ...good.slice(0, 5), nulInJti, ...good.slice(5, 17), nulInRequestId, ...good.slice(17)];
       const setAside: SetAside[] = [];
 
       const result = await insertIsolating(store, batch, (s) => setAside.push(s));
 
-      expect(result).to.deep.equal({ stored: 19, setAside: 2 });
+      expect(result).to.deep.equal({ stored: 19, setAside: 3 });
       expect(setAside.map((s) => [s.event.event_id, s.sqlstate])).to.have.deep.members([
         [nulInJti.event_id, '22P05'],
         [nulInRequestId.event_id, '22P05'],
+        [loneSurrogate.event_id, '22P02'],
       ]);
       const page = await store.query(filter({ sub, limit: '1000' }));
       expect(page.events.map((e) => e.event_id)).to.have.members(good.map((e) => e.event_id));
       const { rows } = await sql.query<{ event_id: string; request_id: string; error_code: string; raw: string }>(
         'SELECT event_id, request_id, error_code, raw FROM audit_events_rejected WHERE event_id = ANY($1::uuid[]) ORDER BY request_id',
-        [[nulInJti.event_id, nulInRequestId.event_id]],
+        [[nulInJti.event_id, nulInRequestId.event_id, loneSurrogate.event_id]],
       );
       expect(rows.map((r) => ({ ...r, raw: JSON.parse(r.raw) as unknown }))).to.have.deep.members([
         { event_id: nulInJti.event_id, request_id: nulInJti.request_id, error_code: '22P05', raw: nulInJti },
         { event_id: nulInRequestId.event_id, request_id: 'r\\u0000q', error_code: '22P05', raw: nulInRequestId },
+        { event_id: loneSurrogate.event_id, request_id: loneSurrogate.request_id, error_code: '22P02', raw: loneSurrogate },
       ]);
       // Redelivered: the good ones are already there, the bad one is set aside once.
-      expect(await insertIsolating(store, batch, () => undefined)).to.deep.equal({ stored: 0, setAside: 2 });
+      expect(await insertIsolating(store, batch, () => undefined)).to.deep.equal({ stored: 0, setAside: 3 });
       expect((await sql.query('SELECT 1 FROM audit_events_rejected WHERE event_id = $1', [nulInJti.event_id])).rows).to.have.length(1);
     });
 
