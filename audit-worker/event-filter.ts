@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { decodeCursor, type Cursor } from './store/cursor.js';
+import { inTimeRange, TIME_RANGE_MESSAGE } from './store/time-range.js';
 
 export const MAX_LIMIT = 1000;
 export const DEFAULT_LIMIT = 100;
@@ -12,17 +13,27 @@ const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const RELATIVE = /^(\d{1,9})([smhd])$/;
 const isoDatetime = z.iso.datetime({ offset: true });
 
-/** An ISO timestamp, or a duration before `now()`; the result is an ISO timestamp. */
+/**
+ * An ISO timestamp, or a duration before `now()`; the result is an ISO timestamp within years
+ * 0001-9999 (a `999999999d` or a year 0000 is refused here, not by the database).
+ */
 function timeParam(now: () => number) {
   return z.string().transform((value, ctx) => {
     const relative = RELATIVE.exec(value);
-    if (relative) {
-      const ms = Number(relative[1]) * UNIT_MS[relative[2] as keyof typeof UNIT_MS];
-      return new Date(now() - ms).toISOString();
+    const ms = relative
+      ? now() - Number(relative[1]) * UNIT_MS[relative[2] as keyof typeof UNIT_MS]
+      : isoDatetime.safeParse(value).success
+        ? Date.parse(value)
+        : undefined;
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'must be an ISO timestamp with offset (2025-01-02T03:04:05Z) or a duration such as 30s, 15m, 1h, 7d' });
+      return z.NEVER;
     }
-    if (isoDatetime.safeParse(value).success) return value;
-    ctx.addIssue({ code: 'custom', message: 'must be an ISO timestamp with offset (2025-01-02T03:04:05Z) or a duration such as 30s, 15m, 1h, 7d' });
-    return z.NEVER;
+    if (!inTimeRange(ms)) {
+      ctx.addIssue({ code: 'custom', message: TIME_RANGE_MESSAGE });
+      return z.NEVER;
+    }
+    return relative ? new Date(ms).toISOString() : value;
   });
 }
 

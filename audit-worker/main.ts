@@ -12,6 +12,7 @@ import { buildQueryApi } from './query-api.js';
 import { EventStore } from './store/event-store.js';
 import { openPGlite, openPostgres } from './store/sql-client.js';
 import { buildWorker } from './worker.js';
+import { newWorkerStats } from './worker-stats.js';
 
 // Active jobs are single batch inserts: a minute covers a slow database.
 runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
@@ -24,15 +25,16 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const store = new EventStore(sql);
   await store.migrate();
 
+  const stats = newWorkerStats();
   const redis = connectPatient(env.REDIS_URL);
   redis.on('error', (err) => logger.warn('redis connection error', { code: 'redis_error', error: err.message }));
   const prefix = new RedisKeys(env.REDIS_PREFIX).queuePrefix;
-  const worker = buildWorker({ connection: redis, prefix, store, logger, concurrency: env.AUDIT_CONCURRENCY });
+  const worker = buildWorker({ connection: redis, prefix, store, logger, concurrency: env.AUDIT_CONCURRENCY, stats });
   const failed = new FailedJobsWatch(new Queue(AUDIT_QUEUE, { connection: redis, prefix }), logger);
   failed.start();
 
   if (!env.ADMIN_TOKEN) logger.warn('ADMIN_TOKEN is not set: the query API answers 503 admin_disabled');
-  const server = buildQueryApi({ store, adminToken: env.ADMIN_TOKEN, logger, health: () => ({ failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
+  const server = buildQueryApi({ store, adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
   await once(server, 'listening');
   const address = server.address();
   logger.info('ready', {

@@ -14,7 +14,7 @@ export interface QueryApiDeps {
   adminToken: string | undefined;
   logger: Logger;
   now?: () => number;
-  /** Extra fields of /healthz (e.g. the count of failed audit jobs). */
+  /** Fields /healthz adds to its status: the worker's counters and the count of failed jobs. */
   health?: () => Record<string, unknown>;
 }
 

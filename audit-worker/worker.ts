@@ -1,7 +1,8 @@
 /**
  * The queue consumer: each job is a batch of audit events from a gateway. A malformed job
- * fails at once (UnrecoverableError); a malformed event is rejected alone; a store error is
- * thrown so BullMQ retries the whole batch with backoff (the insert is idempotent).
+ * fails at once (UnrecoverableError); a malformed event is rejected alone; an event the
+ * database refuses is set aside alone (audit_events_rejected); any other store error is thrown
+ * so BullMQ retries the whole batch with backoff (the insert is idempotent).
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -9,15 +10,19 @@ import { auditEventSchema, type AuditEvent } from '../common/audit-event.js';
 import { AUDIT_QUEUE, auditBatchSchema } from '../common/audit-queue.js';
 import type { Logger } from '../common/logger.js';
 import type { EventStore } from './store/event-store.js';
+import { insertIsolating } from './store/isolating-insert.js';
+import type { WorkerStats } from './worker-stats.js';
 
 export interface WorkerDeps {
   /** Must be a BullMQ-ready connection (maxRetriesPerRequest: null), e.g. connectPatient(). */
   connection: Redis;
   /** BullMQ prefix, normally `new RedisKeys(REDIS_PREFIX).queuePrefix`. */
   prefix: string;
-  store: Pick<EventStore, 'insert'>;
+  store: Pick<EventStore, 'insert' | 'setAside'>;
   logger: Logger;
   concurrency: number;
+  /** Counted into as events are set aside or dropped; shown by the query API's health. */
+  stats: WorkerStats;
 }
 
 /** The job's return value, kept by BullMQ. */
@@ -28,6 +33,8 @@ export interface AuditJobResult {
   duplicates: number;
   /** Events that failed validation and were dropped. */
   rejected: number;
+  /** Valid events the database refused, kept in audit_events_rejected instead. */
+  set_aside: number;
 }
 
 const uuid = auditEventSchema.shape.event_id;
@@ -42,7 +49,7 @@ function eventCount(data: unknown): number {
   return Array.isArray(events) ? events.length : 0;
 }
 
-export function processAuditJob(store: WorkerDeps['store'], logger: Logger) {
+export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stats: WorkerStats) {
   return async (job: Job<unknown, AuditJobResult>): Promise<AuditJobResult> => {
     const batch = auditBatchSchema.safeParse(job.data);
     if (!batch.success) {
@@ -64,8 +71,14 @@ export function processAuditJob(store: WorkerDeps['store'], logger: Logger) {
         issues: issueSummary(event.error.issues),
       });
     });
-    const stored = await store.insert(valid);
-    const result = { stored, duplicates: valid.length - stored, rejected: batch.data.events.length - valid.length };
+    const rejected = batch.data.events.length - valid.length;
+    stats.events_malformed += rejected;
+    const { stored, setAside } = await insertIsolating(store, valid, ({ event, sqlstate }) => {
+      stats.events_set_aside += 1;
+      // The SQLSTATE only: the database's message may quote the refused value.
+      logger.error('audit event set aside', { code: 'audit_event_set_aside', job_id: job.id, event_id: event.event_id, sqlstate });
+    });
+    const result = { stored, duplicates: valid.length - stored - setAside, rejected, set_aside: setAside };
     logger.debug('audit batch stored', { job_id: job.id, ...result });
     return result;
   };
@@ -82,8 +95,8 @@ export function processAuditJob(store: WorkerDeps['store'], logger: Logger) {
  */
 export const JOB_LOCKING = { lockDuration: 3_000, stalledInterval: 3_000, maxStalledCount: 50 } as const;
 
-export function buildWorker({ connection, prefix, store, logger, concurrency }: WorkerDeps): Worker<unknown, AuditJobResult> {
-  const worker = new Worker<unknown, AuditJobResult>(AUDIT_QUEUE, processAuditJob(store, logger), { connection, prefix, concurrency, ...JOB_LOCKING });
+export function buildWorker({ connection, prefix, store, logger, concurrency, stats }: WorkerDeps): Worker<unknown, AuditJobResult> {
+  const worker = new Worker<unknown, AuditJobResult>(AUDIT_QUEUE, processAuditJob(store, logger, stats), { connection, prefix, concurrency, ...JOB_LOCKING });
   worker.on('failed', (job, err) => {
     const meta = { job_id: job?.id, attempts: job?.attemptsMade, events: eventCount(job?.data), error: err.message };
     if (err.name === 'UnrecoverableError') logger.error('audit job dropped', { code: 'audit_job_malformed', ...meta });

@@ -4,10 +4,36 @@
  */
 import { z } from 'zod';
 
-const text = (max: number) => z.string().max(max);
+/**
+ * The longest value of each bounded text field, in characters (Unicode code points, as zod
+ * counts them). One table: the schema below refuses longer values, and the gateway cuts every
+ * value to it before publishing (gateway/audit/field-limits.ts), naming the cut fields in
+ * `truncated`, so a long path or user agent never costs the event.
+ */
+export const AUDIT_TEXT_LIMITS = {
+  request_id: 128,
+  gateway_id: 128,
+  route: 128,
+  method: 32,
+  path: 4096,
+  reason: 64,
+  detail: 64,
+  sub: 512,
+  consumer: 640,
+  jti: 512,
+  client_ip: 64,
+  user_agent: 512,
+  'rate_limit.limit': 200,
+} as const;
+
+/** A field the gateway may cut: a key of AUDIT_TEXT_LIMITS (`rate_limit.limit` is the nested one). */
+export type TruncatableField = keyof typeof AUDIT_TEXT_LIMITS;
+export const TRUNCATABLE_FIELDS = Object.keys(AUDIT_TEXT_LIMITS) as [TruncatableField, ...TruncatableField[]];
+
+const text = (field: TruncatableField) => z.string().max(AUDIT_TEXT_LIMITS[field]);
 
 export const rateLimitStateSchema = z.strictObject({
-  limit: text(200).describe('Which limit decided, e.g. tier:free:minute or route:payments:second'),
+  limit: text('rate_limit.limit').describe('Which limit decided, e.g. tier:free:minute or route:payments:second'),
   max: z.number().int().min(0),
   remaining: z.number().int().min(0),
   reset_s: z.number().int().min(0),
@@ -16,26 +42,32 @@ export const rateLimitStateSchema = z.strictObject({
 export const auditEventSchema = z.strictObject({
   event_id: z.uuid(),
   ts: z.iso.datetime({ offset: true }),
-  request_id: text(128),
-  gateway_id: text(128),
-  route: text(128).nullable(),
-  method: text(32),
-  path: text(4096),
+  request_id: text('request_id'),
+  gateway_id: text('gateway_id'),
+  route: text('route').nullable(),
+  method: text('method'),
+  path: text('path'),
   status: z.number().int().min(0).max(999),
   decision: z.enum(['allow', 'deny']),
-  reason: text(64).nullable(),
-  detail: text(64).nullable(),
-  sub: text(512).nullable(),
-  consumer: text(640).nullable(),
-  jti: text(512).nullable(),
-  client_ip: text(64),
-  user_agent: text(512).nullable(),
+  reason: text('reason').nullable(),
+  detail: text('detail').nullable(),
+  sub: text('sub').nullable(),
+  consumer: text('consumer').nullable(),
+  jti: text('jti').nullable(),
+  client_ip: text('client_ip'),
+  user_agent: text('user_agent').nullable(),
   latency_ms: z.number().min(0),
   upstream_status: z.number().int().min(0).max(999).nullable(),
   bytes_out: z.number().int().min(0),
   rate_limit: rateLimitStateSchema.nullable(),
   fail_open: z.boolean(),
   shadow: z.boolean(),
+  /** The fields the gateway cut to their limit; absent (events of older gateways) reads as none. */
+  truncated: z
+    .array(z.enum(TRUNCATABLE_FIELDS))
+    .max(TRUNCATABLE_FIELDS.length)
+    .default([])
+    .describe('Fields cut to their AUDIT_TEXT_LIMITS length by the gateway, e.g. ["path", "user_agent"]'),
 });
 
 export type AuditEvent = z.output<typeof auditEventSchema>;

@@ -3,6 +3,7 @@
  * callers (base64url of JSON). `ts` keeps PostgreSQL's microseconds so no event is skipped.
  */
 import { z } from 'zod';
+import { inTimeRange } from './time-range.js';
 
 export interface Cursor {
   /** UTC timestamp with microseconds, e.g. 2025-01-02T03:04:05.123456Z. */
@@ -25,5 +26,6 @@ export function decodeCursor(text: string): Cursor | undefined {
     return undefined;
   }
   const parsed = cursorSchema.safeParse(value);
-  return parsed.success ? { ts: parsed.data[0], event_id: parsed.data[1] } : undefined;
+  if (!parsed.success || !inTimeRange(Date.parse(parsed.data[0]))) return undefined;
+  return { ts: parsed.data[0], event_id: parsed.data[1] };
 }

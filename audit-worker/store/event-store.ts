@@ -31,25 +31,45 @@ const COLUMNS = {
   rate_limit: 'jsonb',
   fail_open: 'boolean',
   shadow: 'boolean',
+  truncated: 'text[]',
 } as const satisfies Record<keyof AuditEvent, string>;
 
-const NOT_NULL = new Set<string>(['event_id', 'ts', 'request_id', 'gateway_id', 'method', 'path', 'status', 'decision', 'client_ip', 'latency_ms', 'bytes_out', 'fail_open', 'shadow']);
+const NOT_NULL = new Set<string>(['event_id', 'ts', 'request_id', 'gateway_id', 'method', 'path', 'status', 'decision', 'client_ip', 'latency_ms', 'bytes_out', 'fail_open', 'shadow', 'truncated']);
+/** Defaults of the columns added after the table's first version, so existing rows get a value. */
+const DEFAULTS: Partial<Record<keyof AuditEvent, string>> = { truncated: `'{}'` };
+/** Columns added after the first version of the table: ADD COLUMN IF NOT EXISTS on existing databases. */
+const ADDED_LATER: (keyof AuditEvent)[] = ['truncated'];
 const NAMES = Object.keys(COLUMNS) as (keyof AuditEvent)[];
+
+function columnDefinition(n: keyof AuditEvent): string {
+  const key = n === 'event_id' ? ' PRIMARY KEY' : NOT_NULL.has(n) ? ' NOT NULL' : '';
+  const fallback = DEFAULTS[n] ? ` DEFAULT ${DEFAULTS[n]}` : '';
+  return `${n} ${COLUMNS[n]}${key}${fallback}`;
+}
+
 const UTC_US = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
 
 const MIGRATION = `
 BEGIN;
 SELECT pg_advisory_xact_lock(${DDL_LOCK_KEY});
 CREATE TABLE IF NOT EXISTS audit_events (
-  ${NAMES.map((n) => `${n} ${COLUMNS[n]}${n === 'event_id' ? ' PRIMARY KEY' : NOT_NULL.has(n) ? ' NOT NULL' : ''}`).join(',\n  ')},
+  ${NAMES.map(columnDefinition).join(',\n  ')},
   stored_at timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT audit_events_decision CHECK (decision IN ('allow', 'deny'))
 );
+${ADDED_LATER.map((n) => `ALTER TABLE audit_events ADD COLUMN IF NOT EXISTS ${columnDefinition(n)};`).join('\n')}
 CREATE INDEX IF NOT EXISTS audit_events_ts ON audit_events (ts DESC, event_id DESC);
 CREATE INDEX IF NOT EXISTS audit_events_sub_ts ON audit_events (sub, ts);
 CREATE INDEX IF NOT EXISTS audit_events_consumer_ts ON audit_events (consumer, ts);
 CREATE INDEX IF NOT EXISTS audit_events_client_ip_ts ON audit_events (client_ip, ts);
 CREATE INDEX IF NOT EXISTS audit_events_request_id ON audit_events (request_id);
+CREATE TABLE IF NOT EXISTS audit_events_rejected (
+  event_id uuid PRIMARY KEY,
+  request_id text NOT NULL,
+  error_code text NOT NULL,
+  raw text NOT NULL,
+  rejected_at timestamptz NOT NULL DEFAULT now()
+);
 COMMIT;`;
 
 // One statement per batch: the batch travels as one jsonb parameter; conflicts are skipped.
@@ -62,6 +82,15 @@ WITH ins AS (
   RETURNING 1
 )
 SELECT count(*)::int AS n FROM ins`;
+
+// An event the database refused, as JSON text: text columns cannot hold NUL either, so NULs are
+// written as the six characters \u0000 (JSON.stringify already escapes them inside `raw`).
+const SET_ASIDE = `
+INSERT INTO audit_events_rejected (event_id, request_id, error_code, raw)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (event_id) DO NOTHING`;
+
+const escapeNul = (text: string): string => text.replaceAll('\0', '\\u0000');
 
 const SELECT_COLUMNS = NAMES.map((n) => (n === 'ts' ? `to_char(ts AT TIME ZONE 'UTC', ${UTC_US}) AS ts` : n)).join(', ');
 
@@ -98,11 +127,19 @@ export class EventStore {
     await this.sql.exec(MIGRATION);
   }
 
-  /** Stores a batch in one statement; returns how many events were new (the rest were already stored). */
+  /**
+   * Stores a batch in one statement; returns how many events were new (the rest were already
+   * stored). One event the database refuses fails the whole statement: see insertIsolating.
+   */
   async insert(events: readonly AuditEvent[]): Promise<number> {
     if (events.length === 0) return 0;
     const { rows } = await this.sql.query<{ n: number }>(INSERT, [JSON.stringify(events)]);
     return rows[0]?.n ?? 0;
+  }
+
+  /** Keeps an event the database refused to store, with the SQLSTATE; once per event id. */
+  async setAside(event: AuditEvent, errorCode: string): Promise<void> {
+    await this.sql.query(SET_ASIDE, [event.event_id, escapeNul(event.request_id), errorCode, escapeNul(JSON.stringify(event))]);
   }
 
   /** Events matching every given filter, newest first, one page of `filter.limit`. */

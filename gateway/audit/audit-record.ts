@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditEvent, RateLimitState } from '../../common/audit-event.js';
+import { fitToLimits } from './field-limits.js';
 
 /** What the gateway learns about a request while serving it; becomes its audit event. */
 export interface RequestRecord {
@@ -55,16 +56,18 @@ export function startRecord(req: IncomingMessage, res: ServerResponse, requestId
   return record;
 }
 
-/** The event of a finished (or aborted) response; never holds a credential or a query string. */
+/**
+ * The event of a finished (or aborted) response; never holds a credential or a query string.
+ * Text fields over their limit are cut to it and listed in `truncated`.
+ */
 export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: ServerResponse, gatewayId: string): AuditEvent {
-  const userAgent = req.headers['user-agent'];
-  return {
+  return fitToLimits({
     event_id: randomUUID(),
     ts: new Date(record.startedAt).toISOString(),
     request_id: record.requestId,
     gateway_id: gatewayId,
     route: record.route,
-    method: (req.method ?? '').slice(0, 32),
+    method: req.method ?? '',
     path: record.path,
     // 0 when the client went away before an answer was sent.
     status: res.headersSent ? res.statusCode : 0,
@@ -75,14 +78,15 @@ export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: S
     consumer: record.consumer,
     jti: record.jti,
     client_ip: record.clientIp,
-    user_agent: userAgent === undefined ? null : userAgent.slice(0, 512),
+    user_agent: req.headers['user-agent'] ?? null,
     latency_ms: performance.now() - record.startedMs,
     upstream_status: record.upstreamStatus,
     bytes_out: bytesOut(record, req),
     rate_limit: record.rateLimit,
     fail_open: record.failOpen,
     shadow: false,
-  };
+    truncated: [],
+  });
 }
 
 /** What was written to the client for this response, headers included. */
@@ -92,8 +96,8 @@ function bytesOut(record: RequestRecord, req: IncomingMessage): number {
   return Math.max(0, after - record.bytesBefore);
 }
 
-/** The raw path, without the query string, capped; replaced by the normalized path once parsed. */
+/** The raw path, without the query string; replaced by the normalized path once parsed. */
 function pathOf(url: string): string {
   const query = url.indexOf('?');
-  return (query === -1 ? url : url.slice(0, query)).slice(0, 4096);
+  return query === -1 ? url : url.slice(0, query);
 }

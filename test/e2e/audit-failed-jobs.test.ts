@@ -64,7 +64,7 @@ describe('failed audit jobs, on the built worker', function () {
       const body = (await (await fetch(healthUrl)).json()) as { failed_jobs: number | null };
       return body.failed_jobs === 1 ? body : undefined;
     }, 15_000, 'failed_jobs: 1 on /healthz');
-    expect(health).to.deep.equal({ status: 'ok', failed_jobs: 1 });
+    expect(health).to.include({ status: 'ok', failed_jobs: 1 });
 
     await db.query(`ALTER TABLE "${schema}".audit_events_away RENAME TO audit_events`);
     const cli = await runCli('cli/admin.js', ['audit', 'retry-failed'], { ...env, REDIS_URL: redis.url });

@@ -179,6 +179,26 @@ routes:
     expect(Number(res.headers.get('retry-after'))).to.be.within(1, 86_400);
   });
 
+  it('stores the event of a path and a user agent over the audit limits, cut to them and marked truncated', async () => {
+    const requestId = `e2e-${randomUUID()}`;
+    const path = `/users/${'a'.repeat(4200)}`;
+    const userAgent = `agent/${'u'.repeat(10_000)}`;
+    const res = await fetch(gatewayUrl + path, { headers: { Authorization: `Bearer ${token()}`, 'User-Agent': userAgent, 'X-Request-Id': requestId } });
+    expect(res.status).to.equal(200);
+    expect(upstream.find(requestId)?.url).to.equal(path); // the upstream still sees the whole path
+    const events = await eventually(async () => {
+      const found = await fetch(`${auditUrl}/v1/events?request_id=${requestId}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+      const body = (await found.json()) as { events: { path: string; user_agent: string; truncated: string[]; decision: string }[] };
+      return body.events.length > 0 ? body.events : undefined;
+    }, 15_000, `the audit event of ${requestId}`);
+    expect(events).to.have.length(1);
+    expect(events[0]!.decision).to.equal('allow');
+    expect(events[0]!.path).to.have.length(4096);
+    expect(events[0]!.path).to.equal(path.slice(0, 4096));
+    expect(events[0]!.user_agent).to.equal(userAgent.slice(0, 512));
+    expect(events[0]!.truncated).to.have.members(['path', 'user_agent']);
+  });
+
   it('answers 503 auth_unavailable within 1 s once the sidecar is killed', async () => {
     await sidecar.kill('SIGKILL');
     const started = Date.now();

@@ -26,6 +26,7 @@ export function auditEvent(overrides: Partial<AuditEvent> = {}): AuditEvent {
     rate_limit: { limit: 'tier:free:minute', max: 100, remaining: 41, reset_s: 17 },
     fail_open: false,
     shadow: false,
+    truncated: [],
     ...overrides,
   };
 }

@@ -12,6 +12,7 @@ import { parseEventFilter } from '../../audit-worker/event-filter.js';
 import { EventStore } from '../../audit-worker/store/event-store.js';
 import { openPGlite, type SqlClient } from '../../audit-worker/store/sql-client.js';
 import { buildWorker, type AuditJobResult } from '../../audit-worker/worker.js';
+import { newWorkerStats, type WorkerStats } from '../../audit-worker/worker-stats.js';
 import { auditEvents } from '../helpers/audit-events.js';
 import { eventually } from '../helpers/net.js';
 import { TestRedis } from '../helpers/redis-server.js';
@@ -25,6 +26,7 @@ describe('audit worker', function () {
   let connection: Redis;
   let worker: Worker<unknown, AuditJobResult>;
   let queue: Queue;
+  let stats: WorkerStats;
 
   before(async () => {
     redis = await TestRedis.start();
@@ -42,7 +44,8 @@ describe('audit worker', function () {
   beforeEach(async () => {
     const prefix = `test-${randomUUID()}`;
     connection = connectPatient(redis.url);
-    worker = buildWorker({ connection, prefix, store, logger: silentLogger(), concurrency: 4 });
+    stats = newWorkerStats();
+    worker = buildWorker({ connection, prefix, store, logger: silentLogger(), concurrency: 4, stats });
     queue = new Queue(AUDIT_QUEUE, { connection: { url: redis.url }, prefix });
     await worker.waitUntilReady();
   });
@@ -82,8 +85,8 @@ describe('audit worker', function () {
     const first = await finished((await queue.add(AUDIT_JOB, batch, AUDIT_JOB_OPTIONS)).id);
     const second = await finished((await queue.add(AUDIT_JOB, batch, AUDIT_JOB_OPTIONS)).id);
     expect(first.state).to.equal('completed');
-    expect(first.job.returnvalue).to.deep.equal({ stored: 4, duplicates: 0, rejected: 0 });
-    expect(second.job.returnvalue).to.deep.equal({ stored: 0, duplicates: 4, rejected: 0 });
+    expect(first.job.returnvalue).to.deep.equal({ stored: 4, duplicates: 0, rejected: 0, set_aside: 0 });
+    expect(second.job.returnvalue).to.deep.equal({ stored: 0, duplicates: 4, rejected: 0, set_aside: 0 });
     expect(await storedIds(sub)).to.have.length(4);
   });
 
@@ -102,7 +105,8 @@ describe('audit worker', function () {
     const added = await queue.add(AUDIT_JOB, { v: 1, events: [good[0], bad, good[1], good[2]] }, AUDIT_JOB_OPTIONS);
     const { job, state } = await finished(added.id);
     expect(state).to.equal('completed');
-    expect(job.returnvalue).to.deep.equal({ stored: 3, duplicates: 0, rejected: 1 });
+    expect(job.returnvalue).to.deep.equal({ stored: 3, duplicates: 0, rejected: 1, set_aside: 0 });
+    expect(stats).to.deep.equal({ events_set_aside: 0, events_malformed: 1 });
     expect(await storedIds(sub)).to.have.members(good.map((e) => e.event_id));
   });
 });

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
-import type { AuditEvent } from '../../common/audit-event.js';
+import { auditEventSchema, type AuditEvent } from '../../common/audit-event.js';
 import { parseConfig } from '../../common/config/load.js';
 import { silentLogger } from '../../common/logger.js';
 import type { CheckRequest, CheckResponse__Output } from '../../common/proto.js';
@@ -90,6 +90,35 @@ describe('gateway handler', () => {
     const event = await eventOf(res.headers.get('x-request-id')!);
     expect(event).to.include({ decision: 'allow', reason: null, route: 'ok', path: '/ok/b', status: 200, upstream_status: 200 });
     expect(checks.at(-1)?.path).to.equal('/ok/b');
+  });
+
+  it('cuts every text field over its audit limit, never inside a surrogate pair, and lists the cut fields', async () => {
+    // Limits count code points (as zod does): the emoji is the 512th, two UTF-16 units at 511-512.
+    const jti = `${'j'.repeat(511)}\u{1F600}k`;
+    const consumer = `issuer:${'c'.repeat(700)}`;
+    answer = async () => ({
+      ...allowAnswer(),
+      identity: { sub: 'alice', consumer, username: 'alice', groups: [], jti, tier: '', issuer: 'issuer' },
+      rate_limit: { limit: `route:${'r'.repeat(300)}:minute`, max: 10, remaining: 9, reset_s: 60 },
+    });
+    const res = await fetch(`${base}/ok/${'p'.repeat(5000)}`, { headers: { 'User-Agent': 'u'.repeat(600) } });
+    expect(res.status).to.equal(200);
+    const event = await eventOf(res.headers.get('x-request-id')!);
+    const parsed = auditEventSchema.safeParse(event);
+    expect(parsed.success, JSON.stringify(parsed.error?.issues.map((i) => i.path.join('.')))).to.equal(true);
+    expect(event.path).to.equal(`/ok/${'p'.repeat(5000)}`.slice(0, 4096));
+    expect(event.user_agent).to.equal('u'.repeat(512));
+    expect(event.consumer).to.equal(consumer.slice(0, 640));
+    expect(event.jti).to.equal(`${'j'.repeat(511)}\u{1F600}`);
+    expect(event.sub).to.equal('alice');
+    expect(event.rate_limit?.limit).to.have.length(200);
+    expect(event.truncated).to.have.members(['path', 'user_agent', 'consumer', 'jti', 'rate_limit.limit']);
+  });
+
+  it('lists no field as truncated when every value fits', async () => {
+    const res = await fetch(`${base}/ok/short`);
+    const event = await eventOf(res.headers.get('x-request-id')!);
+    expect(event.truncated).to.deep.equal([]);
   });
 
   it("puts the upstream URL's own path before the request's", async () => {

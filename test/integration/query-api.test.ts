@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import type { AuditEvent } from '../../common/audit-event.js';
 import { silentLogger } from '../../common/logger.js';
 import { buildQueryApi } from '../../audit-worker/query-api.js';
+import { newWorkerStats } from '../../audit-worker/worker-stats.js';
 import { EventStore } from '../../audit-worker/store/event-store.js';
 import { openPGlite, type SqlClient } from '../../audit-worker/store/sql-client.js';
 import { auditEvents } from '../helpers/audit-events.js';
@@ -29,6 +30,7 @@ describe('audit query API', function () {
   let base: string;
   const sub = `user-${randomUUID()}`;
   let events: AuditEvent[];
+  const stats = { ...newWorkerStats(), events_set_aside: 2 };
 
   const get = (path: string, token?: string) => fetch(`${base}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
 
@@ -39,7 +41,7 @@ describe('audit query API', function () {
     await store.migrate();
     events = auditEvents(7, { sub });
     await store.insert(events);
-    server = buildQueryApi({ store, adminToken: TOKEN, logger: silentLogger() }).listen(0, '127.0.0.1');
+    server = buildQueryApi({ store, adminToken: TOKEN, logger: silentLogger(), health: () => stats }).listen(0, '127.0.0.1');
     base = await listen(server);
   });
   after(async () => {
@@ -48,10 +50,10 @@ describe('audit query API', function () {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('answers the health check without a token', async () => {
+  it('answers the health check without a token, with the worker\'s counts of events set aside and malformed', async () => {
     const res = await get('/healthz');
     expect(res.status).to.equal(200);
-    expect(await res.json()).to.deep.equal({ status: 'ok' });
+    expect(await res.json()).to.deep.equal({ status: 'ok', events_set_aside: 2, events_malformed: 0 });
     expect(res.headers.get('x-powered-by')).to.equal(null);
   });
 
@@ -85,6 +87,22 @@ describe('audit query API', function () {
     expect(((await unknown.json()) as { error: string }).error).to.equal('unknown parameter: subject');
   });
 
+  it('answers 400 naming since or until for a time out of range, never 500', async () => {
+    for (const [query, name] of [
+      ['since=999999999d', 'since'],
+      ['until=999999999d', 'until'],
+      ['since=999999d', 'since'],
+      ['since=0000-01-01T00:00:00Z', 'since'],
+      ['until=0001-01-01T00:00:00%2B01:00', 'until'],
+    ] as const) {
+      const res = await get(`/v1/events?${query}`, TOKEN);
+      expect(res.status, query).to.equal(400);
+      const body = (await res.json()) as { error: string; reason: string };
+      expect(body.reason, query).to.equal('bad_request');
+      expect(body.error, query).to.match(new RegExp(`^${name}: must be between 0001-01-01 and 9999-12-31`));
+    }
+  });
+
   it('pages through the events with next_cursor', async () => {
     const seen: string[] = [];
     let cursor: string | null = null;
@@ -99,7 +117,7 @@ describe('audit query API', function () {
   });
 
   it('answers 503 admin_disabled when no admin token is configured', async () => {
-    const disabled = buildQueryApi({ store, adminToken: undefined, logger: silentLogger() }).listen(0, '127.0.0.1');
+    const disabled = buildQueryApi({ store, adminToken: undefined, logger: silentLogger(), health: () => stats }).listen(0, '127.0.0.1');
     try {
       const res = await fetch(`${await listen(disabled)}/v1/events`, { headers: { authorization: 'Bearer anything' } });
       expect(res.status).to.equal(503);

@@ -38,6 +38,31 @@ describe('event filter', () => {
     expect(errorOf({ until: '5w' })).to.match(/^until: /);
   });
 
+  it('refuses a relative time too far back for a date, naming the parameter', () => {
+    expect(errorOf({ since: '999999999d' })).to.match(/^since: must be between 0001-01-01 and 9999-12-31/);
+    expect(errorOf({ until: '999999999h' })).to.match(/^until: must be between 0001-01-01 and 9999-12-31/);
+    // Still a valid JavaScript date, but before year 1: PostgreSQL cannot read it.
+    expect(errorOf({ since: '999999d' })).to.match(/^since: must be between/);
+    expect(parse({ since: '730000d' }).since).to.equal('0026-09-29T12:00:00.000Z');
+  });
+
+  it('refuses an ISO time outside years 0001-9999, naming the parameter', () => {
+    expect(errorOf({ since: '0000-12-31T23:59:59Z' })).to.match(/^since: must be between/);
+    expect(errorOf({ until: '0001-01-01T00:30:00+01:00' })).to.match(/^until: must be between/);
+    expect(parse({ since: '0001-01-01T00:00:00Z' }).since).to.equal('0001-01-01T00:00:00Z');
+    expect(parse({ until: '9999-12-31T23:59:59.999Z' }).until).to.equal('9999-12-31T23:59:59.999Z');
+    expect(errorOf({ until: '9999-12-31T23:59:59-01:00' })).to.match(/^until: must be between/);
+  });
+
+  it('refuses a time when the clock reads NaN instead of answering an invalid date', () => {
+    expect(() => parseEventFilter({ since: '1h' }, () => Number.NaN)).to.throw(EventFilterError, /^since: must be between/);
+  });
+
+  it('refuses a cursor whose time is outside years 0001-9999', () => {
+    const cursor = { ts: '0000-06-01T11:00:00.123456Z', event_id: '0b6f1f8e-8f0e-4c3b-9a43-6a3c0c1c2d3e' };
+    expect(errorOf({ cursor: encodeCursor(cursor) })).to.match(/^cursor: /);
+  });
+
   it('refuses since after until', () => {
     expect(errorOf({ since: '1h', until: '2h' })).to.match(/^since: must not be after until/);
   });
