@@ -99,6 +99,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
       }
 
       record.decision = 'allow';
+      record.detail = answer.detail || null;
       record.failOpen = answer.fail_open;
       for (const name of Object.keys(req.headers)) if (OWNED_HEADER.test(name)) delete req.headers[name];
       const upstreamHeaders = answer.upstream_headers;

@@ -47,9 +47,9 @@ export class CheckService {
     }
 
     const aclOk = aclAllows(route, identity?.groups ?? []);
-    const windows = aclOk
+    const limits = aclOk
       ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, clientIp: request.client_ip, headers: request.headers, tier: identity?.tier }, this.deps.keys)
-      : [];
+      : { windows: [], tierUnknown: false };
     let verdict: StoreVerdict;
     try {
       verdict = await this.deps.decider.run({
@@ -58,12 +58,12 @@ export class CheckService {
         iat: identity?.iat,
         clientIp: request.client_ip,
         count: aclOk,
-        windows,
+        windows: limits.windows,
       });
     } catch (err) {
       this.deps.logger.warn('redis unavailable for a decision', { request_id: request.request_id, error: (err as Error).message });
       if (!aclOk) return deny('forbidden', 'acl', identity);
-      if (route.rate_limit?.fail_open) return allow(identity, undefined, true);
+      if (route.rate_limit?.fail_open) return allow(identity, undefined, { failOpen: true, detail: 'redis_unavailable' });
       return deny('auth_unavailable', 'redis_unavailable', identity);
     }
 
@@ -79,7 +79,7 @@ export class CheckService {
       case 'rate_limited':
         return deny('rate_limited', 'limit_exceeded', identity, verdict.limit);
       case 'allowed':
-        return aclOk ? allow(identity, verdict.limit) : deny('forbidden', 'acl', identity);
+        return aclOk ? allow(identity, verdict.limit, { detail: limits.tierUnknown ? 'tier_unknown' : undefined }) : deny('forbidden', 'acl', identity);
     }
   }
 }
