@@ -29,6 +29,23 @@ export class RedisUnavailableError extends Error {
   }
 }
 
+/** The error a request path raises when Redis did not answer in time for the caller. */
+export class RedisTimeoutError extends Error {
+  readonly code = 'redis_timeout';
+  constructor(when: string) {
+    super(`redis did not decide in time (${when})`);
+    this.name = 'RedisTimeoutError';
+  }
+}
+
+/**
+ * Options for a connection whose commands are only worth running while the caller waits (the
+ * sidecar's decisions): nothing is queued while disconnected, and a command sent before a
+ * disconnect is failed rather than sent again after the reconnect, when its caller has long
+ * answered without it.
+ */
+export const NO_LATE_COMMANDS: RedisOptions = { enableOfflineQueue: false, autoResendUnfulfilledCommands: false };
+
 /** A connection for BullMQ workers, which must wait through outages (BullMQ's requirement). */
 export function connectPatient(url: string, options: RedisOptions = {}): Redis {
   return new Redis(url, { maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(times * 200, 2000), ...options });

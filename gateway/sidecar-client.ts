@@ -20,6 +20,8 @@ interface Pending {
   resolve: (response: CheckResponse__Output) => void;
   reject: (err: CheckFailedError) => void;
   timer: NodeJS.Timeout;
+  /** performance.now() when the caller stops waiting. */
+  deadline: number;
 }
 
 type CheckStream = grpc.ClientDuplexStream<{ calls: CheckCall[] }, CheckResultBatch__Output>;
@@ -57,7 +59,7 @@ export class SidecarClient {
       const id = this.nextId;
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
       const timer = setTimeout(() => this.settle(id, new CheckFailedError(grpc.status.DEADLINE_EXCEEDED, `no decision within ${this.deadlineMs} ms`)), this.deadlineMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, timer, deadline: performance.now() + this.deadlineMs });
       this.outgoing.push({ id, request });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -81,8 +83,16 @@ export class SidecarClient {
     this.flushScheduled = false;
     const calls = this.outgoing;
     this.outgoing = [];
-    // Calls whose deadline already passed were settled; don't send them.
-    const live = calls.filter((c) => this.pending.has(c.id as number));
+    // Calls whose deadline already passed were settled; don't send them. The others tell the
+    // sidecar how long they are still waited for.
+    const now = performance.now();
+    const live: CheckCall[] = [];
+    for (const call of calls) {
+      const pending = this.pending.get(call.id as number);
+      if (!pending) continue;
+      if (call.request) call.request.deadline_ms = Math.max(1, Math.floor(pending.deadline - now));
+      live.push(call);
+    }
     if (live.length > 0) this.openStream().write({ calls: live });
   }
 

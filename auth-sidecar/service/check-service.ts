@@ -1,6 +1,7 @@
 import type { GatewayConfig, RouteConfig } from '../../common/config/schema.js';
 import type { Logger } from '../../common/logger.js';
 import type { CheckRequest__Output, CheckResponse } from '../../common/proto.js';
+import { RedisTimeoutError } from '../../common/redis.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import type { TokenIdentity } from '../jwt/claims.js';
 import type { TokenVerifier } from '../jwt/verifier.js';
@@ -31,6 +32,7 @@ export class CheckService {
   }
 
   async check(request: CheckRequest__Output): Promise<CheckResponse> {
+    const receivedAt = performance.now();
     const route = this.routes.get(request.route);
     if (!route) return deny('no_route', 'unknown_route');
 
@@ -50,6 +52,8 @@ export class CheckService {
     const limits = aclOk
       ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, clientIp: request.client_ip, headers: request.headers, tier: identity?.tier }, this.deps.keys)
       : { windows: [], tierUnknown: false };
+    // The caller's remaining wait (deadline_ms, when sent) bounds the decision timeout.
+    const waitMs = Math.min(this.deps.config.sidecar.decision_timeout_ms, request.deadline_ms > 0 ? request.deadline_ms : Infinity);
     let verdict: StoreVerdict;
     try {
       verdict = await this.deps.decider.run({
@@ -59,12 +63,14 @@ export class CheckService {
         clientIp: request.client_ip,
         count: aclOk,
         windows: limits.windows,
+        giveUpAt: receivedAt + waitMs,
       });
     } catch (err) {
       this.deps.logger.warn('redis unavailable for a decision', { request_id: request.request_id, error: (err as Error).message });
+      const detail = err instanceof RedisTimeoutError ? 'redis_timeout' : 'redis_unavailable';
       if (!aclOk) return deny('forbidden', 'acl', identity);
-      if (route.rate_limit?.fail_open) return allow(identity, undefined, { failOpen: true, detail: 'redis_unavailable' });
-      return deny('auth_unavailable', 'redis_unavailable', identity);
+      if (route.rate_limit?.fail_open) return allow(identity, undefined, { failOpen: true, detail });
+      return deny('auth_unavailable', detail, identity);
     }
 
     switch (verdict.status) {

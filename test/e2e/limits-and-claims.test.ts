@@ -3,6 +3,7 @@
  * sidecar, worker and a private redis-server. Each test uses a consumer of its own.
  */
 import { expect } from 'chai';
+import { eventually } from '../helpers/net.js';
 import { RunningStack } from '../helpers/running-stack.js';
 
 const TIER_MAX = 5;
@@ -84,6 +85,42 @@ gateway: { check_deadline_ms: 1000 }
       const token = stack.token({ sub: 'golden', tier: 'gold' });
       const seen = await statuses(8, () => '/closed', () => ({ Authorization: `Bearer ${token}` }));
       expect(seen).to.deep.equal(limited(8, 0));
+    });
+  });
+
+  describe('a frozen Redis', () => {
+    afterEach(() => {
+      try {
+        stack.redis.unpause();
+      } catch {
+        // already running
+      }
+    });
+
+    it('fails closed or open within the decision timeout and never counts what it refused', async () => {
+      const henry = { Authorization: `Bearer ${stack.token({ sub: 'henry' })}` };
+      const ivy = { Authorization: `Bearer ${stack.token({ sub: 'ivy' })}` };
+      stack.redis.pause();
+      const refused = [];
+      for (let i = 0; i < 6; i++) refused.push(await stack.call('/closed', henry));
+      const open = await stack.call('/open', ivy);
+      stack.redis.unpause();
+
+      expect(refused.map((r) => r.status)).to.deep.equal(Array(6).fill(503));
+      // The check deadline is 1000 ms here; the decision gives up on Redis after 80 ms.
+      expect(open.status).to.equal(200);
+      expect(open.ms).to.be.below(500);
+
+      // Requests queue behind whatever the freeze left on the sidecar's connection; 503s count nothing.
+      const first = await eventually(async () => {
+        const res = await stack.call('/closed', henry);
+        return res.status === 503 ? undefined : res.status;
+      }, 10_000, 'a decision after the thaw');
+      const rest = await statuses(TIER_MAX, () => '/closed', () => henry);
+      expect([first, ...rest]).to.deep.equal(limited(TIER_MAX, 1));
+
+      expect(await stack.auditEvent(open.requestId)).to.include({ decision: 'allow', fail_open: true, detail: 'redis_timeout' });
+      expect(await stack.auditEvent(refused[0]!.requestId)).to.include({ decision: 'deny', reason: 'auth_unavailable', detail: 'redis_timeout' });
     });
   });
 
