@@ -1,4 +1,5 @@
 import type { GatewayConfig, RouteConfig } from '../../common/config/schema.js';
+import { canonicalIp } from '../../common/ip-address.js';
 import type { Logger } from '../../common/logger.js';
 import type { CheckRequest__Output, CheckResponse } from '../../common/proto.js';
 import { RedisTimeoutError } from '../../common/redis.js';
@@ -48,9 +49,11 @@ export class CheckService {
       return deny('token_missing', 'no_credentials');
     }
 
+    // Bans and limits key on the same spelling of the address as the admin CLI writes.
+    const clientIp = canonicalIp(request.client_ip) ?? request.client_ip;
     const aclOk = aclAllows(route, identity?.groups ?? []);
     const limits = aclOk
-      ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, clientIp: request.client_ip, headers: request.headers, tier: identity?.tier }, this.deps.keys)
+      ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, clientIp, headers: request.headers, tier: identity?.tier }, this.deps.keys)
       : { windows: [], tierUnknown: false };
     // The caller's remaining wait (deadline_ms, when sent) bounds the decision timeout.
     const waitMs = Math.min(this.deps.config.sidecar.decision_timeout_ms, request.deadline_ms > 0 ? request.deadline_ms : Infinity);
@@ -60,7 +63,7 @@ export class CheckService {
         jti: identity?.jti || undefined,
         consumer: identity?.consumer,
         iat: identity?.iat,
-        clientIp: request.client_ip,
+        clientIp,
         count: aclOk,
         windows: limits.windows,
         giveUpAt: receivedAt + waitMs,

@@ -32,7 +32,8 @@ export class RunningStack {
   gatewayUrl = '';
   auditUrl = '';
 
-  static async start(config: (upstreamUrl: string) => string): Promise<RunningStack> {
+  /** `gatewayEnv` adds to the gateway's environment (e.g. GATEWAY_HOST). */
+  static async start(config: (upstreamUrl: string) => string, gatewayEnv: Record<string, string> = {}): Promise<RunningStack> {
     const redis = await TestRedis.start();
     const upstream = await RecordingUpstream.start();
     const dir = mkdtempSync(join(tmpdir(), 'gw-stack-'));
@@ -57,7 +58,7 @@ export class RunningStack {
         await ProductProcess.start(
           'gateway',
           'gateway/main.js',
-          { ...env, GATEWAY_PORT: String(gatewayPort), SIDECAR_ADDR: `127.0.0.1:${sidecarPort}`, AUDIT_SPOOL_DIR: join(dir, 'spool') },
+          { ...env, GATEWAY_PORT: String(gatewayPort), SIDECAR_ADDR: `127.0.0.1:${sidecarPort}`, AUDIT_SPOOL_DIR: join(dir, 'spool'), ...gatewayEnv },
           gatewayPort,
         ),
       );
@@ -95,10 +96,10 @@ export class RunningStack {
   }
 
   /** One request through the gateway with a fresh request id; the body is read. */
-  async call(path: string, headers: Record<string, string> = {}): Promise<{ status: number; requestId: string; ms: number; headers: Headers }> {
+  async call(path: string, headers: Record<string, string> = {}, baseUrl = this.gatewayUrl): Promise<{ status: number; requestId: string; ms: number; headers: Headers }> {
     const requestId = `st-${randomUUID()}`;
     const started = performance.now();
-    const res = await fetch(this.gatewayUrl + path, { headers: { ...headers, 'X-Request-Id': requestId } });
+    const res = await fetch(baseUrl + path, { headers: { ...headers, 'X-Request-Id': requestId } });
     await res.arrayBuffer();
     return { status: res.status, requestId, ms: performance.now() - started, headers: res.headers };
   }
