@@ -58,15 +58,16 @@ interface Queued {
 const MAX_BATCH = 128;
 
 /**
- * Runs decide.lua. Each decision may carry a give-up time: past it the caller gets
- * RedisTimeoutError (and takes its fail-open or fail-closed path) while the script, should it run
- * later, sees by Redis' own clock that it is too late and counts nothing. The offset between this
- * process's clock and Redis' is measured with TIME on every (re)connect; until it is known the
- * script cannot tell and only the local timeout applies. Decisions asked for in one tick (a CheckStream message carries many) share
+ * Runs decide.lua. Decisions asked for in one tick (a CheckStream message carries many) share
  * one EVALSHA, which costs Redis and this process far less than one call each; the script
  * decides them in order, so they count exactly as separate calls would. ioredis falls back to
  * EVAL on NOSCRIPT, so a restarted Redis is handled. Rejects at once when Redis is not
- * connected; the caller fails closed.
+ * connected; the caller fails closed (or open).
+ *
+ * A decision may carry a give-up time: past it the caller gets RedisTimeoutError, a decision not
+ * yet sent is not sent, and the script, should it run later (Redis frozen or slow), sees by Redis'
+ * own clock that it is too late and counts nothing. The offset between this process's clock and
+ * Redis' is measured with TIME on every (re)connect; until it is known, only the local timeout applies.
  */
 export class RedisDecider {
   private readonly decide: DecideCommand;

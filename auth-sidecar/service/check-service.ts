@@ -20,6 +20,8 @@ export interface CheckDeps {
 }
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
+/** Time reserved for the answer to reach the gateway before its deadline. */
+const ANSWER_MARGIN_MS = 5;
 
 /**
  * Decides one request: the token is verified locally, then revocation, bans and limits are
@@ -55,8 +57,10 @@ export class CheckService {
     const limits = aclOk
       ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, clientIp, headers: request.headers, tier: identity?.tier }, this.deps.keys)
       : { windows: [], tierUnknown: false };
-    // The caller's remaining wait (deadline_ms, when sent) bounds the decision timeout.
-    const waitMs = Math.min(this.deps.config.sidecar.decision_timeout_ms, request.deadline_ms > 0 ? request.deadline_ms : Infinity);
+    // The caller's remaining wait (deadline_ms, when sent), less the time to carry the answer
+    // back, bounds the decision timeout: a fail-open answer must arrive while it is still wanted.
+    const callerWaitMs = request.deadline_ms > 0 ? Math.max(0, request.deadline_ms - ANSWER_MARGIN_MS) : Infinity;
+    const waitMs = Math.min(this.deps.config.sidecar.decision_timeout_ms, callerWaitMs);
     let verdict: StoreVerdict;
     try {
       verdict = await this.deps.decider.run({

@@ -124,7 +124,7 @@ export const configSchema = z
           .number()
           .int()
           .positive()
-          .default(80)
+          .default(100)
           .describe("How long a decision waits for Redis before taking the route's fail-open or fail-closed path; shorter than gateway.check_deadline_ms"),
       })
       .prefault({}),

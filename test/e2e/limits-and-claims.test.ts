@@ -107,7 +107,7 @@ gateway: { check_deadline_ms: 1000 }
       stack.redis.unpause();
 
       expect(refused.map((r) => r.status)).to.deep.equal(Array(6).fill(503));
-      // The check deadline is 1000 ms here; the decision gives up on Redis after 80 ms.
+      // The check deadline is 1000 ms here; the decision gives up on Redis after 100 ms (the default).
       expect(open.status).to.equal(200);
       expect(open.ms).to.be.below(500);
 

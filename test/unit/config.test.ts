@@ -92,7 +92,7 @@ describe('config', () => {
           },
         ],
         gateway: { check_deadline_ms: 150, audit_batch_size: 100, audit_flush_ms: 20, audit_spool_max_mb: 64 },
-        sidecar: { decision_timeout_ms: 80 },
+        sidecar: { decision_timeout_ms: 100 },
       });
     });
 
