@@ -54,6 +54,11 @@ interface Queued {
   settled: boolean;
 }
 
+/** TIME round trips per clock offset measurement. */
+const CLOCK_SAMPLES = 3;
+/** How long before the local give-up decide.lua stops counting: the reply's way back. */
+const REPLY_MARGIN_MS = 10;
+
 /** Decisions per EVALSHA: bounds how long one script holds Redis (a decision is a few µs). */
 const MAX_BATCH = 128;
 
@@ -72,7 +77,7 @@ const MAX_BATCH = 128;
 export class RedisDecider {
   private readonly decide: DecideCommand;
   private queued: Queued[] = [];
-  /** Redis' clock minus performance.now(), in ms; undefined until measured. */
+  /** Redis' unix clock minus performance.now(), in ms, a lower bound; undefined until measured. */
   private redisClockOffset: number | undefined;
 
   constructor(private readonly redis: Redis, private readonly keys: RedisKeys) {
@@ -107,22 +112,35 @@ export class RedisDecider {
     }
   }
 
-  /** TIME against this process's clock, halfway through the round trip. */
+  /**
+   * A lower bound of Redis' clock minus ours, from TIME: Redis read its clock before the reply
+   * came back, so `redis time - time of arrival` can only underestimate the offset; the best of a
+   * few samples is kept. Underestimating makes decide.lua give up early, never late.
+   */
   private measureClockOffset(): void {
-    const sent = performance.now();
-    this.redis.time().then(
-      ([seconds, micros]) => {
-        const received = performance.now();
-        this.redisClockOffset = Number(seconds) * 1000 + Number(micros) / 1000 - (sent + received) / 2;
-      },
-      () => undefined, // measured again on the next connect
-    );
+    let best: number | undefined;
+    const sample = (left: number): void => {
+      this.redis.time().then(
+        ([seconds, micros]) => {
+          const offset = Number(seconds) * 1000 + Number(micros) / 1000 - performance.now();
+          best = best === undefined ? offset : Math.max(best, offset);
+          this.redisClockOffset = best;
+          if (left > 1) sample(left - 1);
+        },
+        () => undefined, // measured again on the next connect
+      );
+    };
+    sample(CLOCK_SAMPLES);
   }
 
-  /** The give-up time by Redis' clock in unix ms for decide.lua; 0 when there is none or the offset is unknown. */
+  /**
+   * The give-up time by Redis' clock in unix ms for decide.lua, early enough for a counted
+   * decision's answer to be back before the local give-up; 0 when there is none or the offset is
+   * not known yet.
+   */
   private redisGiveUp(input: DecisionInput): number {
     if (input.giveUpAt === undefined || this.redisClockOffset === undefined) return 0;
-    return Math.ceil(input.giveUpAt + this.redisClockOffset);
+    return Math.floor(input.giveUpAt + this.redisClockOffset - REPLY_MARGIN_MS);
   }
 
   private async decideBatch(batch: Queued[]): Promise<void> {
