@@ -7,8 +7,10 @@ import { parseArgs } from 'node:util';
 import type { Redis } from 'ioredis';
 import jwt from 'jsonwebtoken';
 import { loadConfig } from '../common/config/load.js';
+import type { GatewayConfig } from '../common/config/schema.js';
 import { withDemoDefaults } from '../common/demo.js';
 import { parseDuration } from '../common/duration.js';
+import { canonicalIp } from '../common/ip-address.js';
 import { connectFailFast } from '../common/redis.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { retryFailedAuditJobs } from './retry-failed.js';
@@ -21,10 +23,15 @@ commands:
           mint a token with an HMAC issuer's secret (development and tests)
   revoke  --token JWT | --jti ID [--ttl 1d] | --consumer ISSUER:SUB
           revoke one token until it expires, or every token of a consumer issued so far
+          (--consumer returns once the current second has ended: tokens carry whole-second
+          iat, so the whole second is revoked; a token issued after it returns is valid)
   ban     --ip IP | --consumer ISSUER:SUB [--ttl 1h] [--reason TEXT]
   unban   --ip IP | --consumer ISSUER:SUB
   audit retry-failed
           put every audit job in \`failed\` back in the queue (their events are stored again)
+
+  IP is IPv4 or IPv6 in any spelling (2001:DB8::1 is 2001:db8::1; ::ffff:1.2.3.4 is 1.2.3.4).
+  ISSUER is the name of an issuer in the config; SUB the token's sub.
 
 environment: GATEWAY_CONFIG, REDIS_URL, REDIS_PREFIX (as the processes read them)
 exit codes: 0 ok, 1 failure, 2 bad usage`;
@@ -63,17 +70,21 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'token') return void console.log(mintToken(options, env));
   if (!['revoke', 'ban', 'unban'].includes(command)) throw new UsageError(`unknown command ${command}`);
 
+  const config = loadConfig(env.GATEWAY_CONFIG ?? 'config/gateway.yml', env);
+  // Validated before connecting: bad usage never touches Redis.
+  const target = command === 'revoke' ? undefined : banTarget(options, config);
+  if (command === 'revoke' && options.consumer) consumerOf(options.consumer, config);
   const redis = connectFailFast(env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 2 });
   const keys = new RedisKeys(env.REDIS_PREFIX ?? 'gw');
   try {
-    if (command === 'revoke') await revoke(redis, keys, options);
+    if (!target) await revoke(redis, keys, options);
     else if (command === 'ban') {
       const ttl = options.ttl === undefined ? undefined : duration(options.ttl);
-      await ban(redis, keys, banTarget(options), options.reason ?? 'manual', ttl);
-      console.log(`banned ${describe(banTarget(options))}${ttl ? ` for ${ttl}s` : ''}`);
+      await ban(redis, keys, target, options.reason ?? 'manual', ttl);
+      console.log(`banned ${describe(target)}${ttl ? ` for ${ttl}s` : ''}`);
     } else {
-      const lifted = await unban(redis, keys, banTarget(options));
-      console.log(lifted ? `unbanned ${describe(banTarget(options))}` : `${describe(banTarget(options))} was not banned`);
+      const lifted = await unban(redis, keys, target);
+      console.log(lifted ? `unbanned ${describe(target)}` : `${describe(target)} was not banned`);
     }
   } finally {
     redis.disconnect();
@@ -107,8 +118,8 @@ function mintToken(options: Options, env: NodeJS.ProcessEnv): string {
 
 async function revoke(redis: Redis, keys: RedisKeys, options: Options): Promise<void> {
   if (options.consumer) {
-    await revokeConsumer(redis, keys, options.consumer);
-    return void console.log(`revoked every token of ${options.consumer} issued until now`);
+    const second = await revokeConsumer(redis, keys, options.consumer);
+    return void console.log(`revoked every token of ${options.consumer} issued until now (iat <= ${second})`);
   }
   let jti = options.jti;
   let exp = Date.now() / 1000 + duration(options.ttl ?? '1d');
@@ -123,10 +134,25 @@ async function revoke(redis: Redis, keys: RedisKeys, options: Options): Promise<
   console.log(`revoked jti ${jti} until ${new Date(exp * 1000).toISOString()}`);
 }
 
-function banTarget(options: Options): BanTarget {
-  if (options.ip && !options.consumer) return { ip: options.ip };
-  if (options.consumer && !options.ip) return { consumer: options.consumer };
+function banTarget(options: Options, config: GatewayConfig): BanTarget {
+  if (options.ip !== undefined && options.consumer === undefined) {
+    const ip = canonicalIp(options.ip);
+    if (!ip) throw new UsageError(`--ip ${options.ip} is not an IPv4 or IPv6 address`);
+    return { ip };
+  }
+  if (options.consumer !== undefined && options.ip === undefined) return { consumer: consumerOf(options.consumer, config) };
   throw new UsageError('give exactly one of --ip, --consumer');
+}
+
+/** `<issuer>:<sub>` with a configured issuer: the consumer id the sidecar keys bans and revocations on. */
+function consumerOf(text: string, config: GatewayConfig): string {
+  const colon = text.indexOf(':');
+  const issuer = colon > 0 ? text.slice(0, colon) : undefined;
+  const names = config.issuers.map((i) => i.name);
+  if (!issuer || !names.includes(issuer) || colon === text.length - 1) {
+    throw new UsageError(`--consumer ${text} must be <issuer>:<sub> with a configured issuer (${names.join(', ') || 'none configured'})`);
+  }
+  return text;
 }
 
 function describe(target: BanTarget): string {

@@ -30,9 +30,19 @@ export const TOKEN_INVALID_DETAILS = {
   not_yet_valid: 'nbf is in the future (beyond the clock skew)',
   wrong_audience: 'aud does not name an accepted audience',
   bad_claims: 'a claim has the wrong type (sub missing, groups not a list of strings, ...)',
+  claim_invalid: 'a string claim the sidecar uses (sub, jti, username, tier, a group) holds a control character (U+0000-U+001F, U+007F)',
 } as const;
 
 export type TokenInvalidDetail = keyof typeof TOKEN_INVALID_DETAILS;
+
+/** Detail codes of allowed requests, recorded in the audit event (detail is null otherwise). */
+export const ALLOW_DETAILS = {
+  tier_unknown: "the token's tier claim names no configured tier: the default tier for tokens applied",
+  redis_unavailable: 'fail_open: Redis was not connected; revocation, bans and limits went unchecked',
+  redis_timeout: 'fail_open: Redis did not answer within sidecar.decision_timeout_ms; revocation, bans and limits went unchecked',
+} as const;
+
+export type AllowDetail = keyof typeof ALLOW_DETAILS;
 
 export function isReason(value: string): value is Reason {
   return Object.hasOwn(REASONS, value);

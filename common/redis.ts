@@ -29,14 +29,32 @@ export class RedisUnavailableError extends Error {
   }
 }
 
+/** The error a request path raises when Redis did not answer in time for the caller. */
+export class RedisTimeoutError extends Error {
+  readonly code = 'redis_timeout';
+  constructor(when: string) {
+    super(`redis did not decide in time (${when})`);
+    this.name = 'RedisTimeoutError';
+  }
+}
+
+/**
+ * Options for a connection whose commands are only worth running while the caller waits (the
+ * sidecar's decisions): nothing is queued while disconnected, and a command sent before a
+ * disconnect is failed rather than sent again after the reconnect, when its caller has long
+ * answered without it.
+ */
+export const NO_LATE_COMMANDS: RedisOptions = { enableOfflineQueue: false, autoResendUnfulfilledCommands: false };
+
 /**
  * A connection for BullMQ workers, as BullMQ's production guide asks: `maxRetriesPerRequest:
  * null` (a worker's blocking and locking commands wait through an outage instead of failing
  * after N reconnects, which BullMQ refuses for workers), the offline queue on (commands issued
- * while Redis is away run once it is back), and a reconnect backoff capped at 1 s (an audit job waits at most that long after Redis is back). Commands
- * whose reply a kill lost are re-sent after the reconnect (ioredis' default): BullMQ's scripts
- * check the job's lock token, so a re-run finds the lock gone and changes nothing; a job left
- * in `active` that way is recovered by the stalled-job check (audit-worker/worker.ts JOB_LOCKING).
+ * while Redis is away run once it is back), and a reconnect backoff capped at 1 s (an audit job
+ * waits at most that long after Redis is back). Commands whose reply a kill lost are re-sent
+ * after the reconnect (ioredis' default): BullMQ's scripts check the job's lock token, so a
+ * re-run finds the lock gone and changes nothing; a job left in `active` that way is recovered
+ * by the stalled-job check (audit-worker/worker.ts JOB_LOCKING).
  */
 export function connectPatient(url: string, options: RedisOptions = {}): Redis {
   return new Redis(url, { maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(times * 200, 1000), ...options });

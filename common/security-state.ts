@@ -11,9 +11,19 @@ export async function revokeJti(redis: Redis, keys: RedisKeys, jti: string, unti
   await redis.set(keys.revokedJti(jti), '1', 'EX', ttl);
 }
 
-/** Revokes every token of a consumer issued up to now (by iat); newer tokens stay valid. */
-export async function revokeConsumer(redis: Redis, keys: RedisKeys, consumer: string): Promise<void> {
-  await redis.set(keys.revokedConsumer(consumer), String(Math.floor(Date.now() / 1000)));
+/**
+ * Revokes every token of a consumer issued up to now. A token's iat is whole seconds, so the
+ * revocation covers the whole current second (the sidecar refuses iat <= the stored second), and
+ * this resolves only once that second has ended: a token issued after it resolves is not revoked.
+ * Resolves the revoked second.
+ */
+export async function revokeConsumer(redis: Redis, keys: RedisKeys, consumer: string, now: () => number = Date.now): Promise<number> {
+  const second = Math.floor(now() / 1000);
+  await redis.set(keys.revokedConsumer(consumer), String(second));
+  for (let rest = (second + 1) * 1000 - now(); rest > 0; rest = (second + 1) * 1000 - now()) {
+    await new Promise((resolve) => setTimeout(resolve, rest));
+  }
+  return second;
 }
 
 export type BanTarget = { ip: string } | { consumer: string };

@@ -112,6 +112,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
       }
 
       record.decision = 'allow';
+      record.detail = answer.detail || null;
       record.failOpen = answer.fail_open;
       dropClientOwnedHeaders(req, route.allow_underscore_headers);
       const upstreamHeaders = answer.upstream_headers;

@@ -20,6 +20,8 @@ interface Pending {
   resolve: (response: CheckResponse__Output) => void;
   reject: (err: CheckFailedError) => void;
   timer: NodeJS.Timeout;
+  /** performance.now() when the caller stops waiting. */
+  deadline: number;
 }
 
 export interface SidecarClientOptions {
@@ -92,7 +94,7 @@ export class SidecarClient {
       const id = this.nextId;
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
       const timer = setTimeout(() => this.settle(id, new CheckFailedError(grpc.status.DEADLINE_EXCEEDED, `no decision within ${this.deadlineMs} ms`)), this.deadlineMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, timer, deadline: performance.now() + this.deadlineMs });
       this.outgoing.push({ id, request });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
@@ -125,12 +127,17 @@ export class SidecarClient {
     this.flushScheduled = false;
     const calls = this.outgoing;
     this.outgoing = [];
+    // Calls whose deadline already passed were settled: don't send them. The others tell the
+    // sidecar how long they are still waited for, and go in messages of at most MAX_MESSAGE_CHARS.
+    const now = performance.now();
     let batch: CheckCall[] = [];
     let chars = 0;
     for (const call of calls) {
-      // A call whose deadline already passed was settled: don't send it.
-      if (!this.pending.has(call.id as number)) continue;
-      const size = approximateChars(call.request as CheckRequest);
+      const pending = this.pending.get(call.id as number);
+      if (!pending) continue;
+      const request = call.request as CheckRequest;
+      request.deadline_ms = Math.max(1, Math.floor(pending.deadline - now));
+      const size = approximateChars(request);
       if (chars + size > MAX_MESSAGE_CHARS && batch.length > 0) {
         this.openStream().write({ calls: batch });
         batch = [];

@@ -17,27 +17,42 @@ export interface TokenIdentity {
 
 // Printable ASCII without commas: safe in an HTTP header and in the comma-joined groups list.
 const SAFE = /^[\x21-\x2b\x2d-\x7e]([\x20-\x2b\x2d-\x7e]{0,254}[\x21-\x2b\x2d-\x7e])?$/;
+// C0 controls and DEL: a NUL alone sinks a PostgreSQL insert of the audit batch it rides in.
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const USERNAME_CLAIMS = ['preferred_username', 'username'] as const;
 
-/** Reads the identity out of verified claims; undefined when a claim has the wrong type or characters. */
-export function readIdentity(payload: JwtPayload, issuer: IssuerConfig): TokenIdentity | undefined {
+export type IdentityResult = { ok: true; identity: TokenIdentity } | { ok: false; detail: 'bad_claims' | 'claim_invalid' };
+
+/**
+ * Reads the identity out of verified claims. A string claim used here holding a control
+ * character is `claim_invalid`; a claim of the wrong type or other characters is `bad_claims`.
+ */
+export function readIdentity(payload: JwtPayload, issuer: IssuerConfig): IdentityResult {
   const { sub, jti, exp, iat } = payload;
-  if (typeof sub !== 'string' || !SAFE.test(sub) || typeof exp !== 'number') return undefined;
-  if (jti !== undefined && (typeof jti !== 'string' || jti.length > 256)) return undefined;
-  const groups = readGroups(payload[issuer.groups_claim]);
-  if (!groups) return undefined;
-  const tier = payload[issuer.tier_claim];
-  if (tier !== undefined && (typeof tier !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(tier))) return undefined;
-  const username = [payload['preferred_username'], payload['username']].find((u) => typeof u === 'string' && SAFE.test(u)) ?? sub;
+  const groupsClaim: unknown = payload[issuer.groups_claim];
+  const tier: unknown = payload[issuer.tier_claim];
+  const used = [sub, jti, tier, ...USERNAME_CLAIMS.map((c) => payload[c]), ...(Array.isArray(groupsClaim) ? groupsClaim : [groupsClaim])];
+  if (used.some((v) => typeof v === 'string' && CONTROL.test(v))) return { ok: false, detail: 'claim_invalid' };
+
+  if (typeof sub !== 'string' || !SAFE.test(sub) || typeof exp !== 'number') return { ok: false, detail: 'bad_claims' };
+  if (jti !== undefined && (typeof jti !== 'string' || jti.length > 256)) return { ok: false, detail: 'bad_claims' };
+  const groups = readGroups(groupsClaim);
+  if (!groups) return { ok: false, detail: 'bad_claims' };
+  if (tier !== undefined && (typeof tier !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(tier))) return { ok: false, detail: 'bad_claims' };
+  const username = USERNAME_CLAIMS.map((c) => payload[c]).find((u): u is string => typeof u === 'string' && SAFE.test(u)) ?? sub;
   return {
-    sub,
-    consumer: `${issuer.name}:${sub}`,
-    username: username as string,
-    groups,
-    jti: jti ?? '',
-    tier,
-    issuer: issuer.name,
-    iat: typeof iat === 'number' ? iat : undefined,
-    exp,
+    ok: true,
+    identity: {
+      sub,
+      consumer: `${issuer.name}:${sub}`,
+      username,
+      groups,
+      jti: jti ?? '',
+      tier,
+      issuer: issuer.name,
+      iat: typeof iat === 'number' ? iat : undefined,
+      exp,
+    },
   };
 }
 

@@ -40,8 +40,7 @@ export class TokenVerifier {
     } catch (err) {
       return { ok: false, detail: detailOf(err as Error) };
     }
-    const identity = readIdentity(payload, issuer.config);
-    return identity ? { ok: true, identity } : { ok: false, detail: 'bad_claims' };
+    return readIdentity(payload, issuer.config);
   }
 }
 

@@ -14,17 +14,24 @@ Then, per decision, in order, its KEYS and ARGV follow those of the one before:
   ARGV    number of windows
           token iat in unix seconds (0 when unknown: revoked by any consumer revocation)
           1 to count the request, 0 to check only (the ACL already refused it)
+          give-up time in unix milliseconds by Redis' clock (0: none): a decision that runs
+            later (Redis was frozen or slow) is answered 7 and checks and counts nothing, since
+            its caller has already answered without it
           per window, in KEYS order: size in seconds, limit
 
 Returns, per decision, 5 numbers: status, window (1-based; 0 none), max, remaining, reset seconds
   status 0 allowed, 1 token revoked, 2 consumer revoked, 3 ip banned, 4 consumer banned, 5 rate limited,
-         6 undecidable (a key of that decision holds something unexpected; the others still count)
+         6 undecidable (a key of that decision holds something unexpected; the others still count),
+         7 too late (past its give-up time; nothing counted)
 ]]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 -- k: index of the decision's first key; a: index of its first argument after the window count.
 local function decide(k, a, windows)
+  local give_up = tonumber(ARGV[a + 2])
+  if give_up > 0 and now_ms > give_up then return 7, 0, 0, 0, 0 end
   if KEYS[k] ~= '' and redis.call('EXISTS', KEYS[k]) == 1 then return 1, 0, 0, 0, 0 end
   if KEYS[k + 1] ~= '' then
     local since = redis.call('GET', KEYS[k + 1])
@@ -37,7 +44,7 @@ local function decide(k, a, windows)
   local keys, sizes, limits, counts, resets = {}, {}, {}, {}, {}
   local blocked, blocked_reset = 0, 0
   for i = 1, windows do
-    local size, limit = tonumber(ARGV[a + 2 * i]), tonumber(ARGV[a + 2 * i + 1])
+    local size, limit = tonumber(ARGV[a + 1 + 2 * i]), tonumber(ARGV[a + 2 + 2 * i])
     local index = math.floor(now / size)
     keys[i], sizes[i], limits[i] = KEYS[k + 3 + i] .. ':' .. index, size, limit
     counts[i] = tonumber(redis.call('GET', keys[i]) or '0')
@@ -68,6 +75,6 @@ for d = 1, tonumber(ARGV[1]) do
   if not ok then status, window, max, remaining, reset = 6, 0, 0, 0, 0 end
   out[base + 1], out[base + 2], out[base + 3], out[base + 4], out[base + 5] = status, window, max, remaining, reset
   k = k + 4 + windows
-  a = a + 3 + 2 * windows
+  a = a + 4 + 2 * windows
 end
 return out

@@ -1,6 +1,8 @@
 import type { GatewayConfig, RouteConfig } from '../../common/config/schema.js';
+import { canonicalIp } from '../../common/ip-address.js';
 import type { Logger } from '../../common/logger.js';
 import type { CheckRequest__Output, CheckResponse } from '../../common/proto.js';
+import { RedisTimeoutError } from '../../common/redis.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import type { TokenIdentity } from '../jwt/claims.js';
 import type { TokenVerifier } from '../jwt/verifier.js';
@@ -18,6 +20,8 @@ export interface CheckDeps {
 }
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
+/** Time reserved for the answer to reach the gateway before its deadline. */
+const ANSWER_MARGIN_MS = 5;
 
 /**
  * Decides one request: the token is verified locally, then revocation, bans and limits are
@@ -31,6 +35,7 @@ export class CheckService {
   }
 
   async check(request: CheckRequest__Output): Promise<CheckResponse> {
+    const receivedAt = performance.now();
     const route = this.routes.get(request.route);
     if (!route) return deny('no_route', 'unknown_route');
 
@@ -46,25 +51,33 @@ export class CheckService {
       return deny('token_missing', 'no_credentials');
     }
 
+    // Bans and limits key on the same spelling of the address as the admin CLI writes.
+    const clientIp = canonicalIp(request.client_ip) ?? request.client_ip;
     const aclOk = aclAllows(route, identity?.groups ?? []);
-    const windows = aclOk
-      ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, clientIp: request.client_ip, headers: request.headers, tier: identity?.tier }, this.deps.keys)
-      : [];
+    const limits = aclOk
+      ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, clientIp, headers: request.headers, tier: identity?.tier }, this.deps.keys)
+      : { windows: [], tierUnknown: false };
+    // The caller's remaining wait (deadline_ms, when sent), less the time to carry the answer
+    // back, bounds the decision timeout: a fail-open answer must arrive while it is still wanted.
+    const callerWaitMs = request.deadline_ms > 0 ? Math.max(0, request.deadline_ms - ANSWER_MARGIN_MS) : Infinity;
+    const waitMs = Math.min(this.deps.config.sidecar.decision_timeout_ms, callerWaitMs);
     let verdict: StoreVerdict;
     try {
       verdict = await this.deps.decider.run({
         jti: identity?.jti || undefined,
         consumer: identity?.consumer,
         iat: identity?.iat,
-        clientIp: request.client_ip,
+        clientIp,
         count: aclOk,
-        windows,
+        windows: limits.windows,
+        giveUpAt: receivedAt + waitMs,
       });
     } catch (err) {
       this.deps.logger.warn('redis unavailable for a decision', { request_id: request.request_id, error: (err as Error).message });
+      const detail = err instanceof RedisTimeoutError ? 'redis_timeout' : 'redis_unavailable';
       if (!aclOk) return deny('forbidden', 'acl', identity);
-      if (route.rate_limit?.fail_open) return allow(identity, undefined, true);
-      return deny('auth_unavailable', 'redis_unavailable', identity);
+      if (route.rate_limit?.fail_open) return allow(identity, undefined, { failOpen: true, detail });
+      return deny('auth_unavailable', detail, identity);
     }
 
     switch (verdict.status) {
@@ -79,7 +92,7 @@ export class CheckService {
       case 'rate_limited':
         return deny('rate_limited', 'limit_exceeded', identity, verdict.limit);
       case 'allowed':
-        return aclOk ? allow(identity, verdict.limit) : deny('forbidden', 'acl', identity);
+        return aclOk ? allow(identity, verdict.limit, { detail: limits.tierUnknown ? 'tier_unknown' : undefined }) : deny('forbidden', 'acl', identity);
     }
   }
 }

@@ -1,6 +1,6 @@
 /** Builds CheckResponse messages: one place for the status, headers and identity of each answer. */
 import { WINDOW_SECONDS } from '../../common/config/schema.js';
-import { REASONS, type Reason } from '../../common/errors.js';
+import { REASONS, type AllowDetail, type Reason } from '../../common/errors.js';
 import type { CheckResponse } from '../../common/proto.js';
 import type { TokenIdentity } from '../jwt/claims.js';
 
@@ -29,10 +29,17 @@ export function deny(reason: Reason, detail: string, identity?: TokenIdentity, l
   };
 }
 
-export function allow(identity: TokenIdentity | undefined, limit: LimitReport | undefined, failOpen = false): CheckResponse {
+export interface AllowNotes {
+  /** Let through unchecked because Redis could not decide (the route fails open). */
+  failOpen?: boolean;
+  detail?: AllowDetail | undefined;
+}
+
+export function allow(identity: TokenIdentity | undefined, limit: LimitReport | undefined, notes: AllowNotes = {}): CheckResponse {
   return {
     allow: true,
     http_status: 200,
+    detail: notes.detail ?? '',
     identity: identity && identityMessage(identity),
     upstream_headers: identity
       ? {
@@ -43,7 +50,7 @@ export function allow(identity: TokenIdentity | undefined, limit: LimitReport | 
       : {},
     client_headers: limit ? rateLimitHeaders(limit) : {},
     rate_limit: limit && rateLimitMessage(limit),
-    fail_open: failOpen,
+    fail_open: notes.failOpen ?? false,
   };
 }
 

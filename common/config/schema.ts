@@ -107,8 +107,10 @@ export const configSchema = z
     tiers: z.record(name, tierSchema).default({}),
     default_tiers: z
       .strictObject({
-        authenticated: name.default('free').describe('Tier of a token without a tier claim'),
-        anonymous: name.default('anonymous').describe('Tier of a request without a token'),
+        authenticated: name
+          .optional()
+          .describe('Tier of a token without a tier claim, or whose claim names no configured tier; unset: `free` when tiers has it, else no tier limit'),
+        anonymous: name.optional().describe('Tier of a request without a token; unset: `anonymous` when tiers has it, else no tier limit'),
       })
       .prefault({}),
     routes: z.array(routeSchema).min(1),
@@ -120,8 +122,31 @@ export const configSchema = z
         audit_spool_max_mb: z.number().int().min(1).max(100_000).default(256),
       })
       .prefault({}),
+    sidecar: z
+      .strictObject({
+        decision_timeout_ms: z
+          .number()
+          .int()
+          .positive()
+          .default(100)
+          .describe("How long a decision waits for Redis before taking the route's fail-open or fail-closed path; shorter than gateway.check_deadline_ms"),
+      })
+      .prefault({}),
   })
   .superRefine((config, ctx) => {
+    for (const kind of ['authenticated', 'anonymous'] as const) {
+      const tier = config.default_tiers[kind];
+      if (tier !== undefined && !Object.hasOwn(config.tiers, tier)) {
+        ctx.addIssue({ code: 'custom', path: ['default_tiers', kind], message: `tier "${tier}" is not defined in tiers` });
+      }
+    }
+    if (config.sidecar.decision_timeout_ms >= config.gateway.check_deadline_ms) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sidecar', 'decision_timeout_ms'],
+        message: `must be shorter than gateway.check_deadline_ms (${config.gateway.check_deadline_ms}), so the sidecar answers before the gateway gives up`,
+      });
+    }
     unique(config.issuers.map((i) => i.name), ['issuers'], 'name', ctx);
     unique(config.issuers.map((i) => i.iss), ['issuers'], 'iss', ctx);
     unique(config.routes.map((r) => r.name), ['routes'], 'name', ctx);
@@ -134,7 +159,19 @@ export const configSchema = z
         seen.set(prefix, route.name);
       }),
     );
-  });
+  })
+  .transform((config) => ({
+    ...config,
+    default_tiers: {
+      authenticated: config.default_tiers.authenticated ?? implicitTier(config.tiers, 'free'),
+      anonymous: config.default_tiers.anonymous ?? implicitTier(config.tiers, 'anonymous'),
+    },
+  }));
+
+/** An unset default tier is the tier of that conventional name when the config defines it. */
+function implicitTier(tiers: Record<string, unknown>, conventional: string): string | undefined {
+  return Object.hasOwn(tiers, conventional) ? conventional : undefined;
+}
 
 function unique(values: string[], path: (string | number)[], key: string, ctx: z.RefinementCtx): void {
   const seen = new Set<string>();

@@ -43,4 +43,14 @@ export class TestRedis {
     child.kill('SIGKILL');
     await once(child, 'exit');
   }
+
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered until `unpause`. */
+  pause(): void {
+    if (!this.child?.kill('SIGSTOP')) throw new Error('redis-server is not running');
+  }
+
+  /** Lets a paused server run again (SIGCONT); it then works through what queued meanwhile. */
+  unpause(): void {
+    if (!this.child?.kill('SIGCONT')) throw new Error('redis-server is not running');
+  }
 }

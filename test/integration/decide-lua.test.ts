@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { WINDOW_SECONDS, type WindowName } from '../../common/config/schema.js';
-import { connectFailFast, RedisUnavailableError } from '../../common/redis.js';
+import { connectFailFast, RedisTimeoutError, RedisUnavailableError } from '../../common/redis.js';
 import { RedisKeys } from '../../common/redis-keys.js';
 import { ban, revokeConsumer, revokeJti, unban } from '../../common/security-state.js';
 import { RedisDecider, type DecisionInput, type LimitWindow, type StoreVerdict } from '../../auth-sidecar/limiter/redis-decider.js';
@@ -222,6 +222,27 @@ describe('decide.lua through RedisDecider', function () {
     expect((await decider.run(input({ windows: [hour] }))).limit?.remaining).to.equal(9);
     expect(await redis.script('FLUSH')).to.equal('OK');
     expect((await decider.run(input({ windows: [hour] }))).limit?.remaining).to.equal(8);
+  });
+
+  it('counts nothing for a decision that Redis runs after its give-up time (Redis frozen meanwhile)', async () => {
+    const hour = windowOf(keys, 'hour', 10);
+    await awayFromWindowEnd(redis, 'hour', 5_000);
+    // Also waits for the clock offset: the decider's TIME went out before this EVALSHA.
+    expect((await decider.run(input({ windows: [hour] }))).limit?.remaining).to.equal(9);
+    server.pause();
+    try {
+      expect(await rejectionOf(decider.run(input({ windows: [hour], giveUpAt: performance.now() + 50 })))).to.be.instanceOf(RedisTimeoutError);
+    } finally {
+      server.unpause();
+    }
+    expect((await decider.run(input({ windows: [hour] }))).limit?.remaining).to.equal(8);
+  });
+
+  it('does not send a decision whose give-up time has passed', async () => {
+    const hour = windowOf(keys, 'hour', 10);
+    await awayFromWindowEnd(redis, 'hour', 5_000);
+    expect(await rejectionOf(decider.run(input({ windows: [hour], giveUpAt: performance.now() - 1 })))).to.be.instanceOf(RedisTimeoutError);
+    expect((await decider.run(input({ windows: [hour] }))).limit?.remaining).to.equal(9);
   });
 
   describe('security state writes', () => {

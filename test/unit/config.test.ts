@@ -94,6 +94,7 @@ describe('config', () => {
           },
         ],
         gateway: { check_deadline_ms: 150, audit_batch_size: 100, audit_flush_ms: 20, audit_spool_max_mb: 64 },
+        sidecar: { decision_timeout_ms: 100 },
       });
     });
 
@@ -163,6 +164,23 @@ describe('config', () => {
 
     it('rejects a tier without any window', () => {
       expect(problemsOf('tier-without-windows.yml')).to.deep.equal(['tiers.free: a tier needs at least one of second, minute, hour, day']);
+    });
+
+    it('rejects default tiers naming no configured tier (own keys only), naming the key', () => {
+      expect(problemsOf('default-tier-undefined.yml')).to.deep.equal([
+        'default_tiers.authenticated: tier "gold" is not defined in tiers',
+        'default_tiers.anonymous: tier "constructor" is not defined in tiers',
+      ]);
+    });
+
+    it('takes free and anonymous as default tiers only when tiers defines them', () => {
+      expect(parseFixture('implicit-default-tiers.yml').default_tiers).to.deep.equal({ authenticated: 'free', anonymous: undefined });
+    });
+
+    it('rejects a decision timeout not shorter than the check deadline', () => {
+      expect(problemsOf('decision-timeout-too-long.yml')).to.deep.equal([
+        'sidecar.decision_timeout_ms: must be shorter than gateway.check_deadline_ms (100), so the sidecar answers before the gateway gives up',
+      ]);
     });
 
     it('rejects a duplicate YAML key instead of keeping the last value', () => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { REASONS, TOKEN_INVALID_DETAILS } from '../../common/errors.js';
+import { ALLOW_DETAILS, REASONS, TOKEN_INVALID_DETAILS } from '../../common/errors.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
 
 const readme = readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8');
@@ -15,5 +15,9 @@ describe('the reason registry', () => {
 
   it('lists every token_invalid detail code in the README', () => {
     for (const detail of Object.keys(TOKEN_INVALID_DETAILS)) expect(readme).to.include(`\`${detail}\``);
+  });
+
+  it('lists every detail code of allowed requests in the README', () => {
+    for (const detail of Object.keys(ALLOW_DETAILS)) expect(readme).to.include(`\`${detail}\``);
   });
 });

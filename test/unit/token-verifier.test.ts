@@ -172,9 +172,15 @@ describe('token verifier', () => {
     expect(verifier.verify(signLocal({ groups: ['admins,root'] }))).to.deep.equal({ ok: false, detail: 'bad_claims' });
   });
 
-  it('rejects a group holding CR or LF', () => {
-    expect(verifier.verify(signLocal({ groups: ['admins\r\nx-injected: 1'] }))).to.deep.equal({ ok: false, detail: 'bad_claims' });
-    expect(verifier.verify(signLocal({ groups: ['admins\n'] }))).to.deep.equal({ ok: false, detail: 'bad_claims' });
+  it('rejects a group holding CR or LF as claim_invalid', () => {
+    expect(verifier.verify(signLocal({ groups: ['admins\r\nx-injected: 1'] }))).to.deep.equal({ ok: false, detail: 'claim_invalid' });
+    expect(verifier.verify(signLocal({ groups: ['admins\n'] }))).to.deep.equal({ ok: false, detail: 'claim_invalid' });
+  });
+
+  it('rejects every used string claim holding a control character as claim_invalid', () => {
+    for (const claims of [{ jti: 'x\u0000y' }, { sub: 'al\u007fice' }, { tier: 'free\t' }, { preferred_username: 'a\u001bb' }, { groups: 'admins cust\u0000omers' }]) {
+      expect(verifier.verify(signLocal(claims)), JSON.stringify(claims)).to.deep.equal({ ok: false, detail: 'claim_invalid' });
+    }
   });
 
   it('rejects groups that are not strings', () => {

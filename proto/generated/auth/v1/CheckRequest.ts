@@ -9,6 +9,7 @@ export interface CheckRequest {
   'path'?: (string);
   'client_ip'?: (string);
   'headers'?: ({[key: string]: string});
+  'deadline_ms'?: (number);
 }
 
 export interface CheckRequest__Output {
@@ -18,4 +19,5 @@ export interface CheckRequest__Output {
   'path': (string);
   'client_ip': (string);
   'headers': ({[key: string]: string});
+  'deadline_ms': (number);
 }

@@ -1,0 +1,122 @@
+/**
+ * The built product running for an end-to-end test: a private redis-server, the sidecar, the
+ * audit worker on the machine's PostgreSQL (a schema of its own), the gateway and a recording
+ * upstream. `config` receives the upstream's URL and returns the YAML of GATEWAY_CONFIG.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import jwt from 'jsonwebtoken';
+import type { AuditEvent } from '../../common/audit-event.js';
+import { eventually, freePort } from './net.js';
+import { dropSchema, PG_URL, uniqueSchema } from './postgres.js';
+import { ProductProcess, runCli } from './processes.js';
+import { RecordingUpstream } from './recording-upstream.js';
+import { TestRedis } from './redis-server.js';
+
+export const STACK_SECRET = 'stack-secret-that-is-long-enough-0123456789';
+export const STACK_ISSUER = { name: 'e2e', iss: 'e2e-issuer', audience: 'api' } as const;
+const ADMIN_TOKEN = 'stack-admin-token-0123456789';
+
+export class RunningStack {
+  readonly processes: ProductProcess[] = [];
+  private constructor(
+    readonly redis: TestRedis,
+    readonly upstream: RecordingUpstream,
+    readonly dir: string,
+    readonly schema: string,
+    readonly env: Record<string, string>,
+  ) {}
+
+  gatewayUrl = '';
+  auditUrl = '';
+
+  /** `gatewayEnv` adds to the gateway's environment (e.g. GATEWAY_HOST). */
+  static async start(config: (upstreamUrl: string) => string, gatewayEnv: Record<string, string> = {}): Promise<RunningStack> {
+    const redis = await TestRedis.start();
+    const upstream = await RecordingUpstream.start();
+    const dir = mkdtempSync(join(tmpdir(), 'gw-stack-'));
+    const schema = uniqueSchema('stack');
+    writeFileSync(join(dir, 'gateway.yml'), config(upstream.url));
+    const env = {
+      NODE_ENV: 'test',
+      GATEWAY_CONFIG: join(dir, 'gateway.yml'),
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: `st${randomUUID().slice(0, 8)}`,
+      LOG_LEVEL: 'warn',
+      E2E_SECRET: STACK_SECRET,
+    };
+    const stack = new RunningStack(redis, upstream, dir, schema, env);
+    try {
+      const [gatewayPort, sidecarPort, auditPort] = [await freePort(), await freePort(), await freePort()];
+      stack.processes.push(await ProductProcess.start('auth-sidecar', 'auth-sidecar/main.js', { ...env, SIDECAR_PORT: String(sidecarPort) }, sidecarPort));
+      stack.processes.push(
+        await ProductProcess.start('audit-worker', 'audit-worker/main.js', { ...env, AUDIT_PORT: String(auditPort), AUDIT_DB_URL: PG_URL, AUDIT_DB_SCHEMA: schema, ADMIN_TOKEN }, auditPort),
+      );
+      stack.processes.push(
+        await ProductProcess.start(
+          'gateway',
+          'gateway/main.js',
+          { ...env, GATEWAY_PORT: String(gatewayPort), SIDECAR_ADDR: `127.0.0.1:${sidecarPort}`, AUDIT_SPOOL_DIR: join(dir, 'spool'), ...gatewayEnv },
+          gatewayPort,
+        ),
+      );
+      stack.gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+      stack.auditUrl = `http://127.0.0.1:${auditPort}`;
+    } catch (err) {
+      await stack.stop();
+      throw err;
+    }
+    return stack;
+  }
+
+  async stop(): Promise<void> {
+    for (const p of [...this.processes].reverse()) await p.kill();
+    await this.upstream.close();
+    await this.redis.stop();
+    await dropSchema(this.schema);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** The last lines of every process, for a failed test's message. */
+  output(): string {
+    return this.processes.map((p) => `--- ${p.name}\n${p.output.join('').slice(-4000)}`).join('\n');
+  }
+
+  /** A token of the stack's HMAC issuer; `claims` override sub, groups and jti. */
+  token(claims: Record<string, unknown> = {}, options: jwt.SignOptions = {}): string {
+    return jwt.sign({ sub: 'alice', groups: ['customers'], jti: randomUUID(), ...claims }, STACK_SECRET, {
+      algorithm: 'HS256',
+      issuer: STACK_ISSUER.iss,
+      audience: STACK_ISSUER.audience,
+      expiresIn: 300,
+      ...options,
+    });
+  }
+
+  /** One request through the gateway with a fresh request id; the body is read. */
+  async call(path: string, headers: Record<string, string> = {}, baseUrl = this.gatewayUrl): Promise<{ status: number; requestId: string; ms: number; headers: Headers }> {
+    const requestId = `st-${randomUUID()}`;
+    const started = performance.now();
+    const res = await fetch(baseUrl + path, { headers: { ...headers, 'X-Request-Id': requestId } });
+    await res.arrayBuffer();
+    return { status: res.status, requestId, ms: performance.now() - started, headers: res.headers };
+  }
+
+  /** The stored audit event of a request, once the worker has it. */
+  async auditEvent(requestId: string, timeoutMs = 20_000): Promise<AuditEvent> {
+    const events = await eventually(async () => {
+      const res = await fetch(`${this.auditUrl}/v1/events?request_id=${requestId}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+      const body = (await res.json()) as { events: AuditEvent[] };
+      return body.events.length > 0 ? body.events : undefined;
+    }, timeoutMs, `the audit event of ${requestId}`);
+    if (events.length !== 1) throw new Error(`${events.length} audit events for ${requestId}`);
+    return events[0]!;
+  }
+
+  /** Runs the built admin CLI against this stack's Redis and config. */
+  admin(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return runCli('cli/admin.js', args, this.env);
+  }
+}
