@@ -7,40 +7,36 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { request } from 'node:http';
 import { expect } from 'chai';
-import jwt from 'jsonwebtoken';
-import { RecordingUpstream } from '../helpers/recording-upstream.js';
-import { STACK_ISSUER, STACK_SECRET, TestStack } from '../helpers/stack.js';
+import { RunningStack } from '../helpers/running-stack.js';
 
 describe('gateway edges, through the real processes', function () {
   this.timeout(60_000);
-  let upstream: RecordingUpstream;
-  let stack: TestStack;
+  let stack: RunningStack;
 
   before(async () => {
-    upstream = await RecordingUpstream.start();
-    stack = await TestStack.start(`
+    stack = await RunningStack.start(
+      (upstream) => `
 issuers:
-  - ${STACK_ISSUER}
+  - { name: e2e, iss: e2e-issuer, audience: api, algorithms: [HS256], secret_env: E2E_SECRET }
 tiers:
   free: { minute: 1000 }
 routes:
-  - { name: users, paths: [/users], upstream: "${upstream.url}", acl: { allow: [customers, admins] } }
-  - { name: payments, paths: [/payments], upstream: "${upstream.url}", acl: { allow: [admins] } }
-  - { name: legacy, paths: [/legacy], upstream: "${upstream.url}", auth: none, allow_underscore_headers: true }
-`);
+  - { name: users, paths: [/users], upstream: "${upstream}", acl: { allow: [customers, admins] } }
+  - { name: payments, paths: [/payments], upstream: "${upstream}", acl: { allow: [admins] } }
+  - { name: legacy, paths: [/legacy], upstream: "${upstream}", auth: none, allow_underscore_headers: true }
+`,
+    );
   });
 
   after(async () => {
     await stack?.stop();
-    await upstream?.close();
   });
 
   afterEach(function () {
     if (this.currentTest?.state === 'failed') console.error(stack.output());
   });
 
-  const token = (): string =>
-    jwt.sign({ sub: 'alice', groups: ['customers'], jti: randomUUID() }, STACK_SECRET, { algorithm: 'HS256', issuer: 'e2e-issuer', audience: 'api', expiresIn: 300 });
+  const token = (): string => stack.token();
 
   /** A raw request (no client-side path normalization), answered with its status. */
   function send(path: string, headers: Record<string, string>): Promise<number> {
@@ -65,7 +61,7 @@ routes:
       X_Custom: 'kept only where a route opts in',
     });
     expect(status).to.equal(200);
-    const seen = upstream.find(requestId)?.headers ?? {};
+    const seen = stack.upstream.find(requestId)?.headers ?? {};
     expect(Object.keys(seen).filter((name) => name.includes('_'))).to.deep.equal([]);
     expect(seen['x-consumer-groups']).to.equal('customers');
     expect(seen['x-consumer-id']).to.equal('e2e:alice');
@@ -76,7 +72,7 @@ routes:
     const requestId = `edge-${randomUUID()}`;
     const status = await send('/legacy/1', { 'X-Request-Id': requestId, X_Consumer_Groups: 'admins', 'X-Real_IP': '1.2.3.4', X_Custom: 'yes' });
     expect(status).to.equal(200);
-    const seen = upstream.find(requestId)?.headers ?? {};
+    const seen = stack.upstream.find(requestId)?.headers ?? {};
     expect(Object.keys(seen).filter((name) => name.includes('_'))).to.deep.equal(['x_custom']);
   });
 
@@ -84,16 +80,15 @@ routes:
     it(`refuses ${path} with 400 bad_request before it reaches an upstream`, async () => {
       const requestId = `edge-${randomUUID()}`;
       expect(await send(path, { Authorization: `Bearer ${token()}`, 'X-Request-Id': requestId })).to.equal(400);
-      expect(upstream.find(requestId)).to.equal(undefined);
-      const [event] = await stack.eventsOf<{ reason: string; detail: string }>(requestId);
-      expect(event).to.include({ reason: 'bad_request', detail: 'path_malformed' });
+      expect(stack.upstream.find(requestId)).to.equal(undefined);
+      expect(await stack.auditEvent(requestId)).to.include({ reason: 'bad_request', detail: 'path_malformed' });
     });
   }
 
   it('still forwards a segment that merely carries a ; parameter', async () => {
     const requestId = `edge-${randomUUID()}`;
     expect(await send('/users/7;v=1', { Authorization: `Bearer ${token()}`, 'X-Request-Id': requestId })).to.equal(200);
-    expect(upstream.find(requestId)?.url).to.equal('/users/7;v=1');
+    expect(stack.upstream.find(requestId)?.url).to.equal('/users/7;v=1');
   });
 
   it('counts each pipelined response in its own bytes_out', async () => {
@@ -115,8 +110,7 @@ routes:
     });
     const lengths = responseLengths(received);
     for (const [i, id] of ids.entries()) {
-      const [event] = await stack.eventsOf<{ bytes_out: number; status: number }>(id);
-      expect(event, id).to.include({ status: 200, bytes_out: lengths[i] });
+      expect(await stack.auditEvent(id), id).to.include({ status: 200, bytes_out: lengths[i] });
     }
   });
 });
