@@ -20,6 +20,7 @@ import { eventually, freePort } from '../helpers/net.js';
 import { dropSchema, PG_URL, uniqueSchema } from '../helpers/postgres.js';
 import { ProductProcess } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis-server.js';
+import { addTraffic, recordCase } from './report.js';
 
 const KILLS = Number(process.env.CHAOS_KILLS ?? 10);
 const CLIENTS = 10;
@@ -214,6 +215,14 @@ routes:
         `      answer -> stored, Redis up time only: median ${median(upDelays)} ms, max ${slowest} ms`,
     );
 
+    recordCase({
+      kind: 'fault',
+      name: `Redis SIGKILLed ${KILLS}x under load, 2 gateways`,
+      expected: `every answer stored once, within ${STORED_WITHIN_MS / 1000} s of Redis up time`,
+      observed: `${missing.length} lost, ${duplicated.length} doubled, ${wrongStatus.length} wrong status, slowest ${slowest} ms`,
+      pass: missing.length === 0 && duplicated.length === 0 && wrongStatus.length === 0 && slowest <= STORED_WITHIN_MS,
+    });
+    addTraffic({ answered: answered.size, stored: answered.size - missing.length, lost: missing.length, duplicated: duplicated.length });
     expect(answered.size).to.be.above(KILLS * 20);
     expect([...statuses.keys()]).to.include.members([200, 503]);
     expect(missing, `${missing.length} answered requests never stored, e.g. ${missing.slice(0, 3).join(', ')}`).to.deep.equal([]);
