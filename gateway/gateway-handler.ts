@@ -54,6 +54,10 @@ export function createGatewayHandler(deps: HandlerDeps) {
     res.on('close', () => {
       const event = toAuditEvent(record, req, res, deps.gatewayId);
       deps.publisher.publish(event);
+      // The client left before the response ended: the upstream request goes too, at once, or
+      // it keeps a pooled socket busy (http-proxy waits for req 'aborted', which Node 20 no
+      // longer emits once the request body has ended).
+      if (!res.writableFinished) record.upstreamRequest?.destroy();
       // winston formats a line before its level filter drops it: ask first, on the hot path.
       if (deps.logger.isInfoEnabled()) deps.logger.info('request', {
         request_id: requestId,
@@ -73,6 +77,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
     const route = deps.routes.match(target.path);
     if (!route) return deny(res, record, 'no_route', 'no_match');
     record.route = route.name;
+    if (target.encodedSlash && !route.allow_encoded_slashes) return deny(res, record, 'bad_request', 'encoded_slash');
 
     const headers: Record<string, string> = {};
     const authorization = req.headers.authorization;
@@ -142,11 +147,11 @@ type RecordedRequest = IncomingMessage & { [RECORD]?: RequestRecord };
 /** Wires the proxy's events to the request records: upstream status and timeouts. */
 export function observeProxy(proxy: HttpProxy): void {
   proxy.on('proxyReq', (proxyReq, req) => {
+    const record = (req as RecordedRequest)[RECORD];
+    if (!record) return;
+    record.upstreamRequest = proxyReq;
     // http-proxy reports a `proxyTimeout` as ECONNRESET; the socket's timeout event tells them apart.
-    proxyReq.once('timeout', () => {
-      const record = (req as RecordedRequest)[RECORD];
-      if (record) record.upstreamTimedOut = true;
-    });
+    proxyReq.once('timeout', () => (record.upstreamTimedOut = true));
   });
   proxy.on('proxyRes', (proxyRes, req) => {
     const record = (req as RecordedRequest)[RECORD];

@@ -54,7 +54,17 @@ runMain('gateway', {}, async (onStop) => {
   const health = () => ({ sidecar: sidecar.isConnected(), audit_queue: isReady(redis) });
   const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger, health, spool: () => publisher.spoolStats() });
 
-  const server = createServer({ keepAliveTimeout: 65_000 }, gateway.listener);
+  // Tight by default: a client sending a header byte a second is closed within headers_timeout_ms
+  // plus one check, not Node's 60 s plus a 30 s check.
+  const server = createServer(
+    {
+      headersTimeout: settings.headers_timeout_ms,
+      requestTimeout: settings.request_timeout_ms,
+      keepAliveTimeout: settings.keep_alive_timeout_ms,
+      connectionsCheckingInterval: settings.connections_check_ms,
+    },
+    gateway.listener,
+  );
   await new Promise<void>((resolve) => server.listen(env.GATEWAY_PORT, env.GATEWAY_HOST, resolve));
   const address = server.address();
   logger.info('ready', {

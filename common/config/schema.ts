@@ -95,6 +95,10 @@ const routeSchema = z.strictObject({
     })
     .optional(),
   upstream_timeout_ms: z.number().int().positive().max(600_000).default(30_000),
+  allow_encoded_slashes: z
+    .boolean()
+    .default(false)
+    .describe('Forward paths holding %2F or %5C unchanged (refused with 400 by default: an upstream that decodes them before resolving dot segments may serve another route)'),
   allow_underscore_headers: z
     .boolean()
     .default(false)
@@ -120,7 +124,36 @@ export const configSchema = z
         audit_batch_size: z.number().int().min(1).max(5_000).default(200),
         audit_flush_ms: z.number().int().min(1).max(10_000).default(50),
         audit_spool_max_mb: z.number().int().min(1).max(100_000).default(256),
+        headers_timeout_ms: z
+          .number()
+          .int()
+          .min(100)
+          .max(600_000)
+          .default(10_000)
+          .describe('How long a client may take to send the request line and headers (slowloris bound)'),
+        request_timeout_ms: z
+          .number()
+          .int()
+          .min(100)
+          .max(3_600_000)
+          .default(60_000)
+          .describe('How long a client may take to send the whole request, body included; at least headers_timeout_ms'),
+        keep_alive_timeout_ms: z
+          .number()
+          .int()
+          .min(100)
+          .max(600_000)
+          .default(15_000)
+          .describe("How long an idle keep-alive connection is kept; above a balancer's own idle timeout when one is in front"),
+        connections_check_ms: z
+          .number()
+          .int()
+          .min(50)
+          .max(60_000)
+          .default(1_000)
+          .describe('How often the headers and request timeouts are checked'),
       })
+      .refine((g) => g.request_timeout_ms >= g.headers_timeout_ms, { message: 'request_timeout_ms must be at least headers_timeout_ms', path: ['request_timeout_ms'] })
       .prefault({}),
     sidecar: z
       .strictObject({

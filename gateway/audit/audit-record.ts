@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditEvent, RateLimitState } from '../../common/audit-event.js';
 import { fitToLimits } from './field-limits.js';
 
@@ -24,6 +24,8 @@ export interface RequestRecord {
   jti: string | null;
   upstreamStatus: number | null;
   upstreamTimedOut: boolean;
+  /** The request to the upstream while it runs: aborted when the client leaves first. */
+  upstreamRequest: ClientRequest | null;
   rateLimit: RateLimitState | null;
   failOpen: boolean;
 }
@@ -46,6 +48,7 @@ export function startRecord(req: IncomingMessage, res: ServerResponse, requestId
     jti: null,
     upstreamStatus: null,
     upstreamTimedOut: false,
+    upstreamRequest: null,
     rateLimit: null,
     failOpen: false,
   };

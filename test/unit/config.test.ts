@@ -81,6 +81,7 @@ describe('config', () => {
             acl: { allow: ['admins', 'customers'] },
             rate_limit: { by: 'consumer', minute: 60, fail_open: false },
             upstream_timeout_ms: 30000,
+            allow_encoded_slashes: false,
             allow_underscore_headers: false,
           },
           {
@@ -90,10 +91,20 @@ describe('config', () => {
             auth: 'none',
             rate_limit: { by: 'header:x-api-key', fail_open: true },
             upstream_timeout_ms: 5000,
+            allow_encoded_slashes: false,
             allow_underscore_headers: false,
           },
         ],
-        gateway: { check_deadline_ms: 150, audit_batch_size: 100, audit_flush_ms: 20, audit_spool_max_mb: 64 },
+        gateway: {
+          check_deadline_ms: 150,
+          audit_batch_size: 100,
+          audit_flush_ms: 20,
+          audit_spool_max_mb: 64,
+          headers_timeout_ms: 10_000,
+          request_timeout_ms: 60_000,
+          keep_alive_timeout_ms: 15_000,
+          connections_check_ms: 1_000,
+        },
         sidecar: { decision_timeout_ms: 100 },
       });
     });
@@ -208,6 +219,11 @@ describe('config', () => {
       expect(problemsOf('env-references.yml', {})).to.deep.equal([
         'routes.1.upstream: environment variable ORDERS_HOST is not set and has no default',
       ]);
+    });
+
+    it('refuses a request timeout shorter than the headers timeout, naming the key', () => {
+      const yaml = 'routes: [{ name: a, paths: [/a], upstream: "http://127.0.0.1:1" }]\ngateway: { headers_timeout_ms: 5000, request_timeout_ms: 1000 }\n';
+      expect(() => parseConfig(yaml, 'gw.yml', {})).to.throw(ConfigError, 'gateway.request_timeout_ms: request_timeout_ms must be at least headers_timeout_ms');
     });
 
     it('puts the file name and every problem in the error message', () => {

@@ -5,7 +5,7 @@ const pathOf = (url: string): string | undefined => normalizeTarget(url)?.path;
 
 describe('request target', () => {
   it('resolves a dot-dot segment', () => {
-    expect(normalizeTarget('/users/../payments')).to.deep.equal({ path: '/payments', search: '' });
+    expect(normalizeTarget('/users/../payments')).to.deep.equal({ path: '/payments', search: '', encodedSlash: false });
   });
 
   it('drops empty segments', () => {
@@ -31,8 +31,18 @@ describe('request target', () => {
     expect(pathOf('/users/a%2Fb')).to.equal('/users/a%2Fb');
   });
 
+  it('flags an encoded slash or backslash in the path, not in the query', () => {
+    expect(normalizeTarget('/users/..%2fpayments')?.encodedSlash).to.equal(true);
+    expect(normalizeTarget('/users/a%5Cb')?.encodedSlash).to.equal(true);
+    expect(normalizeTarget('/users/a?b=%2f')?.encodedSlash).to.equal(false);
+  });
+
+  it('refuses an encoded control character (NUL, CR, LF, DEL)', () => {
+    for (const url of ['/users/a%00', '/users/a%0D%0Ab', '/users/%1f', '/users/%7F']) expect(normalizeTarget(url), url).to.equal(undefined);
+  });
+
   it('keeps the query string as received', () => {
-    expect(normalizeTarget('/users/../users/7?expand=orders&q=%2f a')).to.deep.equal({ path: '/users/7', search: '?expand=orders&q=%2f a' });
+    expect(normalizeTarget('/users/../users/7?expand=orders&q=%2f a')).to.deep.equal({ path: '/users/7', search: '?expand=orders&q=%2f a', encodedSlash: false });
   });
 
   it('keeps a trailing slash', () => {

@@ -1,0 +1,173 @@
+/**
+ * Hostile clients against the gateway's own defences, through the built processes: clients that
+ * abort streamed responses (the upstream request must go with them), encoded slashes and
+ * control characters in the path, and a slowloris client. Each case is a row of the chaos table.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
+import { expect } from 'chai';
+import { eventually } from '../helpers/net.js';
+import { RunningStack } from '../helpers/running-stack.js';
+import { recordCase } from './report.js';
+
+const ABORTS = 300;
+const HEADERS_TIMEOUT_MS = 2_000;
+
+describe('hostile clients against the gateway', function () {
+  this.timeout(90_000);
+  let stack: RunningStack;
+  let streaming: Server;
+  let openStreams = 0;
+  let closedStreams = 0;
+
+  before(async () => {
+    // Streams a chunk every 100 ms until the gateway closes the request; /quick answers at once.
+    streaming = createServer((req, res) => {
+      if (req.url?.includes('/quick')) return void res.end('quick');
+      openStreams++;
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.write('first\n');
+      const timer = setInterval(() => res.write('more\n'), 100);
+      res.on('close', () => {
+        clearInterval(timer);
+        openStreams--;
+        closedStreams++;
+      });
+    });
+    await new Promise<void>((r) => streaming.listen(0, '127.0.0.1', r));
+    const streamUrl = `http://127.0.0.1:${(streaming.address() as AddressInfo).port}`;
+    stack = await RunningStack.start(
+      (upstream) => `
+issuers:
+  - { name: e2e, iss: e2e-issuer, audience: api, algorithms: [HS256], secret_env: E2E_SECRET }
+tiers:
+  free: { minute: 100000 }
+  anonymous: { minute: 100000 }
+routes:
+  - { name: users, paths: [/users], upstream: "${upstream}", acl: { allow: [customers] } }
+  - { name: payments, paths: [/payments], upstream: "${upstream}", acl: { allow: [admins] } }
+  - { name: files, paths: [/files], upstream: "${upstream}", auth: none, allow_encoded_slashes: true }
+  - { name: stream, paths: [/stream], upstream: "${streamUrl}", auth: none }
+gateway: { headers_timeout_ms: ${HEADERS_TIMEOUT_MS}, connections_check_ms: 250 }
+`,
+    );
+  });
+
+  after(async () => {
+    await stack?.stop();
+    streaming?.closeAllConnections();
+    streaming?.close();
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') console.error(stack.output());
+  });
+
+  /** Sends raw bytes; resolves with what came back when the gateway closed or `untilMs` passed. */
+  function raw(bytes: string, untilMs = 5_000): Promise<string> {
+    const { port } = new URL(stack.gatewayUrl);
+    return new Promise((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1');
+      let data = '';
+      const timer = setTimeout(() => socket.destroy(), untilMs);
+      socket.on('data', (chunk: Buffer) => (data += chunk.toString('latin1')));
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(data);
+      });
+      socket.write(bytes);
+    });
+  }
+
+  /** Starts a streamed response, waits for its first bytes (at most 2 s: a full pool queues it), and hangs up. */
+  function abortStream(i: number): Promise<void> {
+    const { port } = new URL(stack.gatewayUrl);
+    return new Promise((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1');
+      const hangUp = (): void => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve();
+      };
+      const timer = setTimeout(hangUp, 2_000);
+      socket.once('data', hangUp);
+      socket.on('error', hangUp);
+      socket.write(`GET /stream/${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
+  }
+
+  it('aborts the upstream request when the client leaves, so aborting clients cannot exhaust the pool', async () => {
+    for (let i = 0; i < ABORTS; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => abortStream(i + j)));
+    const allClosed = await eventually(() => (closedStreams >= ABORTS ? true : undefined), 5_000, 'every upstream stream closed').catch(() => false);
+    const started = Date.now();
+    const statuses = await Promise.all(
+      Array.from({ length: 20 }, () => fetch(`${stack.gatewayUrl}/stream/quick`, { signal: AbortSignal.timeout(3_000) }).then((r) => r.status, () => 0)),
+    );
+    const ok = statuses.filter((s) => s === 200).length;
+    const pass = recordCase({
+      kind: 'hostile input',
+      name: `${ABORTS} clients hang up on streamed responses`,
+      expected: 'every upstream request closed; then 20/20 x 200',
+      observed: `${closedStreams}/${ABORTS} upstream closed (${openStreams} open); then ${ok}/20 x 200 in ${Date.now() - started} ms`,
+      pass: allClosed === true && ok === 20,
+    });
+    expect(pass, `${closedStreams} closed, ${openStreams} open, statuses ${statuses.join(',')}`).to.equal(true);
+  });
+
+  const refused: [string, string][] = [
+    ['/users/..%2fpayments', 'encoded_slash'],
+    ['/users/..%2Fpayments', 'encoded_slash'],
+    ['/users/..%5cpayments', 'encoded_slash'],
+    ['/users/x%00.json', 'path_malformed'],
+    ['/users/x%0d%0aSet-Cookie:a', 'path_malformed'],
+  ];
+  for (const [path, detail] of refused) {
+    it(`refuses ${path} with 400 bad_request (${detail}) before any upstream`, async () => {
+      const { status, requestId } = await stack.call(path, { Authorization: `Bearer ${stack.token()}` });
+      const event = await stack.auditEvent(requestId);
+      const pass = recordCase({
+        kind: 'hostile input',
+        name: `path ${path}`,
+        expected: `400 bad_request/${detail}`,
+        observed: `${status} ${event.reason}/${event.detail}${stack.upstream.find(requestId) ? ', forwarded' : ''}`,
+        pass: status === 400 && event.reason === 'bad_request' && event.detail === detail && !stack.upstream.find(requestId),
+      });
+      expect(pass).to.equal(true);
+    });
+  }
+
+  it('forwards an encoded slash unchanged on a route that opts in', async () => {
+    const { status, requestId } = await stack.call('/files/a%2fb');
+    expect(status).to.equal(200);
+    expect(stack.upstream.find(requestId)?.url).to.equal('/files/a%2Fb');
+  });
+
+  it(`closes a slowloris client after the ${HEADERS_TIMEOUT_MS} ms headers timeout, serving others meanwhile`, async () => {
+    const { port } = new URL(stack.gatewayUrl);
+    const socket = connect(Number(port), '127.0.0.1');
+    const started = Date.now();
+    const head = 'GET /users/1 HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(200);
+    let sent = 0;
+    const drip = setInterval(() => socket.write(head[sent++ % head.length]!), 200);
+    const closedAfter = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now() - started)));
+    socket.on('error', () => undefined);
+    const others = await Promise.all(Array.from({ length: 5 }, () => stack.call('/files/x').then((r) => r.status)));
+    const closedMs = await Promise.race([closedAfter, new Promise<number>((r) => setTimeout(() => r(-1), HEADERS_TIMEOUT_MS + 8_000))]);
+    clearInterval(drip);
+    socket.destroy();
+    const pass = recordCase({
+      kind: 'hostile input',
+      name: 'slowloris: a header byte every 200 ms',
+      expected: `closed within ${HEADERS_TIMEOUT_MS + 2_000} ms; others served`,
+      observed: `${closedMs < 0 ? 'still open after 10 s' : `closed after ${closedMs} ms`}; others ${others.join(',')}`,
+      pass: closedMs > 0 && closedMs <= HEADERS_TIMEOUT_MS + 2_000 && others.every((s) => s === 200),
+    });
+    expect(pass).to.equal(true);
+  });
+
+  it('answers a raw request with a bad escape with 400 and closes nothing else', async () => {
+    const answer = await raw('GET /users/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(answer).to.match(/^HTTP\/1\.1 400 /);
+  });
+});
