@@ -99,7 +99,8 @@ gateway: { headers_timeout_ms: ${HEADERS_TIMEOUT_MS}, connections_check_ms: 250 
 
   it('aborts the upstream request when the client leaves, so aborting clients cannot exhaust the pool', async () => {
     for (let i = 0; i < ABORTS; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => abortStream(i + j)));
-    const allClosed = await eventually(() => (closedStreams >= ABORTS ? true : undefined), 5_000, 'every upstream stream closed').catch(() => false);
+    // A client that hung up before its request reached the upstream leaves nothing to close there.
+    const allClosed = await eventually(() => (openStreams === 0 ? true : undefined), 5_000, 'every upstream stream closed').catch(() => false);
     const started = Date.now();
     const statuses = await Promise.all(
       Array.from({ length: 20 }, () => fetch(`${stack.gatewayUrl}/stream/quick`, { signal: AbortSignal.timeout(3_000) }).then((r) => r.status, () => 0)),
@@ -108,10 +109,11 @@ gateway: { headers_timeout_ms: ${HEADERS_TIMEOUT_MS}, connections_check_ms: 250 
     const pass = recordCase({
       kind: 'hostile input',
       name: `${ABORTS} clients hang up on streamed responses`,
-      expected: 'every upstream request closed; then 20/20 x 200',
-      observed: `${closedStreams}/${ABORTS} upstream closed (${openStreams} open); then ${ok}/20 x 200 in ${Date.now() - started} ms`,
+      expected: 'no upstream request left open; then 20/20 x 200',
+      observed: `${closedStreams} upstream requests closed, ${openStreams} open; then ${ok}/20 x 200 in ${Date.now() - started} ms`,
       pass: allClosed === true && ok === 20,
     });
+    expect(closedStreams, 'streams the upstream served').to.be.above(ABORTS / 2);
     expect(pass, `${closedStreams} closed, ${openStreams} open, statuses ${statuses.join(',')}`).to.equal(true);
   });
 
