@@ -54,6 +54,8 @@ interface Queued {
   settled: boolean;
 }
 
+/** How often the clock offset to Redis is measured again. */
+const CLOCK_REMEASURE_MS = 10_000;
 /** TIME round trips per clock offset measurement. */
 const CLOCK_SAMPLES = 3;
 /** How long before the local give-up decide.lua stops counting: the reply's way back. */
@@ -72,7 +74,8 @@ const MAX_BATCH = 128;
  * A decision may carry a give-up time: past it the caller gets RedisTimeoutError, a decision not
  * yet sent is not sent, and the script, should it run later (Redis frozen or slow), sees by Redis'
  * own clock that it is too late and counts nothing. The offset between this process's clock and
- * Redis' is measured with TIME on every (re)connect; until it is known, only the local timeout applies.
+ * Redis' is measured with TIME on every (re)connect and every 10 s; until it is known, only the
+ * local timeout applies.
  */
 export class RedisDecider {
   private readonly decide: DecideCommand;
@@ -87,6 +90,9 @@ export class RedisDecider {
     this.decide = command.bind(redis);
     redis.on('ready', () => this.measureClockOffset());
     if (isReady(redis)) this.measureClockOffset();
+    // Again now and then: a clock step on either host (NTP) must not leave every decision
+    // "too late" (all failing closed) until the next reconnect.
+    setInterval(() => isReady(redis) && this.measureClockOffset(), CLOCK_REMEASURE_MS).unref();
   }
 
   run(input: DecisionInput): Promise<StoreVerdict> {
@@ -123,6 +129,7 @@ export class RedisDecider {
       this.redis.time().then(
         ([seconds, micros]) => {
           const offset = Number(seconds) * 1000 + Number(micros) / 1000 - performance.now();
+          // A new measurement replaces the old one (the clocks may have moved), best of its samples.
           best = best === undefined ? offset : Math.max(best, offset);
           this.redisClockOffset = best;
           if (left > 1) sample(left - 1);
