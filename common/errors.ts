@@ -35,6 +35,7 @@ export const TOKEN_INVALID_DETAILS = {
   iat_future: 'iat is in the future (beyond the clock skew)',
   lifetime_too_long: "exp - iat exceeds the issuer's max_lifetime (without iat: exp - now, less the clock skew)",
   wrong_type: 'not an access token: a typ header other than JWT / at+jwt, or a token_use, token_type, type or typ claim naming another kind (refresh, id, ...)',
+  multiple_tokens: 'the request carries more than one Authorization header',
 } as const;
 
 export type TokenInvalidDetail = keyof typeof TOKEN_INVALID_DETAILS;

@@ -30,6 +30,7 @@ issuers:
   - { name: e2e, iss: e2e-issuer, audience: api, algorithms: [HS256], secret_env: E2E_SECRET }
 routes:
   - { name: users, paths: [/users], upstream: "${upstream}" }
+  - { name: public, paths: [/public], upstream: "${upstream}", auth: none }
 gateway: { check_deadline_ms: 1000 }
 `,
     );
@@ -43,10 +44,10 @@ gateway: { check_deadline_ms: 1000 }
     if (this.currentTest?.state === 'failed' && stack) console.error(stack.output());
   });
 
-  /** GET /users with these Authorization header fields, each sent as a header line of its own. */
-  function callWith(authorizations: string[]): Promise<Answer> {
+  /** GET `path` with these Authorization header fields, each sent as a header line of its own. */
+  function callWith(authorizations: string[], path = '/users/1'): Promise<Answer> {
     const requestId = `ht-${randomUUID()}`;
-    const url = new URL('/users/1', stack.gatewayUrl);
+    const url = new URL(path, stack.gatewayUrl);
     return new Promise((resolve, reject) => {
       const req = request(url, { headers: { 'X-Request-Id': requestId, ...(authorizations.length ? { Authorization: authorizations } : {}) } }, (res) => {
         let body = '';
@@ -141,6 +142,24 @@ gateway: { check_deadline_ms: 1000 }
       await expectAllowed(bearer({}, withHeader({ typ: 'application/AT+JWT' })));
       await expectAllowed(bearer({ token_use: 'access' }));
       await expectAllowed(bearer({ typ: 'Bearer' }));
+    });
+  });
+
+  describe('more than one token', () => {
+    it('refuses two Authorization headers (Node keeps only the first)', async () => {
+      await expectRefused('two Authorization headers', 'multiple_tokens', [bearer({ sub: 'alice' }), bearer({ sub: 'mallory' })]);
+    });
+
+    it('refuses two Authorization headers even when the second is not a token', async () => {
+      await expectRefused('Authorization twice, second garbage', 'multiple_tokens', [bearer(), 'Basic Zm9vOmJhcg==']);
+    });
+
+    it('still accepts one Authorization header', async () => {
+      await expectAllowed(bearer());
+    });
+
+    it('lets two Authorization headers through on an auth: none route, where no token is read', async () => {
+      expect((await callWith([bearer(), bearer()], '/public/1')).status).to.equal(200);
     });
   });
 });
