@@ -104,6 +104,8 @@ function mintToken(options: Options, env: NodeJS.ProcessEnv): string {
   if (!issuer?.secret_env) throw new UsageError(`no HMAC issuer ${options.issuer ?? ''} in the config`);
   const secret = env[issuer.secret_env];
   if (!secret) throw new Error(`${issuer.secret_env} is not set`);
+  const ttl = options.ttl ?? '15m';
+  if (duration(ttl) > issuer.max_lifetime) throw new UsageError(`--ttl ${ttl} is longer than issuer ${issuer.name}'s max_lifetime (${issuer.max_lifetime} s)`);
   const audience = Array.isArray(issuer.audience) ? issuer.audience[0] : issuer.audience;
   const claims: Record<string, unknown> = { sub: options.sub, jti: randomUUID() };
   if (options.groups) claims[issuer.groups_claim] = options.groups.split(',').filter(Boolean);
@@ -111,7 +113,7 @@ function mintToken(options: Options, env: NodeJS.ProcessEnv): string {
   return jwt.sign(claims, secret, {
     algorithm: issuer.algorithms[0],
     issuer: issuer.iss,
-    expiresIn: duration(options.ttl ?? '15m'),
+    expiresIn: duration(ttl),
     ...(audience ? { audience } : {}),
   });
 }

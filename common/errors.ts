@@ -31,6 +31,11 @@ export const TOKEN_INVALID_DETAILS = {
   wrong_audience: 'aud does not name an accepted audience',
   bad_claims: 'a claim has the wrong type (sub missing, groups not a list of strings, ...)',
   claim_invalid: 'a string claim the sidecar uses (sub, jti, username, tier, a group) holds a control character (U+0000-U+001F, U+007F)',
+  crit_unsupported: 'the header has crit: it names an extension, and the sidecar understands none (RFC 7515 §4.1.11)',
+  iat_future: 'iat is in the future (beyond the clock skew)',
+  lifetime_too_long: "exp - iat exceeds the issuer's max_lifetime (without iat: exp - now, less the clock skew)",
+  wrong_type: 'not an access token: a typ header other than JWT / at+jwt, or a token_use, token_type, type or typ claim naming another kind (refresh, id, ...)',
+  multiple_tokens: 'the request carries more than one Authorization header',
 } as const;
 
 export type TokenInvalidDetail = keyof typeof TOKEN_INVALID_DETAILS;

@@ -6,6 +6,7 @@ import { isReason, type Reason } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { CheckResponse__Output } from '../common/proto.js';
 import { startRecord, toAuditEvent, type RequestRecord } from './audit/audit-record.js';
+import { authorizationCount } from './authorization-count.js';
 import type { AuditPublisher } from './audit/publisher.js';
 import { requestIdOf } from './request-id.js';
 import { normalizeTarget } from './request-target.js';
@@ -87,7 +88,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
     if (keyHeader && typeof keyValue === 'string') headers[keyHeader] = keyValue;
 
     deps.sidecar
-      .check({ request_id: requestId, route: route.name, method: req.method ?? '', path: target.path, client_ip: clientIp, headers })
+      .check({ request_id: requestId, route: route.name, method: req.method ?? '', path: target.path, client_ip: clientIp, headers, authorization_count: authorizationCount(req) })
       .then(
         (answer) => enforce(answer, route, target.path + target.search),
         (err: Error & { code?: number }) => {

@@ -6,7 +6,9 @@ import type { TokenVerifier, VerifyResult } from './verifier.js';
  * Remembers tokens that verified, so a client's repeated token costs a map lookup instead of a
  * decode and a signature check. Bounded in entries; an entry never outlives the token's `exp`
  * (nor `maxAgeSeconds`). Only successes are kept: a flood of garbage tokens cannot evict good
- * ones. Revocation is not cached here: it is checked in Redis on every request.
+ * ones. Revocation is not cached here: it is checked in Redis on every request. Every other
+ * check of the verifier (nbf, iat, lifetime, type, crit, claims) gives the same answer or turns
+ * to a pass as time goes on, never to a refusal; `exp`, the one that does, bounds each entry.
  */
 export class VerifiedTokenCache {
   private readonly cache: LRUCache<string, TokenIdentity>;

@@ -1,5 +1,6 @@
 import jwt from 'jsonwebtoken';
 import type { TokenInvalidDetail } from '../../common/errors.js';
+import { accessTokenProblem } from './access-token-rules.js';
 import { readIdentity, type TokenIdentity } from './claims.js';
 import type { TrustedIssuer } from './issuer-keys.js';
 
@@ -29,17 +30,20 @@ export class TokenVerifier {
     const algorithms = issuer.config.algorithms;
     if (!(algorithms as readonly string[]).includes(header.alg)) return { ok: false, detail: 'alg_not_allowed' };
     if (typeof payload.exp !== 'number') return { ok: false, detail: 'exp_missing' };
+    const now = this.nowSeconds();
     try {
       jwt.verify(token, issuer.key, {
         algorithms: [...algorithms],
         issuer: issuer.config.iss,
         audience: audienceOf(issuer),
         clockTolerance: issuer.config.clock_skew_seconds,
-        clockTimestamp: Math.floor(this.nowSeconds()),
+        clockTimestamp: Math.floor(now),
       });
     } catch (err) {
       return { ok: false, detail: detailOf(err as Error) };
     }
+    const problem = accessTokenProblem(header, payload, issuer.config, now);
+    if (problem) return { ok: false, detail: problem };
     return readIdentity(payload, issuer.config);
   }
 }

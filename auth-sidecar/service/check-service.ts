@@ -42,6 +42,8 @@ export class CheckService {
     let identity: TokenIdentity | undefined;
     const authorization = request.headers['authorization'];
     if (route.auth !== 'none' && authorization !== undefined) {
+      // Node keeps the first of several Authorization fields; which token was meant is unknowable.
+      if (request.authorization_count > 1) return deny('token_invalid', 'multiple_tokens');
       const token = BEARER.exec(authorization)?.[1];
       if (!token) return deny('token_invalid', 'malformed');
       const verified = this.deps.verifier.verify(token);

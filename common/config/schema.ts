@@ -4,12 +4,26 @@
  * the object they constrain, so an error always names the path of the offending key.
  */
 import { z } from 'zod';
+import { parseDuration } from '../duration.js';
 
 export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 export const RSA_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] as const;
 export const EC_ALGORITHMS = ['ES256', 'ES384', 'ES512'] as const;
 export const ALGORITHMS = [...HMAC_ALGORITHMS, ...RSA_ALGORITHMS, ...EC_ALGORITHMS] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
+
+/** Longest token lifetime an issuer may be configured to accept: one year. */
+const MAX_LIFETIME_CAP_SECONDS = 366 * 86400;
+
+/** Seconds, or a duration like `15m`, `24h`, `7d`; parsed to seconds. */
+const lifetimeSeconds = z
+  .union([z.number(), z.string()], { error: 'must be seconds or a duration like 90s, 15m, 24h, 7d' })
+  .transform((value, ctx) => {
+    const seconds = typeof value === 'number' ? value : parseDuration(value);
+    if (seconds === undefined) ctx.addIssue({ code: 'custom', message: 'must be seconds or a duration like 90s, 15m, 24h, 7d' });
+    return seconds ?? z.NEVER;
+  })
+  .pipe(z.number().int().positive().max(MAX_LIFETIME_CAP_SECONDS, 'must be at most 366d'));
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lower-case letters, digits, _ or -');
 
@@ -29,7 +43,10 @@ export const issuerSchema = z
       .describe('Environment variable holding the HMAC secret (HS* algorithms)'),
     public_key: z.string().optional().describe('PEM public key, inline (RS*, PS*, ES* algorithms)'),
     public_key_file: z.string().optional().describe('Path of a PEM public key file, relative to the config file'),
-    clock_skew_seconds: z.number().int().min(0).max(300).default(30).describe('Tolerance on exp and nbf'),
+    clock_skew_seconds: z.number().int().min(0).max(300).default(30).describe('Tolerance on exp, nbf and iat'),
+    max_lifetime: lifetimeSeconds
+      .default(86400)
+      .describe('Longest accepted token lifetime, exp - iat (without iat: exp - now, less the clock skew), as seconds or 15m, 24h, 7d; parsed to seconds'),
     groups_claim: z.string().min(1).default('groups').describe('Claim holding the ACL groups (array or space-separated string)'),
     tier_claim: z.string().min(1).default('tier').describe('Claim naming the rate-limit tier'),
   })

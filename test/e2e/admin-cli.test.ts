@@ -66,6 +66,16 @@ routes:
     });
   });
 
+  describe('token', () => {
+    it("refuses a --ttl longer than the issuer's max_lifetime with exit code 2, and mints one that fits", async () => {
+      const cli = await stack.admin(['token', '--sub', 'tess', '--ttl', '2d']);
+      expect(cli.code, cli.stdout).to.equal(2);
+      expect(cli.stderr).to.include("--ttl 2d is longer than issuer e2e's max_lifetime (86400 s)");
+      const token = (await admin('token', '--sub', 'tess', '--ttl', '24h')).trim();
+      expect((await stack.call('/users', { Authorization: `Bearer ${token}` })).status).to.equal(200);
+    });
+  });
+
   describe('--consumer', () => {
     it('refuses a consumer without a configured issuer, naming the issuers', async () => {
       for (const consumer of ['alice', 'nope:alice', 'e2e:']) {

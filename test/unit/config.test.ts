@@ -53,6 +53,7 @@ describe('config', () => {
             algorithms: ['HS256', 'HS512'],
             secret_env: 'LOCAL_JWT_SECRET',
             clock_skew_seconds: 10,
+            max_lifetime: 3600,
             groups_claim: 'groups',
             tier_claim: 'tier',
           },
@@ -62,6 +63,7 @@ describe('config', () => {
             algorithms: ['RS256'],
             public_key_file: 'keys/partner.pem',
             clock_skew_seconds: 30,
+            max_lifetime: 86400,
             groups_claim: 'roles',
             tier_claim: 'plan',
           },
@@ -166,6 +168,14 @@ describe('config', () => {
     it('rejects an issuer without an algorithm allow-list', () => {
       expect(problemsOf('issuer-without-algorithms.yml')).to.deep.equal([
         'issuers.0.algorithms: Invalid input: expected array, received undefined',
+      ]);
+    });
+
+    it('rejects a max_lifetime that is no duration, zero or over a year, and reads seconds as given', () => {
+      expect(problemsOf('bad-max-lifetime.yml')).to.deep.equal([
+        'issuers.0.max_lifetime: must be seconds or a duration like 90s, 15m, 24h, 7d',
+        'issuers.1.max_lifetime: Too small: expected number to be >0',
+        'issuers.2.max_lifetime: must be at most 366d',
       ]);
     });
 

@@ -198,6 +198,69 @@ describe('token verifier', () => {
     expect(result.ok && result.identity.jti).to.equal('');
   });
 
+  describe('access token rules', () => {
+    const signWithHeader = (header: Record<string, unknown>, overrides: Record<string, unknown> = {}): string =>
+      jwt.sign(claims(overrides), SECRET, { algorithm: 'HS256', header: { alg: 'HS256', ...header } });
+    const refused = (token: string): string => detailOf(verifier.verify(token));
+
+    it('refuses any crit header as crit_unsupported, even an empty one', () => {
+      for (const crit of [['b64'], ['exp'], [], 'b64']) expect(refused(signWithHeader({ crit })), JSON.stringify(crit)).to.equal('crit_unsupported');
+    });
+
+    it('accepts typ JWT and at+jwt in any case, with or without application/', () => {
+      for (const typ of ['JWT', 'jwt', 'at+jwt', 'AT+JWT', 'application/at+jwt', 'application/jwt']) expect(refused(signWithHeader({ typ })), typ).to.equal('ok');
+    });
+
+    it('refuses another typ header, or one that is not a string, as wrong_type', () => {
+      for (const typ of ['secevent+jwt', 'dpop+jwt', 'JOSE', 'application/at+jwt2', '', 1]) expect(refused(signWithHeader({ typ })), String(typ)).to.equal('wrong_type');
+    });
+
+    it('accepts type claims naming an access token', () => {
+      for (const value of ['access', 'Access_Token', 'at+jwt', 'Bearer']) {
+        for (const claim of ['token_use', 'token_type', 'type', 'typ']) expect(refused(signLocal({ [claim]: value })), `${claim}: ${value}`).to.equal('ok');
+      }
+    });
+
+    it('refuses type claims naming another kind of token as wrong_type', () => {
+      for (const value of ['refresh', 'Refresh', 'refresh_token', 'id', 'ID', 'id_token', 'logout', '', 7, ['access']]) {
+        for (const claim of ['token_use', 'token_type', 'type', 'typ']) expect(refused(signLocal({ [claim]: value })), `${claim}: ${String(value)}`).to.equal('wrong_type');
+      }
+    });
+
+    it('refuses iat beyond the clock skew in the future as iat_future, accepts it within', () => {
+      expect(refused(signLocal({ iat: NOW + 31 }))).to.equal('iat_future');
+      expect(refused(signLocal({ iat: NOW + 30 }))).to.equal('ok');
+    });
+
+    it('refuses an iat that is not a number as bad_claims', () => {
+      const signingInput = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(claims({ iat: 'yesterday' }))}`;
+      const signature = createHmac('sha256', SECRET).update(signingInput).digest('base64url');
+      expect(refused(`${signingInput}.${signature}`)).to.equal('bad_claims');
+    });
+
+    it('refuses exp - iat over max_lifetime (default 24h) as lifetime_too_long, accepts exactly 24h', () => {
+      expect(refused(signLocal({ iat: NOW - 10, exp: NOW - 10 + 86401 }))).to.equal('lifetime_too_long');
+      expect(refused(signLocal({ iat: NOW - 10, exp: NOW - 10 + 86400 }))).to.equal('ok');
+    });
+
+    it('measures a token without iat from now, allowing the clock skew', () => {
+      const withoutIat = (exp: number): string => jwt.sign(claims({ iat: undefined, exp }), SECRET, { algorithm: 'HS256', noTimestamp: true });
+      expect(refused(withoutIat(NOW + 86400 + 31))).to.equal('lifetime_too_long');
+      expect(refused(withoutIat(NOW + 86400 + 30))).to.equal('ok');
+    });
+
+    it("follows the issuer's max_lifetime", () => {
+      const issuers = issuerConfigs([{ name: 'short', iss: 'local-issuer', algorithms: ['HS256'], secret_env: 'LOCAL_JWT_SECRET', max_lifetime: '5m' }]);
+      const short = new TokenVerifier(loadIssuerKeys(issuers, 'verifier-test.yml', ENV), () => NOW);
+      expect(detailOf(short.verify(signLocal({ aud: undefined, iat: NOW, exp: NOW + 301 })))).to.equal('lifetime_too_long');
+      expect(detailOf(short.verify(signLocal({ aud: undefined, iat: NOW, exp: NOW + 300 })))).to.equal('ok');
+    });
+
+    it('checks the signature first: a forged refresh token is bad_signature', () => {
+      expect(refused(signLocal({ token_use: 'refresh' }, OTHER_SECRET))).to.equal('bad_signature');
+    });
+  });
+
   describe('loadIssuerKeys', () => {
     it('names the variable of an unset secret', () => {
       expect(() => loadIssuerKeys(ISSUERS, 'verifier-test.yml', {})).to.throw(

@@ -55,4 +55,14 @@ describe('verified token cache', () => {
     cache.verify('c');
     expect(verifier.calls).to.equal(1);
   });
+
+  it('asks the verifier again for a token refused for its issue time, and caches it once valid', () => {
+    const verifier = new CountingVerifier({ ok: false, detail: 'iat_future' });
+    const cache = new VerifiedTokenCache(verifier, { maxEntries: 10, maxAgeSeconds: 300 }, clock);
+    expect(cache.verify('early')).to.deep.equal({ ok: false, detail: 'iat_future' });
+    verifier.answer = { ok: true, identity: identity(now + 600) };
+    expect(cache.verify('early')).to.deep.equal({ ok: true, identity: identity(now + 600) });
+    cache.verify('early');
+    expect(verifier.calls).to.equal(2);
+  });
 });

@@ -10,6 +10,7 @@ export interface CheckRequest {
   'client_ip'?: (string);
   'headers'?: ({[key: string]: string});
   'deadline_ms'?: (number);
+  'authorization_count'?: (number);
 }
 
 export interface CheckRequest__Output {
@@ -20,4 +21,5 @@ export interface CheckRequest__Output {
   'client_ip': (string);
   'headers': ({[key: string]: string});
   'deadline_ms': (number);
+  'authorization_count': (number);
 }
