@@ -7,6 +7,7 @@ import type { Logger } from '../common/logger.js';
 import type { SpoolStats } from './audit/disk-spool.js';
 import type { AuditPublisher } from './audit/publisher.js';
 import { createGatewayHandler, observeProxy } from './gateway-handler.js';
+import { HostAllowList } from './host-allow-list.js';
 import { RouteTable } from './route-table.js';
 import type { SidecarClient } from './sidecar-client.js';
 
@@ -60,6 +61,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     publisher: deps.publisher,
     gatewayId: deps.gatewayId,
     logger: deps.logger,
+    hosts: HostAllowList.from(deps.config.gateway.allowed_hosts),
   });
   const own = ownEndpoints(deps);
   return {

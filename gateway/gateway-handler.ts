@@ -7,11 +7,15 @@ import type { Logger } from '../common/logger.js';
 import type { CheckResponse__Output } from '../common/proto.js';
 import { startRecord, toAuditEvent, type RequestRecord } from './audit/audit-record.js';
 import type { AuditPublisher } from './audit/publisher.js';
+import { CLOSE_CONNECTION, declaredBodyRefusal, limitChunkedBody } from './body-limit.js';
+import { dropHopByHopHeaders, setClientConnection } from './hop-by-hop.js';
+import type { HostAllowList } from './host-allow-list.js';
 import { requestIdOf } from './request-id.js';
 import { normalizeTarget } from './request-target.js';
 import { sendError } from './respond.js';
 import type { RouteTable } from './route-table.js';
 import type { SidecarClient } from './sidecar-client.js';
+import { hideUpstreamIdentity } from './upstream-identity.js';
 
 export interface HandlerDeps {
   routes: RouteTable;
@@ -22,6 +26,8 @@ export interface HandlerDeps {
   publisher: Pick<AuditPublisher, 'publish'>;
   gatewayId: string;
   logger: Logger;
+  /** `gateway.allowed_hosts`; undefined: any Host. */
+  hosts?: HostAllowList | undefined;
 }
 
 /** Headers a client must never be able to set: the gateway owns them. */
@@ -67,12 +73,15 @@ export function createGatewayHandler(deps: HandlerDeps) {
       });
     });
 
+    if (deps.hosts && !deps.hosts.allows(req.headers.host)) return deny(res, record, 'misdirected_request', 'host_not_allowed');
     const target = normalizeTarget(req.url ?? '');
     if (!target) return deny(res, record, 'bad_request', 'path_malformed');
     record.path = target.path;
     const route = deps.routes.match(target.path);
     if (!route) return deny(res, record, 'no_route', 'no_match');
     record.route = route.name;
+    const bodyRefusal = declaredBodyRefusal(req.headers, route.max_body_bytes);
+    if (bodyRefusal) return deny(res, record, 'payload_too_large', bodyRefusal, CLOSE_CONNECTION);
 
     const headers: Record<string, string> = {};
     const authorization = req.headers.authorization;
@@ -115,6 +124,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
       record.detail = answer.detail || null;
       record.failOpen = answer.fail_open;
       dropClientOwnedHeaders(req, route.allow_underscore_headers);
+      dropHopByHopHeaders(req.headers);
       const upstreamHeaders = answer.upstream_headers;
       for (const name in upstreamHeaders) req.headers[name.toLowerCase()] = upstreamHeaders[name];
       req.headers['x-request-id'] = requestId;
@@ -130,6 +140,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
         if (!res.headersSent) sendError(res, reason, requestId);
         else res.destroy();
       });
+      limitChunkedBody(req, res, record, route.max_body_bytes);
     }
   };
 }
@@ -148,9 +159,11 @@ export function observeProxy(proxy: HttpProxy): void {
       if (record) record.upstreamTimedOut = true;
     });
   });
-  proxy.on('proxyRes', (proxyRes, req) => {
+  proxy.on('proxyRes', (proxyRes, req, res) => {
     const record = (req as RecordedRequest)[RECORD];
     if (record) record.upstreamStatus = proxyRes.statusCode ?? null;
+    hideUpstreamIdentity(proxyRes.headers);
+    setClientConnection(proxyRes.headers, res.shouldKeepAlive);
   });
 }
 

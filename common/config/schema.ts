@@ -99,6 +99,13 @@ const routeSchema = z.strictObject({
     .boolean()
     .default(false)
     .describe('Forward request headers with "_" in their name (dropped by default; spellings of gateway-owned headers are always dropped)'),
+  max_body_bytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(1024 ** 3)
+    .default(1024 * 1024)
+    .describe('Largest request body proxied (413 payload_too_large beyond it); 0 refuses any request with a body'),
 });
 
 export const configSchema = z
@@ -120,6 +127,10 @@ export const configSchema = z
         audit_batch_size: z.number().int().min(1).max(5_000).default(200),
         audit_flush_ms: z.number().int().min(1).max(10_000).default(50),
         audit_spool_max_mb: z.number().int().min(1).max(100_000).default(256),
+        allowed_hosts: z
+          .array(z.string().regex(/^([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$/i, 'must be a host name or [ipv6], with an optional :port'))
+          .default([])
+          .describe('Host header values served (a name without a port matches it on any port); empty: any (421 misdirected_request otherwise)'),
       })
       .prefault({}),
     sidecar: z

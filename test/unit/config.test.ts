@@ -82,6 +82,7 @@ describe('config', () => {
             rate_limit: { by: 'consumer', minute: 60, fail_open: false },
             upstream_timeout_ms: 30000,
             allow_underscore_headers: false,
+            max_body_bytes: 1048576,
           },
           {
             name: 'status',
@@ -91,9 +92,10 @@ describe('config', () => {
             rate_limit: { by: 'header:x-api-key', fail_open: true },
             upstream_timeout_ms: 5000,
             allow_underscore_headers: false,
+            max_body_bytes: 0,
           },
         ],
-        gateway: { check_deadline_ms: 150, audit_batch_size: 100, audit_flush_ms: 20, audit_spool_max_mb: 64 },
+        gateway: { check_deadline_ms: 150, audit_batch_size: 100, audit_flush_ms: 20, audit_spool_max_mb: 64, allowed_hosts: ['api.example.test', '[::1]:8443'] },
         sidecar: { decision_timeout_ms: 100 },
       });
     });
@@ -160,6 +162,13 @@ describe('config', () => {
 
     it('rejects a rate_limit.by that is not consumer, ip or header:<name>', () => {
       expect(problemsOf('bad-rate-limit-by.yml')).to.deep.equal(['routes.0.rate_limit.by: must be consumer, ip or header:<name>']);
+    });
+
+    it('rejects an allowed_hosts entry that is not a host name or [ipv6] with an optional port', () => {
+      expect(problemsOf('bad-allowed-host.yml')).to.deep.equal([
+        'gateway.allowed_hosts.1: must be a host name or [ipv6], with an optional :port',
+        'gateway.allowed_hosts.2: must be a host name or [ipv6], with an optional :port',
+      ]);
     });
 
     it('rejects a tier without any window', () => {
