@@ -179,6 +179,44 @@ gateway: { allowed_hosts: [${HOST}, "good.example:8443"] }
     expect((await stack.auditEvent(chunkedId)).detail).to.equal('body_not_accepted');
   });
 
+  for (const method of ['DELETE', 'OPTIONS']) {
+    it(`does not let a chunked ${method} body reach the upstream as a request of its own`, async () => {
+      const requestId = `hostile-${randomUUID()}`;
+      const smuggledId = `smuggled-${randomUUID()}`;
+      const smuggled = `GET /open/smuggled HTTP/1.1\r\nHost: upstream\r\nX-Request-Id: ${smuggledId}\r\n\r\n`;
+      const answer = await exchange(head(method, '/open/x', requestId, ['Transfer-Encoding: chunked', 'Connection: close']) + chunk(smuggled) + '0\r\n\r\n');
+      // A later request on the gateway's pooled upstream connection: the smuggled one would come first.
+      const after = await exchange(head('GET', '/open/after', `hostile-${randomUUID()}`, ['Connection: close']));
+      const reached = stack.upstream.requests.filter((r) => r.headers['x-request-id'] === smuggledId);
+      const pass = recordCase({
+        kind: 'hostile input',
+        name: `${method} with a chunked body holding a request`,
+        expected: '200, the body stays a body upstream',
+        observed: `${answer.status}; ${reached.length ? `the upstream served ${reached.map((r) => `${r.method} ${r.url}`).join(', ')}` : 'nothing smuggled'}`,
+        pass: answer.status === 200 && after.status === 200 && reached.length === 0,
+      });
+      expect(pass).to.equal(true);
+      expect(stack.upstream.find(requestId)?.headers['transfer-encoding']).to.equal('chunked');
+      // A body-less one still goes upstream as an empty body, as http-proxy had it.
+      const bodilessId = `hostile-${randomUUID()}`;
+      expect((await exchange(head(method, '/open/y', bodilessId, ['Connection: close']))).status).to.equal(200);
+      expect(stack.upstream.find(bodilessId)?.headers['content-length']).to.equal('0');
+    });
+  }
+
+  it('refuses a chunked DELETE body over the route limit', async () => {
+    const requestId = `hostile-${randomUUID()}`;
+    const answer = await exchange(head('DELETE', '/small/x', requestId, ['Transfer-Encoding: chunked', 'Connection: close']) + chunk('d'.repeat(1200)) + '0\r\n\r\n');
+    const pass = recordCase({
+      kind: 'hostile input',
+      name: 'chunked DELETE body 1200 bytes, route limit 1000',
+      expected: '413 payload_too_large',
+      observed: observed(answer),
+      pass: answer.status === 413 && reasonOf(answer) === 'payload_too_large',
+    });
+    expect(pass).to.equal(true);
+  });
+
   it('removes hop-by-hop headers and the headers Connection names before proxying', async () => {
     const requestId = `hostile-${randomUUID()}`;
     const answer = await exchange(
