@@ -294,15 +294,17 @@ gateway: { allowed_hosts: [${HOST}, "good.example:8443"] }
       'API.Example.COM:8080': await statusOf('API.Example.COM:8080'),
       'good.example:8443': await statusOf('good.example:8443'),
     };
+    const absolute = observed(await exchange(['GET http://evil.example/open/host HTTP/1.1', `Host: ${HOST}`, 'Connection: close', '', ''].join('\r\n')));
     const refused = ['evil.example', 'good.example:9999'] as const;
     const pass = recordCase({
       kind: 'hostile input',
       name: 'Host outside gateway.allowed_hosts',
-      expected: '421 misdirected_request; listed hosts 200',
-      observed: Object.entries(answers).map(([host, answer]) => `${host}: ${answer}`).join('; '),
+      expected: '421 misdirected_request; listed hosts 200; absolute-form 400',
+      observed: `${Object.entries(answers).map(([host, answer]) => `${host}: ${answer}`).join('; ')}; absolute-form: ${absolute}`,
       pass:
         refused.every((host) => answers[host] === '421 misdirected_request') &&
         answers['no Host'].startsWith('400') &&
+        absolute === '400 bad_request' &&
         answers['API.Example.COM:8080'].startsWith('200') &&
         answers['good.example:8443'].startsWith('200'),
     });
