@@ -95,7 +95,7 @@ gateway: { allowed_hosts: [${HOST}, "good.example:8443"] }
 
   const reasonOf = (answer: RawResponse): string => {
     try {
-      return String((JSON.parse(answer.body) as { reason?: string }).reason);
+      return (JSON.parse(answer.body) as { reason?: string }).reason ?? '-';
     } catch {
       return '-';
     }
