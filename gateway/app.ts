@@ -7,6 +7,8 @@ import type { Logger } from '../common/logger.js';
 import type { SpoolStats } from './audit/disk-spool.js';
 import type { AuditPublisher } from './audit/publisher.js';
 import { createGatewayHandler, observeProxy } from './gateway-handler.js';
+import { HostAllowList } from './host-allow-list.js';
+import { keepRequestFraming } from './request-framing.js';
 import { RouteTable } from './route-table.js';
 import type { SidecarClient } from './sidecar-client.js';
 
@@ -39,6 +41,7 @@ export interface Gateway {
 export function buildGateway(deps: GatewayDeps): Gateway {
   const proxy = HttpProxy.createProxyServer({ xfwd: false, ws: false });
   observeProxy(proxy);
+  keepRequestFraming(proxy);
   // One keep-alive pool per upstream, and each route's proxy options built once: http-proxy
   // would otherwise parse the target URL on every request.
   const agents = new Map<string, Agent>();
@@ -60,6 +63,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     publisher: deps.publisher,
     gatewayId: deps.gatewayId,
     logger: deps.logger,
+    hosts: HostAllowList.from(deps.config.gateway.allowed_hosts),
   });
   const own = ownEndpoints(deps);
   return {

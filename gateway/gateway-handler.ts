@@ -8,11 +8,15 @@ import type { CheckResponse__Output } from '../common/proto.js';
 import { startRecord, toAuditEvent, type RequestRecord } from './audit/audit-record.js';
 import { authorizationCount } from './authorization-count.js';
 import type { AuditPublisher } from './audit/publisher.js';
+import { CLOSE_CONNECTION, declaredBodyRefusal, limitChunkedBody } from './body-limit.js';
+import { dropHopByHopHeaders, setClientConnection } from './hop-by-hop.js';
+import type { HostAllowList } from './host-allow-list.js';
 import { requestIdOf } from './request-id.js';
 import { normalizeTarget } from './request-target.js';
 import { sendError } from './respond.js';
 import type { RouteTable } from './route-table.js';
 import type { SidecarClient } from './sidecar-client.js';
+import { hideUpstreamIdentity } from './upstream-identity.js';
 
 export interface HandlerDeps {
   routes: RouteTable;
@@ -23,6 +27,8 @@ export interface HandlerDeps {
   publisher: Pick<AuditPublisher, 'publish'>;
   gatewayId: string;
   logger: Logger;
+  /** `gateway.allowed_hosts`; undefined: any Host. */
+  hosts?: HostAllowList | undefined;
 }
 
 /** Headers a client must never be able to set: the gateway owns them. */
@@ -72,6 +78,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
       });
     });
 
+    if (deps.hosts && !deps.hosts.allows(req.headers.host)) return deny(res, record, 'misdirected_request', 'host_not_allowed');
     const target = normalizeTarget(req.url ?? '');
     if (!target) return deny(res, record, 'bad_request', 'path_malformed');
     record.path = target.path;
@@ -79,6 +86,8 @@ export function createGatewayHandler(deps: HandlerDeps) {
     if (!route) return deny(res, record, 'no_route', 'no_match');
     record.route = route.name;
     if (target.encodedSlash && !route.allow_encoded_slashes) return deny(res, record, 'bad_request', 'encoded_slash');
+    const bodyRefusal = declaredBodyRefusal(req.headers, route.max_body_bytes);
+    if (bodyRefusal) return deny(res, record, 'payload_too_large', bodyRefusal, CLOSE_CONNECTION);
 
     const headers: Record<string, string> = {};
     const authorization = req.headers.authorization;
@@ -121,6 +130,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
       record.detail = answer.detail || null;
       record.failOpen = answer.fail_open;
       dropClientOwnedHeaders(req, route.allow_underscore_headers);
+      dropHopByHopHeaders(req.headers);
       const upstreamHeaders = answer.upstream_headers;
       for (const name in upstreamHeaders) req.headers[name.toLowerCase()] = upstreamHeaders[name];
       req.headers['x-request-id'] = requestId;
@@ -136,6 +146,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
         if (!res.headersSent) sendError(res, reason, requestId);
         else res.destroy();
       });
+      limitChunkedBody(req, res, record, route.max_body_bytes);
     }
   };
 }
@@ -154,9 +165,11 @@ export function observeProxy(proxy: HttpProxy): void {
     // http-proxy reports a `proxyTimeout` as ECONNRESET; the socket's timeout event tells them apart.
     proxyReq.once('timeout', () => (record.upstreamTimedOut = true));
   });
-  proxy.on('proxyRes', (proxyRes, req) => {
+  proxy.on('proxyRes', (proxyRes, req, res) => {
     const record = (req as RecordedRequest)[RECORD];
     if (record) record.upstreamStatus = proxyRes.statusCode ?? null;
+    hideUpstreamIdentity(proxyRes.headers);
+    setClientConnection(proxyRes.headers, res.shouldKeepAlive);
   });
 }
 

@@ -120,6 +120,13 @@ const routeSchema = z.strictObject({
     .boolean()
     .default(false)
     .describe('Forward request headers with "_" in their name (dropped by default; spellings of gateway-owned headers are always dropped)'),
+  max_body_bytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(1024 ** 3)
+    .default(1024 * 1024)
+    .describe('Largest request body proxied (413 payload_too_large beyond it); 0 refuses any request with a body'),
 });
 
 export const configSchema = z
@@ -169,6 +176,10 @@ export const configSchema = z
           .max(60_000)
           .default(1_000)
           .describe('How often the headers and request timeouts are checked'),
+        allowed_hosts: z
+          .array(z.string().regex(/^([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$/i, 'must be a host name or [ipv6], with an optional :port'))
+          .default([])
+          .describe('Host header values served (a name without a port matches it on any port); empty: any (421 misdirected_request otherwise)'),
       })
       .refine((g) => g.request_timeout_ms >= g.headers_timeout_ms, { message: 'request_timeout_ms must be at least headers_timeout_ms', path: ['request_timeout_ms'] })
       .prefault({}),

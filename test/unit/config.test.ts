@@ -85,6 +85,7 @@ describe('config', () => {
             upstream_timeout_ms: 30000,
             allow_encoded_slashes: false,
             allow_underscore_headers: false,
+            max_body_bytes: 1048576,
           },
           {
             name: 'status',
@@ -95,6 +96,7 @@ describe('config', () => {
             upstream_timeout_ms: 5000,
             allow_encoded_slashes: false,
             allow_underscore_headers: false,
+            max_body_bytes: 0,
           },
         ],
         gateway: {
@@ -106,6 +108,7 @@ describe('config', () => {
           request_timeout_ms: 60_000,
           keep_alive_timeout_ms: 15_000,
           connections_check_ms: 1_000,
+          allowed_hosts: ['api.example.test', '[::1]:8443'],
         },
         sidecar: { decision_timeout_ms: 100 },
       });
@@ -181,6 +184,13 @@ describe('config', () => {
 
     it('rejects a rate_limit.by that is not consumer, ip or header:<name>', () => {
       expect(problemsOf('bad-rate-limit-by.yml')).to.deep.equal(['routes.0.rate_limit.by: must be consumer, ip or header:<name>']);
+    });
+
+    it('rejects an allowed_hosts entry that is not a host name or [ipv6] with an optional port', () => {
+      expect(problemsOf('bad-allowed-host.yml')).to.deep.equal([
+        'gateway.allowed_hosts.1: must be a host name or [ipv6], with an optional :port',
+        'gateway.allowed_hosts.2: must be a host name or [ipv6], with an optional :port',
+      ]);
     });
 
     it('rejects a tier without any window', () => {
