@@ -78,6 +78,8 @@ export function createGatewayHandler(deps: HandlerDeps) {
       });
     });
 
+    // HTTP/1.1 requires Host (RFC 9112 §3.2); the server lets such requests through to be audited.
+    if (req.headers.host === undefined && req.httpVersionMinor === 1) return deny(res, record, 'bad_request', 'host_missing');
     if (deps.hosts && !deps.hosts.allows(req.headers.host)) return deny(res, record, 'misdirected_request', 'host_not_allowed');
     const target = normalizeTarget(req.url ?? '');
     if (!target) return deny(res, record, 'bad_request', 'path_malformed');
@@ -177,7 +179,15 @@ function deny(res: ServerResponse, record: RequestRecord, reason: Reason, detail
   record.decision = 'deny';
   record.reason = reason;
   record.detail = detail;
-  sendError(res, reason, record.requestId, headers);
+  // A refused request's unread body would be read and thrown away to keep the connection, for as
+  // long as the client cares to send it: close the connection instead.
+  sendError(res, reason, record.requestId, hasUnreadBody(res.req) ? { ...headers, ...CLOSE_CONNECTION } : headers);
+}
+
+function hasUnreadBody(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** The TCP peer; client-set forwarding headers are never trusted. */

@@ -168,6 +168,35 @@ gateway: { headers_timeout_ms: ${HEADERS_TIMEOUT_MS}, connections_check_ms: 250 
     expect(pass).to.equal(true);
   });
 
+  it('closes the connection after refusing a request whose body it did not read', async () => {
+    const started = Date.now();
+    // Half of a declared body, then nothing: Node would wait for the rest until the request timeout.
+    const answer = await raw(`POST /users/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n${'a'.repeat(50_000)}`, 10_000);
+    const closedMs = Date.now() - started;
+    const pass = recordCase({
+      kind: 'hostile input',
+      name: 'refused request with an unsent body (keep-alive)',
+      expected: '401, Connection: close, closed at once',
+      observed: `${answer.slice(9, 12) || 'no answer'}, ${/\r\nconnection: close\r\n/i.test(answer) ? 'Connection: close' : 'kept alive'}, closed after ${closedMs} ms`,
+      pass: answer.startsWith('HTTP/1.1 401 ') && /\r\nconnection: close\r\n/i.test(answer) && closedMs < 2_000,
+    });
+    expect(pass, answer.slice(0, 300)).to.equal(true);
+  });
+
+  it('audits a request without Host as 400 bad_request instead of answering outside the audit', async () => {
+    const requestId = `hostless-${Date.now()}`;
+    const answer = await raw(`GET /files/x HTTP/1.1\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n`);
+    const event = await stack.auditEvent(requestId).catch(() => undefined);
+    const pass = recordCase({
+      kind: 'hostile input',
+      name: 'HTTP/1.1 request without Host',
+      expected: '400 bad_request/host_missing, audited',
+      observed: `${answer.slice(9, 12) || 'no answer'} ${event ? `${event.reason}/${event.detail}` : 'not audited'}`,
+      pass: answer.startsWith('HTTP/1.1 400 ') && event?.reason === 'bad_request' && event.detail === 'host_missing',
+    });
+    expect(pass, answer.slice(0, 300)).to.equal(true);
+  });
+
   it('answers a raw request with a bad escape with 400 and closes nothing else', async () => {
     const answer = await raw('GET /users/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(answer).to.match(/^HTTP\/1\.1 400 /);
