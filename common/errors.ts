@@ -13,6 +13,8 @@ export const REASONS = {
   auth_unavailable: { status: 503, message: 'authorization is unavailable' },
   no_route: { status: 404, message: 'no route matches this path' },
   bad_request: { status: 400, message: 'the request is malformed' },
+  request_timeout: { status: 408, message: 'the request was not received in time' },
+  headers_too_large: { status: 431, message: 'the request headers are too large' },
   payload_too_large: { status: 413, message: 'the request body is larger than the route accepts' },
   misdirected_request: { status: 421, message: 'this gateway does not serve that host' },
   upstream_error: { status: 502, message: 'the upstream service failed' },

@@ -11,6 +11,7 @@ import type { AuditPublisher } from './audit/publisher.js';
 import { CLOSE_CONNECTION, declaredBodyRefusal, limitChunkedBody } from './body-limit.js';
 import { dropHopByHopHeaders, setClientConnection } from './hop-by-hop.js';
 import type { HostAllowList } from './host-allow-list.js';
+import { peerAddress } from './peer-address.js';
 import { requestIdOf } from './request-id.js';
 import { normalizeTarget } from './request-target.js';
 import { sendError } from './respond.js';
@@ -54,7 +55,7 @@ function dropClientOwnedHeaders(req: IncomingMessage, allowUnderscores: boolean)
 export function createGatewayHandler(deps: HandlerDeps) {
   return function handle(req: IncomingMessage, res: ServerResponse): void {
     const requestId = requestIdOf(req.headers['x-request-id']);
-    const clientIp = clientIpOf(req);
+    const clientIp = peerAddress(req.socket);
     const record = startRecord(req, res, requestId, clientIp);
     (req as RecordedRequest)[RECORD] = record;
     res.setHeader('X-Request-Id', requestId);
@@ -188,10 +189,4 @@ function hasUnreadBody(req: IncomingMessage): boolean {
   if (req.complete) return false;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
-/** The TCP peer; client-set forwarding headers are never trusted. */
-function clientIpOf(req: IncomingMessage): string {
-  const address = req.socket.remoteAddress ?? '';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

@@ -13,6 +13,7 @@ import { runMain } from '../common/run-main.js';
 import { buildGateway } from './app.js';
 import { DiskSpool } from './audit/disk-spool.js';
 import { AuditPublisher } from './audit/publisher.js';
+import { answerClientError } from './client-error.js';
 import { SpoolOwner } from './audit/spool-owner.js';
 import { SidecarClient } from './sidecar-client.js';
 
@@ -67,6 +68,7 @@ runMain('gateway', {}, async (onStop) => {
     },
     gateway.listener,
   );
+  server.on('clientError', answerClientError((event) => publisher.publish(event), gatewayId));
   await new Promise<void>((resolve) => server.listen(env.GATEWAY_PORT, env.GATEWAY_HOST, resolve));
   const address = server.address();
   logger.info('ready', {

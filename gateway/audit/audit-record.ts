@@ -92,6 +92,38 @@ export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: S
   });
 }
 
+/**
+ * The event of a request Node's parser refused before it became one (malformed, Content-Length
+ * with Transfer-Encoding, headers too large or too slow): no method, path or route is known.
+ */
+export function refusedRequestEvent(requestId: string, clientIp: string, status: number, reason: string, detail: string, bytesOut: number, gatewayId: string): AuditEvent {
+  return fitToLimits({
+    event_id: randomUUID(),
+    ts: new Date().toISOString(),
+    request_id: requestId,
+    gateway_id: gatewayId,
+    route: null,
+    method: '',
+    path: '',
+    status,
+    decision: 'deny',
+    reason,
+    detail,
+    sub: null,
+    consumer: null,
+    jti: null,
+    client_ip: clientIp,
+    user_agent: null,
+    latency_ms: 0,
+    upstream_status: null,
+    bytes_out: bytesOut,
+    rate_limit: null,
+    fail_open: false,
+    shadow: false,
+    truncated: [],
+  });
+}
+
 /** What was written to the client for this response, headers included. */
 function bytesOut(record: RequestRecord, req: IncomingMessage): number {
   if (record.bytesBefore < 0) return 0; // the client left before this response's turn

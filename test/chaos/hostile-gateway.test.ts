@@ -197,6 +197,27 @@ gateway: { headers_timeout_ms: ${HEADERS_TIMEOUT_MS}, connections_check_ms: 250 
     expect(pass, answer.slice(0, 300)).to.equal(true);
   });
 
+  const unparsable: [string, string, number, string][] = [
+    ['Content-Length with Transfer-Encoding (smuggling)', 'POST /files/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'bad_request'],
+    ['a space before the colon of a header', 'GET /files/x HTTP/1.1\r\nHost: x\r\nX-Bad : 1\r\n\r\n', 400, 'bad_request'],
+    ['headers over 16 KiB', `GET /files/x HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`, 431, 'headers_too_large'],
+  ];
+  for (const [name, bytes, status, reason] of unparsable) {
+    it(`answers ${name} with ${status} ${reason}, audited, though Node's parser refused it`, async () => {
+      const answer = await raw(bytes);
+      const requestId = /\r\nx-request-id: ([^\r]+)\r\n/i.exec(answer)?.[1];
+      const event = requestId ? await stack.auditEvent(requestId).catch(() => undefined) : undefined;
+      const pass = recordCase({
+        kind: 'hostile input',
+        name,
+        expected: `${status} ${reason}, audited`,
+        observed: `${answer.slice(9, 12) || 'no answer'} ${event ? `${event.reason}/${event.detail}` : 'not audited'}`,
+        pass: answer.startsWith(`HTTP/1.1 ${status} `) && event?.reason === reason && event.status === status,
+      });
+      expect(pass, answer.slice(0, 300)).to.equal(true);
+    });
+  }
+
   it('answers a raw request with a bad escape with 400 and closes nothing else', async () => {
     const answer = await raw('GET /users/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(answer).to.match(/^HTTP\/1\.1 400 /);
