@@ -227,6 +227,12 @@ gateway: { check_deadline_ms: ${CHECK_DEADLINE_MS} }
     }, 10_000, "the worker's insert waiting");
     const killedAt = Date.now();
     await stack.process('audit-worker').kill('SIGKILL');
+    // The dead worker's sessions would still run their inserts once the lock goes: end them
+    // uncommitted, so the interrupted batches are stored by redelivery alone.
+    const { rows: waiting } = await holder.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%insert%audit_events%' AND pid <> pg_backend_pid()`,
+    );
+    const { rows: ended } = await holder.query<{ pid: number }>('SELECT pid FROM unnest($1::int[]) AS pid WHERE pg_terminate_backend(pid)', [waiting.map((w) => w.pid)]);
     await holder.query('ROLLBACK');
     await holder.end();
     await answersOf(load, 30, (a) => a.sentAt >= killedAt, 'answers while the worker is down');
@@ -237,9 +243,10 @@ gateway: { check_deadline_ms: ${CHECK_DEADLINE_MS} }
     const result = await finish(load, {
       name: 'audit worker SIGKILLed mid-batch under load, then restarted',
       expected: 'the interrupted batch redelivered and stored once',
-      observed: `${waitingInserts} inserts waiting at the kill`,
-      pass: true,
+      observed: `${waitingInserts} inserts waiting at the kill, ${ended.length} of their sessions ended uncommitted`,
+      pass: ended.length > 0,
     });
+    expect(ended.length, 'interrupted inserts').to.be.above(0);
     expectStored(result);
     expect(result.pass).to.equal(true);
   });
