@@ -157,6 +157,35 @@ gateway: { check_deadline_ms: ${CHECK_DEADLINE_MS} }
     expect(result.pass).to.equal(true);
   });
 
+  it('sidecar frozen (SIGSTOP): 503 auth_unavailable within the check deadline, never a hang; thawed, traffic recovers', async () => {
+    const load = startLoad('frozen-sidecar');
+    await answersOf(load, 10, (a) => a.status === 200, 'allowed answers before the freeze');
+    const sidecar = stack.process('auth-sidecar');
+    const frozenAt = Date.now();
+    sidecar.signal('SIGSTOP');
+    try {
+      await answersOf(load, 30, (a) => a.sentAt >= frozenAt, 'answers while the sidecar is frozen');
+    } finally {
+      sidecar.signal('SIGCONT');
+    }
+    const thawedAt = Date.now();
+    await answersOf(load, 20, (a) => a.sentAt >= thawedAt && a.status === 200, 'allowed answers after the thaw');
+
+    const frozen = load.where((a) => a.sentAt >= frozenAt && a.answeredAt <= thawedAt);
+    const notUnavailable = frozen.filter((a) => a.status !== 503 || a.reason !== 'auth_unavailable');
+    const slowest = Math.max(...frozen.map((a) => a.answeredAt - a.sentAt));
+    const result = await finish(load, {
+      name: 'auth sidecar frozen (SIGSTOP) under load, then thawed',
+      expected: `503 auth_unavailable within ${CHECK_DEADLINE_MS} ms (+${ANSWER_SLACK_MS} ms slack) while frozen; 200s again after SIGCONT`,
+      observed: `${frozen.length} answers while frozen, ${notUnavailable.length} not 503 auth_unavailable, slowest ${slowest} ms`,
+      pass: frozen.length > 0 && notUnavailable.length === 0 && slowest <= CHECK_DEADLINE_MS + ANSWER_SLACK_MS,
+    });
+    expect(notUnavailable, 'answers while the sidecar was frozen').to.deep.equal([]);
+    expect(slowest).to.be.at.most(CHECK_DEADLINE_MS + ANSWER_SLACK_MS);
+    expectStored(result);
+    expect(result.pass).to.equal(true);
+  });
+
   it('Redis killed: fails closed, audit spool fills; restarted: decisions resume, spool drains in order; script cache flushed: decide.lua reloaded on NOSCRIPT', async () => {
     const load = startLoad('redis');
     await answersOf(load, 10, (a) => a.status === 200, 'allowed answers before the kill');
