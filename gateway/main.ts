@@ -17,6 +17,9 @@ import { answerClientError } from './client-error.js';
 import { SpoolOwner } from './audit/spool-owner.js';
 import { SidecarClient } from './sidecar-client.js';
 
+/** While stopping, how often keep-alive connections that have become idle are closed. */
+const IDLE_CLOSE_EVERY_MS = 20;
+
 runMain('gateway', {}, async (onStop) => {
   const env = readEnv(gatewayEnvSchema);
   const logger = createLogger('gateway', env.LOG_LEVEL);
@@ -80,8 +83,15 @@ runMain('gateway', {}, async (onStop) => {
 
   onStop(async () => {
     // Stop taking requests, let in-flight ones finish (their audit events are published on close), then flush.
+    // server.close() closes only the connections idle at that moment: a keep-alive client that
+    // keeps sending would hold the server open until the stop timeout (exit 1). So each
+    // connection is closed as soon as it is idle, i.e. once its current response is done.
     await new Promise<void>((resolve) => {
-      server.close(() => resolve());
+      const closeIdle = setInterval(() => server.closeIdleConnections(), IDLE_CLOSE_EVERY_MS);
+      server.close(() => {
+        clearInterval(closeIdle);
+        resolve();
+      });
       server.closeIdleConnections();
     });
     gateway.close();

@@ -48,15 +48,16 @@ export class DiskSpool {
 
   /**
    * Writes a batch; false (nothing written) when the spool would exceed its bound. A write that
-   * fails (disk full, folder gone) throws and leaves the byte count as it was.
+   * fails (disk full, folder gone) throws and leaves the byte count as it was. `at` (ms since
+   * epoch, default now) names the file, so it sorts by when the batch was published.
    */
-  async write(events: readonly AuditEvent[]): Promise<boolean> {
+  async write(events: readonly AuditEvent[], at: number = this.now()): Promise<boolean> {
     const body = JSON.stringify(events);
     const size = Buffer.byteLength(body);
     if (this.bytes + size > this.maxBytes) return false;
     // Counted before the first await, so concurrent writes cannot overshoot the bound together.
     this.bytes += size;
-    const name = `${this.now().toString().padStart(15, '0')}-${this.tag}-${String(this.seq++).padStart(9, '0')}.json`;
+    const name = `${Math.floor(at).toString().padStart(15, '0')}-${this.tag}-${String(this.seq++).padStart(9, '0')}.json`;
     const tmp = join(this.dir, `.${name}.tmp`);
     try {
       await writeFile(tmp, body);

@@ -70,16 +70,17 @@ export class AuditPublisher {
     if (this.buffer.length === 0) return;
     const events = this.buffer;
     this.buffer = [];
-    const sending = this.send(events).finally(() => this.pending.delete(sending));
+    const sending = this.send(events, Date.now()).finally(() => this.pending.delete(sending));
     this.pending.add(sending);
   }
 
-  private async send(events: AuditEvent[]): Promise<void> {
+  /** `flushedAt` (ms since epoch) orders the batch in the spool should it go there. */
+  private async send(events: AuditEvent[], flushedAt: number): Promise<void> {
     try {
       await this.enqueue(events);
     } catch (err) {
       this.logger.warn('audit queue unavailable, spooling batch', { events: events.length, error: (err as Error).message });
-      await this.toSpool(events);
+      await this.toSpool(events, flushedAt);
     }
   }
 
@@ -97,8 +98,8 @@ export class AuditPublisher {
     }
   }
 
-  private async toSpool(events: AuditEvent[]): Promise<void> {
-    const written = await this.spool.write(events).catch((err: Error) => {
+  private async toSpool(events: AuditEvent[], flushedAt: number): Promise<void> {
+    const written = await this.spool.write(events, flushedAt).catch((err: Error) => {
       this.logger.error('audit spool write failed', { error: err.message });
       return false;
     });
@@ -126,8 +127,14 @@ export class AuditPublisher {
     return this.replaying;
   }
 
-  /** Replays spooled batches oldest first; stops at the first one the queue refuses. */
+  /**
+   * Replays spooled batches oldest first; stops at the first one the queue refuses. Batches being
+   * sent when the pass starts go first: one caught in a queue write by a Redis outage is re-sent
+   * on reconnect (or spooled under its flush time after addTimeoutMs), and was published before
+   * everything spooled meanwhile, so the queue gets a gateway's spooled batches in publish order.
+   */
   private async replaySpool(): Promise<void> {
+    await Promise.all(this.pending);
     try {
       for (const name of this.spool.list()) {
         const events = await this.spool.read(name).catch(async (err: Error) => {

@@ -26,6 +26,11 @@ export class ProductProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** Sends a signal without waiting for an exit, e.g. SIGSTOP / SIGCONT to freeze and thaw it. */
+  signal(signal: NodeJS.Signals): void {
+    if (!this.child.kill(signal)) throw new Error(`${this.name} is not running`);
+  }
+
   async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (!this.running) return this.child.exitCode;
     const exited = once(this.child, 'exit');

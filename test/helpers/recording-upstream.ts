@@ -7,6 +7,9 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders;
 }
 
+/** A request header asking the upstream to wait that many ms before answering (a slow upstream). */
+export const UPSTREAM_DELAY_HEADER = 'x-test-upstream-delay-ms';
+
 /** An upstream that answers 200 and remembers every request it received. */
 export class RecordingUpstream {
   readonly requests: RecordedRequest[] = [];
@@ -16,8 +19,13 @@ export class RecordingUpstream {
     let upstream: RecordingUpstream | undefined;
     const server = createServer((req, res) => {
       upstream?.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end('{"ok":true}');
+      const answer = (): void => {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end('{"ok":true}');
+      };
+      const delayMs = Number(req.headers[UPSTREAM_DELAY_HEADER] ?? 0);
+      if (delayMs > 0) setTimeout(answer, delayMs);
+      else answer();
     });
     upstream = new RecordingUpstream(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

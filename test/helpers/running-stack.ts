@@ -19,24 +19,40 @@ export const STACK_SECRET = 'stack-secret-that-is-long-enough-0123456789';
 export const STACK_ISSUER = { name: 'e2e', iss: 'e2e-issuer', audience: 'api' } as const;
 const ADMIN_TOKEN = 'stack-admin-token-0123456789';
 
+export interface StackOptions {
+  /** The worker's PostgreSQL (default: the machine's, PG_URL). */
+  pgUrl?: string;
+  /** Redis keeps an fsynced append-only file, so a restarted Redis has its data (not its script cache). */
+  redisAof?: boolean;
+}
+
+interface ProcessSpec {
+  entry: string;
+  env: Record<string, string>;
+  port: number;
+}
+
 export class RunningStack {
   readonly processes: ProductProcess[] = [];
+  private readonly specs = new Map<string, ProcessSpec>();
   private constructor(
     readonly redis: TestRedis,
     readonly upstream: RecordingUpstream,
     readonly dir: string,
     readonly schema: string,
     readonly env: Record<string, string>,
+    readonly pgUrl: string,
   ) {}
 
   gatewayUrl = '';
   auditUrl = '';
 
   /** `gatewayEnv` adds to the gateway's environment (e.g. GATEWAY_HOST). */
-  static async start(config: (upstreamUrl: string) => string, gatewayEnv: Record<string, string> = {}): Promise<RunningStack> {
-    const redis = await TestRedis.start();
-    const upstream = await RecordingUpstream.start();
+  static async start(config: (upstreamUrl: string) => string, gatewayEnv: Record<string, string> = {}, options: StackOptions = {}): Promise<RunningStack> {
     const dir = mkdtempSync(join(tmpdir(), 'gw-stack-'));
+    const redis = await TestRedis.start(options.redisAof ? { aofDir: dir } : {});
+    const upstream = await RecordingUpstream.start();
+    const pgUrl = options.pgUrl ?? PG_URL;
     const schema = uniqueSchema('stack');
     writeFileSync(join(dir, 'gateway.yml'), config(upstream.url));
     const env = {
@@ -47,21 +63,20 @@ export class RunningStack {
       LOG_LEVEL: 'warn',
       E2E_SECRET: STACK_SECRET,
     };
-    const stack = new RunningStack(redis, upstream, dir, schema, env);
+    const stack = new RunningStack(redis, upstream, dir, schema, env, pgUrl);
     try {
       const [gatewayPort, sidecarPort, auditPort] = [await freePort(), await freePort(), await freePort()];
-      stack.processes.push(await ProductProcess.start('auth-sidecar', 'auth-sidecar/main.js', { ...env, SIDECAR_PORT: String(sidecarPort) }, sidecarPort));
-      stack.processes.push(
-        await ProductProcess.start('audit-worker', 'audit-worker/main.js', { ...env, AUDIT_PORT: String(auditPort), AUDIT_DB_URL: PG_URL, AUDIT_DB_SCHEMA: schema, ADMIN_TOKEN }, auditPort),
-      );
-      stack.processes.push(
-        await ProductProcess.start(
-          'gateway',
-          'gateway/main.js',
-          { ...env, GATEWAY_PORT: String(gatewayPort), SIDECAR_ADDR: `127.0.0.1:${sidecarPort}`, AUDIT_SPOOL_DIR: join(dir, 'spool'), ...gatewayEnv },
-          gatewayPort,
-        ),
-      );
+      await stack.spawn('auth-sidecar', { entry: 'auth-sidecar/main.js', env: { ...env, SIDECAR_PORT: String(sidecarPort) }, port: sidecarPort });
+      await stack.spawn('audit-worker', {
+        entry: 'audit-worker/main.js',
+        env: { ...env, AUDIT_PORT: String(auditPort), AUDIT_DB_URL: pgUrl, AUDIT_DB_SCHEMA: schema, ADMIN_TOKEN },
+        port: auditPort,
+      });
+      await stack.spawn('gateway', {
+        entry: 'gateway/main.js',
+        env: { ...env, GATEWAY_PORT: String(gatewayPort), SIDECAR_ADDR: `127.0.0.1:${sidecarPort}`, AUDIT_SPOOL_DIR: join(dir, 'spool'), ...gatewayEnv },
+        port: gatewayPort,
+      });
       stack.gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
       stack.auditUrl = `http://127.0.0.1:${auditPort}`;
     } catch (err) {
@@ -71,11 +86,35 @@ export class RunningStack {
     return stack;
   }
 
+  private async spawn(name: string, spec: ProcessSpec): Promise<ProductProcess> {
+    this.specs.set(name, spec);
+    const started = await ProductProcess.start(name, spec.entry, spec.env, spec.port);
+    const index = this.processes.findIndex((p) => p.name === name);
+    if (index >= 0) this.processes[index] = started;
+    else this.processes.push(started);
+    return started;
+  }
+
+  /** The running (or last) process of that name: 'auth-sidecar', 'audit-worker' or 'gateway'. */
+  process(name: string): ProductProcess {
+    const found = this.processes.find((p) => p.name === name);
+    if (!found) throw new Error(`no process ${name}`);
+    return found;
+  }
+
+  /** Starts a process that was stopped or killed again, same port and environment. */
+  async restart(name: string): Promise<ProductProcess> {
+    const spec = this.specs.get(name);
+    if (!spec) throw new Error(`no process ${name}`);
+    if (this.process(name).running) throw new Error(`${name} is still running`);
+    return this.spawn(name, spec);
+  }
+
   async stop(): Promise<void> {
     for (const p of [...this.processes].reverse()) await p.kill();
     await this.upstream.close();
     await this.redis.stop();
-    await dropSchema(this.schema);
+    await dropSchema(this.schema, this.pgUrl);
     rmSync(this.dir, { recursive: true, force: true });
   }
 
