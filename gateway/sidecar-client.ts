@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import {
   loadAuthProto,
   type AuthServiceClient,
+  type CheckBatch,
   type CheckCall,
   type CheckRequest,
   type CheckResponse__Output,
@@ -43,7 +44,7 @@ function approximateChars(request: CheckRequest): number {
   return chars;
 }
 
-type CheckStream = grpc.ClientDuplexStream<{ calls: CheckCall[] }, CheckResultBatch__Output>;
+type CheckStream = grpc.ClientDuplexStream<CheckBatch, CheckResultBatch__Output>;
 
 /**
  * The gateway's channel to the auth sidecar. Checks are multiplexed on one long-lived
@@ -139,14 +140,14 @@ export class SidecarClient {
       request.deadline_ms = Math.max(1, Math.floor(pending.deadline - now));
       const size = approximateChars(request);
       if (chars + size > MAX_MESSAGE_CHARS && batch.length > 0) {
-        this.openStream().write({ calls: batch });
+        this.openStream().write({ calls: batch, sent_ms: performance.now() });
         batch = [];
         chars = 0;
       }
       batch.push(call);
       chars += size;
     }
-    if (batch.length > 0) this.openStream().write({ calls: batch });
+    if (batch.length > 0) this.openStream().write({ calls: batch, sent_ms: performance.now() });
   }
 
   private openStream(): CheckStream {

@@ -9,7 +9,6 @@ import type { TokenVerifier } from '../jwt/verifier.js';
 import type { RedisDecider, StoreVerdict } from '../limiter/redis-decider.js';
 import { limitWindows } from '../limiter/windows.js';
 import { aclAllows } from '../policy/acl.js';
-import { StallClock } from './stall-clock.js';
 import { allow, deny } from './verdicts.js';
 
 export interface CheckDeps {
@@ -18,8 +17,6 @@ export interface CheckDeps {
   decider: RedisDecider;
   keys: RedisKeys;
   logger: Logger;
-  /** Ages checks read right after this process stalled (default: a clock of its own). */
-  stalls?: StallClock;
 }
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
@@ -32,17 +29,14 @@ const ANSWER_MARGIN_MS = 5;
  */
 export class CheckService {
   private readonly routes: Map<string, RouteConfig>;
-  private readonly stalls: StallClock;
 
   constructor(private readonly deps: CheckDeps) {
     this.routes = new Map(deps.config.routes.map((r) => [r.name, r]));
-    this.stalls = deps.stalls ?? new StallClock();
   }
 
-  async check(request: CheckRequest__Output): Promise<CheckResponse> {
-    // A check read just after this process was stopped or blocked may have waited all along.
-    const now = performance.now();
-    const receivedAt = now - this.stalls.stallMs(now);
+  /** `waitedMs`: how long the check waited unread before it got here (see BatchAge). */
+  async check(request: CheckRequest__Output, waitedMs = 0): Promise<CheckResponse> {
+    const receivedAt = performance.now() - waitedMs;
     const route = this.routes.get(request.route);
     if (!route) return deny('no_route', 'unknown_route');
 

@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/logger.js';
 import type { CheckBatch__Output, CheckResult, CheckResultBatch } from '../../common/proto.js';
+import { BatchAge } from './batch-age.js';
 import type { CheckService } from './check-service.js';
 
 /**
@@ -14,6 +15,7 @@ export function serveCheckStream(checks: CheckService, logger: Logger) {
     let flushScheduled = false;
     let inFlight = 0;
     let clientDone = false;
+    const age = new BatchAge();
 
     const flush = (): void => {
       flushScheduled = false;
@@ -31,13 +33,16 @@ export function serveCheckStream(checks: CheckService, logger: Logger) {
     };
 
     call.on('data', (batch: CheckBatch__Output) => {
+      // A batch that waited (the sidecar stopped or starved) has less of its deadline left: the
+      // checks the gateway answered 503 meanwhile are not decided, and not counted, on the thaw.
+      const waitedMs = age.ageMs(batch.sent_ms);
       for (const { id, request } of batch.calls) {
         inFlight++;
         if (!request) {
           reply({ id, error: 'call without a request' });
           continue;
         }
-        checks.check(request).then(
+        checks.check(request, waitedMs).then(
           (response) => reply({ id, response }),
           (err: Error) => {
             logger.error('check failed', { request_id: request.request_id, error: err.message });

@@ -5,8 +5,10 @@ import type { CheckCall as _auth_v1_CheckCall, CheckCall__Output as _auth_v1_Che
 
 export interface CheckBatch {
   'calls'?: (_auth_v1_CheckCall)[];
+  'sent_ms'?: (number | string);
 }
 
 export interface CheckBatch__Output {
   'calls': (_auth_v1_CheckCall__Output)[];
+  'sent_ms': (number);
 }
