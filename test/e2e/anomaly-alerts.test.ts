@@ -4,11 +4,15 @@
  * sidecar refuses the banned ip. Client ips are loopback addresses (127.0.0.x) bound per call.
  */
 import { request } from 'node:http';
+import { Queue } from 'bullmq';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
+import { AUDIT_JOB, AUDIT_JOB_OPTIONS, AUDIT_QUEUE } from '../../common/audit-queue.js';
 import { RedisKeys } from '../../common/redis-keys.js';
-import { eventually } from '../helpers/net.js';
-import { runCli } from '../helpers/processes.js';
+import { auditEvent } from '../helpers/audit-events.js';
+import { eventually, freePort } from '../helpers/net.js';
+import { PG_URL } from '../helpers/postgres.js';
+import { ProductProcess, runCli } from '../helpers/processes.js';
 import { RunningStack, STACK_ADMIN_TOKEN } from '../helpers/running-stack.js';
 
 interface Alert {
@@ -191,6 +195,39 @@ describe('anomaly alerts (running stack)', function () {
     const unknown = await runCli('cli/audit.js', ['ack', '00000000-0000-4000-8000-000000000000'], env);
     expect(unknown.code).to.equal(2);
     expect(unknown.stderr).to.include('404');
+  });
+
+  it('two workers on one stream, every job delivered twice: exactly one alert counting each event once, one ban', async () => {
+    const port = await freePort();
+    const second = await ProductProcess.start(
+      'audit-worker-2',
+      'audit-worker/main.js',
+      { ...stack.env, LOG_LEVEL: 'debug', AUDIT_PORT: String(port), AUDIT_DB_URL: PG_URL, AUDIT_DB_SCHEMA: stack.schema },
+      port,
+    );
+    const queue = new Queue(AUDIT_QUEUE, { connection: { url: stack.redis.url }, prefix: keys.queuePrefix });
+    try {
+      const ip = '127.0.0.30';
+      const events = Array.from({ length: 30 }, () => auditEvent({ reason: 'token_invalid', detail: 'bad_signature', client_ip: ip, sub: null, consumer: null, jti: null, rate_limit: null }));
+      const jobs = [...events, ...events].map((event) => ({ name: AUDIT_JOB, data: { v: 1, events: [event] }, opts: AUDIT_JOB_OPTIONS }));
+      const added = await queue.addBulk(jobs);
+      await eventually(async () => {
+        const states = await Promise.all(added.map((job) => job.getState()));
+        return states.every((state) => state === 'completed') ? true : undefined;
+      }, 20_000, 'the 60 jobs completed');
+      const alerts = await alertsOf(stack, { rule: 'auth_failure_burst', subject: ip });
+      expect(alerts).to.have.length(1);
+      expect(alerts[0]).to.include({ count: 30, action: 'ban' });
+      expect(await redis.get(keys.banOffences(`ip:${ip}`))).to.equal('1');
+      expect((await callFrom(stack, ip, '/users', stack.token())).reason).to.equal('banned');
+      const logs = (second.output.join('') + stack.process('audit-worker').output.join('')).split('\n');
+      expect(logs.filter((line) => line.includes('"code":"anomaly_alert"') && line.includes(ip))).to.have.length(1);
+      const storedBySecond = second.output.join('').split('\n').filter((line) => line.includes('audit batch stored')).length;
+      expect(storedBySecond, 'the second worker took part of the jobs').to.be.within(1, 59);
+    } finally {
+      await queue.close();
+      await second.kill();
+    }
   });
 
   it('GET /v1/alerts refuses a bad filter with 400 naming it', async () => {
