@@ -1,7 +1,8 @@
 /**
  * Runs the rules over a stored batch: one Lua call (detect.lua) per batch counts every hit in
  * Redis, shared by all workers, and tells which incidents opened, continued or crossed their
- * threshold. The result is grouped per rule and subject: one incident per group and batch.
+ * threshold. Hits are sent grouped per rule, subject and window (three keys per group, two
+ * values per hit); the result is one incident per alert and batch.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -37,7 +38,7 @@ export interface Incident {
   sampleRequestIds: string[];
 }
 
-type Reply = [number, number, number, string][];
+type Reply = [string, number, number, number, number[]][];
 
 export class Detector {
   constructor(
@@ -49,76 +50,83 @@ export class Detector {
   }
 
   async run(events: readonly AuditEvent[]): Promise<Incident[]> {
-    const hits: RuleHit[] = [];
-    for (const event of events) {
-      if (event.reason !== null) for (const hit of ruleHits(event, this.config)) hits.push(hit);
-    }
-    if (hits.length === 0) return [];
-    const eventIndex = new Map<string, number>();
+    const groups = new Map<string, { hits: RuleHit[]; window: number; weights: number[]; indices: number[] }>();
     const seenKeys: string[] = [];
-    const hitKeys: string[] = [];
-    const args: (string | number)[] = [];
-    const newIds = new Map<string, string>();
-    for (const hit of hits) {
-      let index = eventIndex.get(hit.event.event_id);
-      if (index === undefined) {
-        seenKeys.push(this.keys.anomalySeen(hit.event.event_id));
-        index = seenKeys.length;
-        eventIndex.set(hit.event.event_id, index);
+    const eventIndex = new Map<string, number>();
+    for (const event of events) {
+      if (event.reason === null) continue;
+      for (const hit of ruleHits(event, this.config)) {
+        let index = eventIndex.get(event.event_id);
+        if (index === undefined) {
+          index = seenKeys.push(this.keys.anomalySeen(event.event_id));
+          eventIndex.set(event.event_id, index);
+        }
+        const windowMs = this.config.rules[hit.rule].window * 1000;
+        const ts = Date.parse(event.ts);
+        const window = Math.floor(ts / windowMs);
+        const key = `${hit.rule}\n${hit.subjectKind}:${hit.subject}\n${window}`;
+        let group = groups.get(key);
+        if (!group) groups.set(key, (group = { hits: [], window, weights: [], indices: [] }));
+        group.hits.push(hit);
+        group.indices.push(index);
+        group.weights.push(1 - (ts - window * windowMs) / windowMs);
       }
-      const rule = this.config.rules[hit.rule];
-      const windowMs = rule.window * 1000;
-      const ts = Date.parse(hit.event.ts);
-      const window = Math.floor(ts / windowMs);
-      const subject = `${hit.subjectKind}:${hit.subject}`;
-      hitKeys.push(
-        this.keys.anomalyCounter(hit.rule, subject, window),
-        this.keys.anomalyCounter(hit.rule, subject, window - 1),
-        this.keys.anomalyAlert(hit.rule, subject),
-      );
-      const group = `${hit.rule}\n${subject}`;
-      if (!newIds.has(group)) newIds.set(group, randomUUID());
-      args.push(index, rule.threshold, 1 - (ts - window * windowMs) / windowMs, rule.window * 2, this.config.cooldown, newIds.get(group)!);
+    }
+    if (groups.size === 0) return [];
+    const groupKeys: string[] = [];
+    const args: (string | number)[] = [];
+    for (const { hits, window, weights, indices } of groups.values()) {
+      const { rule, subjectKind, subject } = hits[0]!;
+      const config = this.config.rules[rule];
+      const counted = `${subjectKind}:${subject}`;
+      groupKeys.push(this.keys.anomalyCounter(rule, counted, window), this.keys.anomalyCounter(rule, counted, window - 1), this.keys.anomalyAlert(rule, counted));
+      args.push(config.threshold, config.window * 2, this.config.cooldown, randomUUID(), hits.length);
+      indices.forEach((index, i) => args.push(index, weights[i]!));
     }
     const command = (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<Reply>>).anomalyDetect!;
-    const reply = await command.call(this.redis, seenKeys.length + hitKeys.length, ...seenKeys, ...hitKeys, seenKeys.length, SEEN_TTL_S, ...args);
-    return group(hits, reply);
+    const reply = await command.call(this.redis, seenKeys.length + groupKeys.length, ...seenKeys, ...groupKeys, seenKeys.length, SEEN_TTL_S, ...args);
+    const byEvent = new Map<number, AuditEvent>();
+    for (const group of groups.values()) group.hits.forEach((hit, i) => byEvent.set(group.indices[i]!, hit.event));
+    return merge([...groups.values()].map((group, i) => toIncident(group.hits[0]!, reply[i]!, byEvent)).filter((incident) => incident !== undefined));
   }
 }
 
-function group(hits: RuleHit[], reply: Reply): Incident[] {
-  const incidents = new Map<string, Incident>();
-  hits.forEach((hit, i) => {
-    const [state, crossed, estimate, alertId] = reply[i] ?? [0, 0, 0, ''];
-    if (state === 0) return;
-    const key = `${hit.rule}\n${hit.subjectKind}:${hit.subject}`;
-    let incident = incidents.get(key);
-    if (!incident) {
-      incident = {
-        alertId,
-        rule: hit.rule,
-        subjectKind: hit.subjectKind,
-        subject: hit.subject,
-        opened: false,
-        crossings: 0,
-        count: 0,
-        firstTs: hit.event.ts,
-        lastTs: hit.event.ts,
-        sampleEventIds: [],
-        sampleRequestIds: [],
-      };
-      incidents.set(key, incident);
+function toIncident(hit: RuleHit, [alertId, opened, crossings, count, indices]: Reply[number], byEvent: Map<number, AuditEvent>): Incident | undefined {
+  if (alertId === '' || indices.length === 0) return undefined;
+  const counted = indices.map((index) => byEvent.get(index)!);
+  const times = counted.map((event) => Date.parse(event.ts));
+  const samples = counted.slice(0, MAX_SAMPLES);
+  return {
+    alertId,
+    rule: hit.rule,
+    subjectKind: hit.subjectKind,
+    subject: hit.subject,
+    opened: opened === 1,
+    crossings,
+    count,
+    firstTs: new Date(Math.min(...times)).toISOString(),
+    lastTs: new Date(Math.max(...times)).toISOString(),
+    sampleEventIds: samples.map((event) => event.event_id),
+    sampleRequestIds: samples.map((event) => event.request_id),
+  };
+}
+
+/** One incident per alert: the groups of one rule and subject in two windows of one batch merge. */
+function merge(incidents: Incident[]): Incident[] {
+  const byAlert = new Map<string, Incident>();
+  for (const incident of incidents) {
+    const seen = byAlert.get(incident.alertId);
+    if (!seen) {
+      byAlert.set(incident.alertId, incident);
+      continue;
     }
-    // The opening hit brings the whole window's count; every later one adds itself.
-    if (state === 2) incident.opened = true;
-    incident.count += state === 2 ? estimate : 1;
-    incident.crossings += crossed;
-    if (Date.parse(hit.event.ts) < Date.parse(incident.firstTs)) incident.firstTs = hit.event.ts;
-    if (Date.parse(hit.event.ts) > Date.parse(incident.lastTs)) incident.lastTs = hit.event.ts;
-    if (incident.sampleEventIds.length < MAX_SAMPLES) {
-      incident.sampleEventIds.push(hit.event.event_id);
-      incident.sampleRequestIds.push(hit.event.request_id);
-    }
-  });
-  return [...incidents.values()];
+    seen.opened ||= incident.opened;
+    seen.crossings += incident.crossings;
+    seen.count += incident.count;
+    if (incident.firstTs < seen.firstTs) seen.firstTs = incident.firstTs;
+    if (incident.lastTs > seen.lastTs) seen.lastTs = incident.lastTs;
+    seen.sampleEventIds = [...seen.sampleEventIds, ...incident.sampleEventIds].slice(0, MAX_SAMPLES);
+    seen.sampleRequestIds = [...seen.sampleRequestIds, ...incident.sampleRequestIds].slice(0, MAX_SAMPLES);
+  }
+  return [...byAlert.values()];
 }
