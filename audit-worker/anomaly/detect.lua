@@ -54,7 +54,8 @@ while a <= #ARGV do
       end
     end
   end
-  if open then redis.call('SET', alert, open, 'EX', cooldown) end
+  -- The cooldown restarts with each counted event (a redelivered batch does not extend it).
+  if open and count > 0 then redis.call('SET', alert, open, 'EX', cooldown) end
   out[group] = { open or '', opened, crossings, count, indices }
   a = a + 5 + n * 2
 end
