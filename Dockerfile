@@ -12,9 +12,10 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
-# Read at run time: the gRPC contract, the decision script, the example config.
+# Read at run time: the gRPC contract, the Lua scripts (decision, anomaly detection), the example config.
 COPY proto proto
 COPY auth-sidecar/limiter/decide.lua auth-sidecar/limiter/decide.lua
+COPY audit-worker/anomaly/detect.lua audit-worker/anomaly/detect.lua
 COPY config config
 RUN mkdir -p data/spool data/audit && chown -R node:node data
 USER node

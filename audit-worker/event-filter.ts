@@ -17,7 +17,7 @@ const isoDatetime = z.iso.datetime({ offset: true });
  * An ISO timestamp, or a duration before `now()`; the result is an ISO timestamp within years
  * 0001-9999 (a `999999999d` or a year 0000 is refused here, not by the database).
  */
-function timeParam(now: () => number) {
+export function timeParam(now: () => number) {
   return z.string().transform((value, ctx) => {
     const relative = RELATIVE.exec(value);
     const ms = relative
@@ -80,7 +80,7 @@ export class EventFilterError extends Error {
   }
 }
 
-function describe(issue: z.core.$ZodIssue): string {
+export function describe(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') return `unknown parameter${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.join(', ')}`;
   const name = issue.path.map(String).join('.') || 'query';
   return `${name}: ${issue.message}`;

@@ -2,11 +2,14 @@
 import { once } from 'node:events';
 import { Queue } from 'bullmq';
 import { AUDIT_QUEUE } from '../common/audit-queue.js';
+import { loadConfig } from '../common/config/load.js';
 import { readEnv, workerEnvSchema } from '../common/env.js';
 import { createLogger } from '../common/logger.js';
 import { connectPatient } from '../common/redis.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { runMain } from '../common/run-main.js';
+import { AlertStore } from './anomaly/alert-store.js';
+import { AnomalyRules } from './anomaly/anomaly-rules.js';
 import { FailedJobsWatch } from './failed-jobs.js';
 import { buildQueryApi } from './query-api.js';
 import { EventStore } from './store/event-store.js';
@@ -18,6 +21,7 @@ import { newWorkerStats } from './worker-stats.js';
 runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const env = readEnv(workerEnvSchema);
   const logger = createLogger('audit-worker', env.LOG_LEVEL);
+  const config = loadConfig(env.GATEWAY_CONFIG);
 
   const sql = env.AUDIT_DB_URL
     ? await openPostgres(env.AUDIT_DB_URL, env.AUDIT_DB_SCHEMA, { onError: (err) => logger.warn('idle database connection failed', { err }) })
@@ -28,13 +32,16 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const stats = newWorkerStats();
   const redis = connectPatient(env.REDIS_URL);
   redis.on('error', (err) => logger.warn('redis connection error', { code: 'redis_error', error: err.message }));
-  const prefix = new RedisKeys(env.REDIS_PREFIX).queuePrefix;
-  const worker = buildWorker({ connection: redis, prefix, store, logger, concurrency: env.AUDIT_CONCURRENCY, stats });
+  const keys = new RedisKeys(env.REDIS_PREFIX);
+  const prefix = keys.queuePrefix;
+  const alerts = new AlertStore(sql);
+  const anomaly = new AnomalyRules(redis, keys, config.anomaly, alerts, logger);
+  const worker = buildWorker({ connection: redis, prefix, store, logger, concurrency: env.AUDIT_CONCURRENCY, stats, anomaly });
   const failed = new FailedJobsWatch(new Queue(AUDIT_QUEUE, { connection: redis, prefix }), logger);
   failed.start();
 
   if (!env.ADMIN_TOKEN) logger.warn('ADMIN_TOKEN is not set: the query API answers 503 admin_disabled');
-  const server = buildQueryApi({ store, adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
+  const server = buildQueryApi({ store, alerts, adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
   await once(server, 'listening');
   const address = server.address();
   logger.info('ready', {

@@ -7,9 +7,13 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Logger } from '../common/logger.js';
 import { EventFilterError, parseEventFilter } from './event-filter.js';
 import type { EventStore } from './store/event-store.js';
+import { alertId, parseAlertFilter } from './anomaly/alert-filter.js';
+import type { AlertStore } from './anomaly/alert-store.js';
 
 export interface QueryApiDeps {
   store: Pick<EventStore, 'query'>;
+  /** Unset: /v1/alerts answers 404 (tests of the events API alone). */
+  alerts?: Pick<AlertStore, 'query' | 'ack'>;
   /** Unset: every /v1 call answers 503 admin_disabled. */
   adminToken: string | undefined;
   logger: Logger;
@@ -27,7 +31,7 @@ function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   return timingSafeEqual(presented, expected) && match !== null;
 }
 
-export function buildQueryApi({ store, adminToken, logger, now = Date.now, health = () => ({}) }: QueryApiDeps): Express {
+export function buildQueryApi({ store, alerts, adminToken, logger, now = Date.now, health = () => ({}) }: QueryApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   const expected = adminToken ? sha256(adminToken) : undefined;
@@ -52,6 +56,18 @@ export function buildQueryApi({ store, adminToken, logger, now = Date.now, healt
     const filter = parseEventFilter(req.query, now);
     res.json(await store.query(filter));
   });
+
+  if (alerts) {
+    app.get('/v1/alerts', async (req, res) => {
+      res.json({ alerts: await alerts.query(parseAlertFilter(req.query, now)) });
+    });
+    app.post('/v1/alerts/:id/ack', async (req, res) => {
+      if (!alertId.safeParse(req.params.id).success) throw new EventFilterError('id: must be an alert id (a UUID)');
+      const alert = await alerts.ack(req.params.id);
+      if (!alert) res.status(404).json({ error: 'no alert with this id', reason: 'not_found' });
+      else res.json(alert);
+    });
+  }
 
   app.use('/v1', (_req, res) => {
     res.status(404).json({ error: 'not found', reason: 'not_found' });

@@ -12,6 +12,7 @@ import type { Logger } from '../common/logger.js';
 import type { EventStore } from './store/event-store.js';
 import { insertIsolating } from './store/isolating-insert.js';
 import type { WorkerStats } from './worker-stats.js';
+import type { AnomalyRules } from './anomaly/anomaly-rules.js';
 
 export interface WorkerDeps {
   /** Must be a BullMQ-ready connection (maxRetriesPerRequest: null), e.g. connectPatient(). */
@@ -23,6 +24,8 @@ export interface WorkerDeps {
   concurrency: number;
   /** Counted into as events are set aside or dropped; shown by the query API's health. */
   stats: WorkerStats;
+  /** Run on each batch once it is stored (an error retries the job; events are counted once). */
+  anomaly?: Pick<AnomalyRules, 'afterStore'>;
 }
 
 /** The job's return value, kept by BullMQ. */
@@ -49,7 +52,7 @@ function eventCount(data: unknown): number {
   return Array.isArray(events) ? events.length : 0;
 }
 
-export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stats: WorkerStats) {
+export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stats: WorkerStats, anomaly?: WorkerDeps['anomaly']) {
   return async (job: Job<unknown, AuditJobResult>): Promise<AuditJobResult> => {
     const batch = auditBatchSchema.safeParse(job.data);
     if (!batch.success) {
@@ -78,6 +81,7 @@ export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stat
       // The SQLSTATE only: the database's message may quote the refused value.
       logger.error('audit event set aside', { code: 'audit_event_set_aside', job_id: job.id, event_id: event.event_id, sqlstate });
     });
+    await anomaly?.afterStore(valid);
     const result = { stored, duplicates: valid.length - stored - setAside, rejected, set_aside: setAside };
     logger.debug('audit batch stored', { job_id: job.id, ...result });
     return result;
@@ -95,8 +99,8 @@ export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stat
  */
 export const JOB_LOCKING = { lockDuration: 3_000, stalledInterval: 3_000, maxStalledCount: 50 } as const;
 
-export function buildWorker({ connection, prefix, store, logger, concurrency, stats }: WorkerDeps): Worker<unknown, AuditJobResult> {
-  const worker = new Worker<unknown, AuditJobResult>(AUDIT_QUEUE, processAuditJob(store, logger, stats), { connection, prefix, concurrency, ...JOB_LOCKING });
+export function buildWorker({ connection, prefix, store, logger, concurrency, stats, anomaly }: WorkerDeps): Worker<unknown, AuditJobResult> {
+  const worker = new Worker<unknown, AuditJobResult>(AUDIT_QUEUE, processAuditJob(store, logger, stats, anomaly), { connection, prefix, concurrency, ...JOB_LOCKING });
   worker.on('failed', (job, err) => {
     const meta = { job_id: job?.id, attempts: job?.attemptsMade, events: eventCount(job?.data), error: err.message };
     if (err.name === 'UnrecoverableError') logger.error('audit job dropped', { code: 'audit_job_malformed', ...meta });

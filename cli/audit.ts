@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const USAGE = `usage: audit events [filters] [--limit N] [--json]
+       audit alerts [--open] [--rule RULE] [--subject S] [--since TIME] [--limit N] [--json]
+       audit ack ALERT_ID
 
 filters (all optional, combined with AND):
   --sub SUB            token subject
@@ -17,6 +19,12 @@ filters (all optional, combined with AND):
   --request-id ID      one request
   --since TIME         ISO timestamp or a duration before now: 30s, 15m, 1h, 7d
   --until TIME         same forms as --since
+alerts (anomaly alerts, most recently active first):
+  --open               only alerts not yet acknowledged
+  --rule RULE          e.g. auth_failure_burst, revoked_token_use
+  --subject S          an ip, consumer id or jti
+  --since TIME         active since (last event at or after) TIME
+ack ALERT_ID           acknowledge an alert (it stays stored, status acked)
 output:
   --limit N            print at most N events, newest first (default 100)
   --json               print the events as one JSON array
@@ -52,6 +60,9 @@ function parse(argv: string[]) {
   const options = {
     ...Object.fromEntries(Object.keys(FILTERS).map((flag) => [flag, { type: 'string' as const }])),
     limit: { type: 'string' as const },
+    open: { type: 'boolean' as const },
+    subject: { type: 'string' as const },
+    rule: { type: 'string' as const },
     json: { type: 'boolean' as const },
     help: { type: 'boolean' as const, short: 'h' },
   };
@@ -64,8 +75,28 @@ function parse(argv: string[]) {
   const { positionals } = parsed;
   const values = parsed.values as Record<string, string | boolean | undefined>;
   if (values.help) return { help: true as const };
-  if (positionals.length !== 1 || positionals[0] !== 'events') {
-    throw new UsageError(positionals.length === 0 ? 'missing command (events)' : `unknown command: ${positionals.join(' ')}`);
+  const [command, ...rest] = positionals;
+  if (command === 'ack') {
+    if (rest.length !== 1) throw new UsageError('ack takes one alert id');
+    return { help: false as const, command: 'ack' as const, id: rest[0] as string };
+  }
+  if (command === 'alerts') {
+    if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+    const stray = Object.keys(FILTERS).filter((flag) => flag !== 'since' && values[flag] !== undefined);
+    if (stray.length > 0) throw new UsageError(`alerts does not take --${stray.join(', --')}`);
+    const query = new URLSearchParams();
+    if (values.open) query.set('status', 'open');
+    for (const flag of ['rule', 'subject', 'since', 'limit'] as const) {
+      const value = values[flag] as string | undefined;
+      if (value !== undefined) query.set(flag, value);
+    }
+    return { help: false as const, command: 'alerts' as const, query, json: Boolean(values.json) };
+  }
+  if (positionals.length !== 1 || command !== 'events') {
+    throw new UsageError(positionals.length === 0 ? 'missing command (events, alerts, ack)' : `unknown command: ${positionals.join(' ')}`);
+  }
+  for (const flag of ['open', 'subject', 'rule'] as const) {
+    if (values[flag] !== undefined) throw new UsageError(`events does not take --${flag}`);
   }
   const limitText = (values.limit as string | undefined) ?? '100';
   if (!/^\d+$/.test(limitText) || Number(limitText) < 1) throw new UsageError('--limit must be a positive integer');
@@ -74,7 +105,7 @@ function parse(argv: string[]) {
     const value = values[flag] as string | undefined;
     if (value !== undefined) query.set(param, value);
   }
-  return { help: false as const, query, limit: Number(limitText), json: Boolean(values.json) };
+  return { help: false as const, command: 'events' as const, query, limit: Number(limitText), json: Boolean(values.json) };
 }
 
 function adminToken(): string {
@@ -131,7 +162,34 @@ function cell(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 59)}…` : text;
 }
 
-function table(events: Event[]): string {
+const ALERT_COLUMNS: [string, (e: Event) => unknown][] = [
+  ['ID', (a) => a.id],
+  ['STATUS', (a) => a.status],
+  ['SEVERITY', (a) => a.severity],
+  ['RULE', (a) => a.rule],
+  ['SUBJECT', (a) => `${String(a.subject_kind)}:${String(a.subject)}`],
+  ['COUNT', (a) => a.count],
+  ['LAST_TS', (a) => a.last_ts],
+  ['ACTION', (a) => (a.shadow ? `${String(a.action)} (shadow)` : a.allow_listed ? `${String(a.action)} (allow-listed)` : a.action)],
+];
+
+/** One call of the alerts API; a 400 or 404 is the operator's input (bad usage). */
+async function callApi(url: string, token: string, method: 'GET' | 'POST'): Promise<Record<string, unknown>> {
+  let res: Response;
+  try {
+    res = await fetch(url, { method, headers: { authorization: `Bearer ${token}` } });
+  } catch (err) {
+    throw new ApiError(`cannot reach the audit API at ${url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
+  }
+  const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  if (!res.ok) {
+    const message = `the audit API answered ${res.status}: ${typeof body.error === 'string' ? body.error : res.statusText}`;
+    throw res.status === 400 || res.status === 404 ? new UsageError(message, false) : new ApiError(message);
+  }
+  return body;
+}
+
+function table(events: Event[], COLUMNS: [string, (e: Event) => unknown][]): string {
   const rows = [COLUMNS.map(([title]) => title), ...events.map((e) => COLUMNS.map(([, get]) => cell(get(e))))];
   const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
@@ -144,9 +202,21 @@ async function main(argv: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     }
+    const base = (process.env.AUDIT_URL || 'http://127.0.0.1:8090').replace(/\/+$/, '');
+    if (args.command === 'ack') {
+      const alert = await callApi(`${base}/v1/alerts/${encodeURIComponent(args.id)}/ack`, adminToken(), 'POST');
+      console.log(`acked alert ${String(alert.id)} (${String(alert.rule)} ${String(alert.subject)})`);
+      return 0;
+    }
+    if (args.command === 'alerts') {
+      const { alerts } = (await callApi(`${base}/v1/alerts?${args.query}`, adminToken(), 'GET')) as { alerts: Event[] };
+      if (args.json) console.log(JSON.stringify(alerts, null, 2));
+      else console.log(alerts.length ? table(alerts, ALERT_COLUMNS) : '(no alerts)');
+      return 0;
+    }
     const events = await fetchEvents(process.env.AUDIT_URL || 'http://127.0.0.1:8090', adminToken(), args.query, args.limit);
     if (args.json) console.log(JSON.stringify(events, null, 2));
-    else console.log(events.length ? table(events) : '(no events)');
+    else console.log(events.length ? table(events, COLUMNS) : '(no events)');
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {

@@ -38,6 +38,26 @@ export class RedisKeys {
     return `${this.prefix}:rl:${part(scope)}:${part(subject)}:${window}`;
   }
 
+  /** Window counter of an anomaly rule for one subject (e.g. `ip:1.2.3.4`); `window` is the window's index. */
+  anomalyCounter(rule: string, subject: string, window: number): string {
+    return `${this.prefix}:anomaly:count:${part(rule)}:${part(subject)}:${window}`;
+  }
+
+  /** The open alert of a rule and subject (its id), kept for the cooldown after its last event. */
+  anomalyAlert(rule: string, subject: string): string {
+    return `${this.prefix}:anomaly:alert:${part(rule)}:${part(subject)}`;
+  }
+
+  /** Marks an audit event as counted by the rules, so a redelivered batch is not counted again. */
+  anomalySeen(eventId: string): string {
+    return `${this.prefix}:anomaly:seen:${part(eventId)}`;
+  }
+
+  /** How many automatic bans a subject has had recently (escalates the next ban's ttl). */
+  banOffences(subject: string): string {
+    return `${this.prefix}:anomaly:offences:${part(subject)}`;
+  }
+
   /** BullMQ prefix of the product's queues. */
   get queuePrefix(): string {
     return `${this.prefix}:bull`;

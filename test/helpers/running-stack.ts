@@ -17,7 +17,8 @@ import { TestRedis } from './redis-server.js';
 
 export const STACK_SECRET = 'stack-secret-that-is-long-enough-0123456789';
 export const STACK_ISSUER = { name: 'e2e', iss: 'e2e-issuer', audience: 'api' } as const;
-const ADMIN_TOKEN = 'stack-admin-token-0123456789';
+export const STACK_ADMIN_TOKEN = 'stack-admin-token-0123456789';
+const ADMIN_TOKEN = STACK_ADMIN_TOKEN;
 
 export interface StackOptions {
   /** The worker's PostgreSQL (default: the machine's, PG_URL). */

@@ -111,6 +111,15 @@ describe('config', () => {
           allowed_hosts: ['api.example.test', '[::1]:8443'],
         },
         sidecar: { decision_timeout_ms: 100 },
+        anomaly: {
+          rules: {
+            auth_failure_burst: { enabled: true, threshold: 30, window: 60, severity: 'medium', action: 'ban', ban_ttl: 600, shadow: false },
+            revoked_token_use: { enabled: true, threshold: 1, window: 60, severity: 'high', action: 'alert', ban_ttl: 600, shadow: false },
+          },
+          allow_list: { ips: [], consumers: [] },
+          ban: { factor: 4, max_ttl: 7 * 86400, memory: 86400 },
+          cooldown: 600,
+        },
       });
     });
 

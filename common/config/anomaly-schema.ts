@@ -1,0 +1,88 @@
+/**
+ * `anomaly`: the audit worker's detection rules and what they do (alert, or ban the subject).
+ * Every rule is on by default; a rule's keys may be given partly, the rest take its defaults.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDuration } from '../duration.js';
+
+const DURATION_MESSAGE = 'must be seconds or a duration like 90s, 15m, 24h, 7d';
+
+/** Seconds, or `90s`, `15m`, `24h`, `7d`; parsed to whole seconds, at most 30 days. */
+const duration = z
+  .union([z.number(), z.string()], { error: DURATION_MESSAGE })
+  .transform((value, ctx) => {
+    const seconds = typeof value === 'number' ? value : parseDuration(value);
+    if (seconds === undefined) ctx.addIssue({ code: 'custom', message: DURATION_MESSAGE });
+    return seconds ?? z.NEVER;
+  })
+  .pipe(z.number().int().positive().max(30 * 86400, 'must be at most 30d'));
+
+export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+export const RULE_NAMES = ['auth_failure_burst', 'revoked_token_use'] as const;
+export type RuleName = (typeof RULE_NAMES)[number];
+
+interface RuleDefaults {
+  threshold: number;
+  window: number;
+  severity: Severity;
+  action: 'alert' | 'ban';
+}
+
+/** The built-in rules: what each counts is in audit-worker/anomaly/rules.ts. */
+export const RULE_DEFAULTS: Record<RuleName, RuleDefaults> = {
+  auth_failure_burst: { threshold: 30, window: 60, severity: 'medium', action: 'ban' },
+  revoked_token_use: { threshold: 1, window: 60, severity: 'high', action: 'alert' },
+};
+
+function ruleSchema(defaults: RuleDefaults) {
+  return z
+    .strictObject({
+      enabled: z.boolean().default(true).describe('Whether the rule runs'),
+      threshold: z.number().int().min(1).max(1_000_000).default(defaults.threshold).describe('Matching events within `window` that raise the alert'),
+      window: duration.default(defaults.window).describe('Length of the counting window (sliding, approximated from two fixed windows)'),
+      severity: z.enum(SEVERITIES).default(defaults.severity).describe('Severity of the alert: low, medium, high, critical'),
+      action: z.enum(['alert', 'ban']).default(defaults.action).describe('alert only, or alert and ban the subject (ip subjects only in this version)'),
+      ban_ttl: duration.default(600).describe('First ban of a subject; each repeat offence multiplies it by anomaly.ban.factor, up to anomaly.ban.max_ttl'),
+      shadow: z.boolean().default(false).describe('Raise the alert marked shadow and take no action (the action it would have taken is recorded)'),
+    })
+    .prefault({});
+}
+
+/** An IPv4 or IPv6 address with an optional /prefix (at most 32, or 128 for IPv6). */
+const cidr = z.string().refine((text) => {
+  const [address = '', prefix, ...rest] = text.split('/');
+  const kind = isIP(address);
+  if (kind === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (kind === 4 ? 32 : 128));
+}, 'must be an IP address or CIDR range such as 10.0.0.0/8 or 2001:db8::/32');
+
+export const anomalySchema = z
+  .strictObject({
+    rules: z
+      .strictObject({
+        auth_failure_burst: ruleSchema(RULE_DEFAULTS.auth_failure_burst).describe('Refused tokens (token_invalid, token_missing) from one client ip'),
+        revoked_token_use: ruleSchema(RULE_DEFAULTS.revoked_token_use).describe('Any request presenting a revoked token (subject: its jti)'),
+      })
+      .prefault({}),
+    allow_list: z
+      .strictObject({
+        ips: z.array(cidr).default([]).describe('Client addresses or ranges never banned (alerts are still raised)'),
+        consumers: z.array(z.string().min(1)).default([]).describe('Consumer ids (issuer:sub) never banned (alerts are still raised)'),
+      })
+      .prefault({}),
+    ban: z
+      .strictObject({
+        factor: z.number().int().min(1).max(100).default(4).describe('Each repeat offence multiplies the ban ttl by this'),
+        max_ttl: duration.default(7 * 86400).describe('Longest automatic ban'),
+        memory: duration.default(86400).describe('How long past offences are remembered for escalation (from the last one)'),
+      })
+      .prefault({}),
+    cooldown: duration.default(600).describe('An incident of one rule and subject within this time of its last event updates the open alert instead of opening another'),
+  })
+  .prefault({});
+
+export type AnomalyConfig = z.output<typeof anomalySchema>;
+export type RuleConfig = AnomalyConfig['rules'][RuleName];

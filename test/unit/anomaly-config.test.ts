@@ -1,0 +1,62 @@
+/** `anomaly` in the config file: defaults, partial rules, durations, and each bad key named. */
+import { expect } from 'chai';
+import { parseConfig } from '../../common/config/load.js';
+import { ConfigError } from '../../common/config/load.js';
+import { banTtl } from '../../audit-worker/anomaly/responder.js';
+
+const ROUTES = 'routes: [{ name: a, paths: [/a], upstream: "http://127.0.0.1:1" }]\n';
+
+function anomaly(yaml: string) {
+  return parseConfig(`${ROUTES}anomaly:\n${yaml}`, 'gw.yml', {}).anomaly;
+}
+
+function problems(yaml: string): string[] {
+  try {
+    anomaly(yaml);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  return expect.fail('expected the config to be refused');
+}
+
+describe('anomaly config', () => {
+  it('keeps the defaults of the keys a rule does not set, and parses durations to seconds', () => {
+    const config = anomaly('  rules:\n    auth_failure_burst: { threshold: 5, window: 2m, ban_ttl: 1h, shadow: true }\n  cooldown: 15m\n');
+    expect(config.rules.auth_failure_burst).to.deep.equal({ enabled: true, threshold: 5, window: 120, severity: 'medium', action: 'ban', ban_ttl: 3600, shadow: true });
+    expect(config.rules.revoked_token_use).to.include({ enabled: true, threshold: 1, severity: 'high', action: 'alert' });
+    expect(config.cooldown).to.equal(900);
+  });
+
+  it('accepts IPv4 and IPv6 addresses and ranges in the allow-list', () => {
+    const config = anomaly('  allow_list: { ips: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32"], consumers: ["svc:batch"] }\n');
+    expect(config.allow_list).to.deep.equal({ ips: ['10.0.0.0/8', '192.0.2.7', '2001:db8::/32'], consumers: ['svc:batch'] });
+  });
+
+  it('refuses an unknown rule and an unknown key of a rule, naming them', () => {
+    expect(problems('  rules:\n    volume_spike: { enabled: true }\n')).to.deep.equal(['anomaly.rules: Unrecognized key: "volume_spike"']);
+    expect(problems('  rules:\n    auth_failure_burst: { limit: 3 }\n')).to.deep.equal(['anomaly.rules.auth_failure_burst: Unrecognized key: "limit"']);
+  });
+
+  it('refuses a bad severity, action, window and threshold, naming each', () => {
+    expect(problems('  rules:\n    revoked_token_use: { severity: urgent, action: block, window: 5x, threshold: 0 }\n')).to.have.members([
+      'anomaly.rules.revoked_token_use.threshold: Too small: expected number to be >=1',
+      'anomaly.rules.revoked_token_use.window: must be seconds or a duration like 90s, 15m, 24h, 7d',
+      'anomaly.rules.revoked_token_use.severity: Invalid option: expected one of "low"|"medium"|"high"|"critical"',
+      'anomaly.rules.revoked_token_use.action: Invalid option: expected one of "alert"|"ban"',
+    ]);
+  });
+
+  it('refuses an allow-list entry that is not an address or range', () => {
+    expect(problems('  allow_list: { ips: [10.0.0.0/33, example.com, "::1/129"] }\n')).to.deep.equal([
+      'anomaly.allow_list.ips.0: must be an IP address or CIDR range such as 10.0.0.0/8 or 2001:db8::/32',
+      'anomaly.allow_list.ips.1: must be an IP address or CIDR range such as 10.0.0.0/8 or 2001:db8::/32',
+      'anomaly.allow_list.ips.2: must be an IP address or CIDR range such as 10.0.0.0/8 or 2001:db8::/32',
+    ]);
+  });
+
+  it('escalates the ban ttl by the factor per offence, up to max_ttl', () => {
+    const ban = { factor: 4, max_ttl: 86400, memory: 86400 };
+    expect([1, 2, 3, 4, 5, 6, 7, 100].map((offence) => banTtl(600, offence, ban))).to.deep.equal([600, 2400, 9600, 38400, 86400, 86400, 86400, 86400]);
+  });
+});
