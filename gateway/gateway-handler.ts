@@ -32,8 +32,8 @@ export interface HandlerDeps {
   hosts?: HostAllowList | undefined;
 }
 
-/** Headers a client must never be able to set: the gateway owns them. */
-const OWNED_HEADER = /^(x-consumer-|x-forwarded-|x-real-ip$|forwarded$|x-request-id$)/;
+/** Headers a client must never be able to set: the gateway owns them (`Proxy-*` are hop-by-hop). */
+const OWNED_HEADER = /^(x-consumer-|x-forwarded-|x-real-ip$|forwarded$|x-request-id$|proxy-)/;
 
 /**
  * Removes what the client may not say to the upstream: the gateway-owned headers, and headers

@@ -8,7 +8,8 @@ const FRAMING = new Set(['content-length', 'transfer-encoding', 'host']);
 
 /**
  * Removes the request's hop-by-hop headers (RFC 9110 §7.6.1) before it is proxied: `Connection`
- * and every header it names, `Keep-Alive`, `TE`, `Trailer`, `Upgrade` and `Proxy-*`. http-proxy
+ * and every header it names, `Keep-Alive`, `TE`, `Trailer` and `Upgrade` (`Proxy-*` go with the
+ * gateway-owned headers, in the handler's one pass over the header names). http-proxy
  * copies them all. A client's `Connection: close` would close the pooled upstream connection, and
  * a `Trailer` on a request Node does not send chunked makes `http.request` throw outside any
  * handler, which ends the gateway process (http-proxy#1647).
@@ -29,8 +30,6 @@ export function dropHopByHopHeaders(headers: IncomingHttpHeaders): void {
   if (headers.te !== undefined) delete headers.te;
   if (headers.trailer !== undefined) delete headers.trailer;
   if (headers.upgrade !== undefined) delete headers.upgrade;
-  // Proxy-Authorization, Proxy-Connection, ...: a first-character test before the prefix test.
-  for (const name in headers) if (name.charCodeAt(0) === 112 && name.startsWith('proxy-')) delete headers[name];
 }
 
 /**

@@ -81,7 +81,7 @@ export class SidecarClient {
    * send the traffic that wakes it).
    */
   private keepConnected(): void {
-    const channel = this.client.getChannel();
+    const channel = this.channel;
     const watch = (): void => {
       const state = channel.getConnectivityState(true);
       if (state === grpc.connectivityState.SHUTDOWN) return;
@@ -111,7 +111,7 @@ export class SidecarClient {
 
   /** True while the channel to the sidecar is connected. */
   isConnected(): boolean {
-    return this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
+    return this.channel.getConnectivityState(false) === grpc.connectivityState.READY;
   }
 
   close(): void {
@@ -140,14 +140,14 @@ export class SidecarClient {
       request.deadline_ms = Math.max(1, Math.floor(pending.deadline - now));
       const size = approximateChars(request);
       if (chars + size > MAX_MESSAGE_CHARS && batch.length > 0) {
-        this.openStream().write({ calls: batch, sent_ms: performance.now() });
+        this.openStream().write({ calls: batch, sent_ms: now });
         batch = [];
         chars = 0;
       }
       batch.push(call);
       chars += size;
     }
-    if (batch.length > 0) this.openStream().write({ calls: batch, sent_ms: performance.now() });
+    if (batch.length > 0) this.openStream().write({ calls: batch, sent_ms: now });
   }
 
   private openStream(): CheckStream {

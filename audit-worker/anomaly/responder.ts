@@ -7,7 +7,7 @@ import type { AnomalyConfig, Severity } from '../../common/config/anomaly-schema
 import type { Logger } from '../../common/logger.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import { ban } from '../../common/security-state.js';
-import type { AlertStore } from './alert-store.js';
+import type { AlertStore, AlertWrite } from './alert-store.js';
 import { AllowList } from './allow-list.js';
 import type { Incident } from './detector.js';
 
@@ -45,7 +45,7 @@ export class Responder {
       banUntil = new Date(Date.now() + ttl * 1000).toISOString();
       this.logger.warn('anomaly ban', { code: 'anomaly_ban', rule: incident.rule, ip: incident.subject, alert_id: incident.alertId, offence, ttl_s: ttl });
     }
-    await this.alerts.upsert({
+    const alert: AlertWrite = {
       id: incident.alertId,
       rule: incident.rule,
       severity: rule.severity,
@@ -61,23 +61,11 @@ export class Responder {
       shadow: rule.shadow,
       allow_listed: allowListed,
       ban_until: banUntil,
-    });
+    };
+    await this.alerts.upsert(alert);
     if (incident.opened) {
-      this.logger.log(LOG_LEVEL[rule.severity], 'anomaly alert', {
-        code: 'anomaly_alert',
-        alert_id: incident.alertId,
-        rule: incident.rule,
-        severity: rule.severity,
-        subject_kind: incident.subjectKind,
-        subject: incident.subject,
-        count: incident.count,
-        window_s: rule.window,
-        action: rule.action,
-        shadow: rule.shadow,
-        allow_listed: allowListed,
-        sample_event_ids: incident.sampleEventIds,
-        sample_request_ids: incident.sampleRequestIds,
-      });
+      const { id, first_ts, last_ts, ban_until, ...fields } = alert;
+      this.logger.log(LOG_LEVEL[rule.severity], 'anomaly alert', { code: 'anomaly_alert', alert_id: id, ...fields });
     }
   }
 }

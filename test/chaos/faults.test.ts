@@ -17,7 +17,7 @@ import { PROJECT_ROOT } from '../../common/paths.js';
 import { eventually } from '../helpers/net.js';
 import { PrivatePostgres } from '../helpers/private-postgres.js';
 import { UPSTREAM_DELAY_HEADER } from '../helpers/recording-upstream.js';
-import { RunningStack } from '../helpers/running-stack.js';
+import { RunningStack, STACK_ISSUER_YAML } from '../helpers/running-stack.js';
 import { addTraffic, recordCase } from './report.js';
 import { SteadyLoad, type LoadRequest } from './steady-load.js';
 import { checkStored, storedOk, storedSummary, traffic, type StoredCheck } from './stored-check.js';
@@ -44,7 +44,7 @@ describe('faults under steady load', function () {
     stack = await RunningStack.start(
       (upstream) => `
 issuers:
-  - { name: e2e, iss: e2e-issuer, audience: api, algorithms: [HS256], secret_env: E2E_SECRET }
+  - ${STACK_ISSUER_YAML}
 tiers:
   free: { second: 1000000 }
 default_tiers: { authenticated: free }

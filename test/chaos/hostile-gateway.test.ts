@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { expect } from 'chai';
 import { eventually } from '../helpers/net.js';
-import { RunningStack } from '../helpers/running-stack.js';
+import { RunningStack, STACK_ISSUER_YAML } from '../helpers/running-stack.js';
 import { recordCase } from './report.js';
 
 const ABORTS = 300;
@@ -40,7 +40,7 @@ describe('hostile clients against the gateway', function () {
     stack = await RunningStack.start(
       (upstream) => `
 issuers:
-  - { name: e2e, iss: e2e-issuer, audience: api, algorithms: [HS256], secret_env: E2E_SECRET }
+  - ${STACK_ISSUER_YAML}
 tiers:
   free: { minute: 100000 }
   anonymous: { minute: 100000 }

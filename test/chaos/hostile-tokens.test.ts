@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { expect } from 'chai';
 import type jwt from 'jsonwebtoken';
-import { RunningStack } from '../helpers/running-stack.js';
+import { RunningStack, STACK_ISSUER_YAML } from '../helpers/running-stack.js';
 import { recordCase } from './report.js';
 
 interface Answer {
@@ -27,7 +27,7 @@ describe('hostile tokens through the gateway', function () {
     stack = await RunningStack.start(
       (upstream) => `
 issuers:
-  - { name: e2e, iss: e2e-issuer, audience: api, algorithms: [HS256], secret_env: E2E_SECRET }
+  - ${STACK_ISSUER_YAML}
 routes:
   - { name: users, paths: [/users], upstream: "${upstream}" }
   - { name: public, paths: [/public], upstream: "${upstream}", auth: none }

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { eventually } from '../helpers/net.js';
-import { RunningStack } from '../helpers/running-stack.js';
+import { RunningStack, STACK_ISSUER_YAML } from '../helpers/running-stack.js';
 import { recordCase } from './report.js';
 
 const PER_DAY = 5;
@@ -18,7 +18,7 @@ describe('a frozen sidecar, thawed', function () {
     stack = await RunningStack.start(
       (upstream) => `
 issuers:
-  - { name: e2e, iss: e2e-issuer, audience: api, algorithms: [HS256], secret_env: E2E_SECRET }
+  - ${STACK_ISSUER_YAML}
 routes:
   - { name: limited, paths: [/limited], upstream: "${upstream}", rate_limit: { by: consumer, day: ${PER_DAY} } }
 `,

@@ -3,6 +3,7 @@
  * request stored exactly once with the status the client saw.
  */
 import pg from 'pg';
+import { eventually } from '../helpers/net.js';
 import type { Answer } from './steady-load.js';
 import type { Traffic } from './report.js';
 
@@ -30,13 +31,11 @@ async function storedRows(pgUrl: string, schema: string, ids: string[]): Promise
 /** Waits up to `timeoutMs` for every answer to be stored, then reports what is missing or wrong. */
 export async function checkStored(pgUrl: string, schema: string, answers: Map<string, Answer>, timeoutMs: number): Promise<StoredCheck> {
   const ids = [...answers.keys()];
-  const deadline = Date.now() + timeoutMs;
   let stored = new Map<string, { n: number; status: number }>();
-  for (;;) {
+  await eventually(async () => {
     stored = await storedRows(pgUrl, schema, ids).catch(() => stored);
-    if (stored.size === ids.length || Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+    return stored.size === ids.length ? true : undefined;
+  }, timeoutMs, 'every answer stored').catch(() => undefined); // what is still missing is reported
   return {
     answered: ids.length,
     missing: ids.filter((id) => !stored.has(id)),

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import { eventually } from '../helpers/net.js';
-import { RunningStack } from '../helpers/running-stack.js';
+import { RunningStack, STACK_ISSUER_YAML } from '../helpers/running-stack.js';
 
 describe('the admin CLI against the running stack', function () {
   this.timeout(60_000);
@@ -17,7 +17,7 @@ describe('the admin CLI against the running stack', function () {
     stack = await RunningStack.start(
       (upstream) => `
 issuers:
-  - { name: e2e, iss: e2e-issuer, audience: api, algorithms: [HS256], secret_env: E2E_SECRET }
+  - ${STACK_ISSUER_YAML}
 routes:
   - { name: users, paths: [/users], upstream: "${upstream}", auth: optional }
 `,

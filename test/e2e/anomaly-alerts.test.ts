@@ -7,35 +7,20 @@ import { request } from 'node:http';
 import { Queue } from 'bullmq';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
+import type { Alert } from '../../audit-worker/anomaly/alert-store.js';
 import { AUDIT_JOB, AUDIT_JOB_OPTIONS, AUDIT_QUEUE } from '../../common/audit-queue.js';
 import { RedisKeys } from '../../common/redis-keys.js';
 import { auditEvent } from '../helpers/audit-events.js';
 import { eventually, freePort } from '../helpers/net.js';
 import { PG_URL } from '../helpers/postgres.js';
 import { ProductProcess, runCli } from '../helpers/processes.js';
-import { RunningStack, STACK_ADMIN_TOKEN } from '../helpers/running-stack.js';
+import { RunningStack, STACK_ADMIN_TOKEN, STACK_ISSUER_YAML } from '../helpers/running-stack.js';
 
-interface Alert {
-  id: string;
-  rule: string;
-  severity: string;
-  subject_kind: string;
-  subject: string;
-  count: number;
-  window_s: number;
-  sample_event_ids: string[];
-  sample_request_ids: string[];
-  action: string;
-  shadow: boolean;
-  allow_listed: boolean;
-  ban_until: string | null;
-  status: string;
-}
 
 export function anomalyConfig(rule: string, allowList = '[]') {
   return (upstream: string) => `
 issuers:
-  - { name: e2e, iss: e2e-issuer, audience: api, algorithms: [HS256], secret_env: E2E_SECRET }
+  - ${STACK_ISSUER_YAML}
 routes:
   - { name: users, paths: [/users], upstream: "${upstream}", auth: required }
 anomaly:

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { eventually } from '../helpers/net.js';
-import { RunningStack } from '../helpers/running-stack.js';
+import { RunningStack, STACK_ISSUER_YAML } from '../helpers/running-stack.js';
 
 const TIER_MAX = 5;
 
@@ -16,7 +16,7 @@ describe('limits and claims end to end', function () {
     stack = await RunningStack.start(
       (upstream) => `
 issuers:
-  - { name: e2e, iss: e2e-issuer, audience: api, algorithms: [HS256], secret_env: E2E_SECRET }
+  - ${STACK_ISSUER_YAML}
 tiers:
   free: { hour: ${TIER_MAX} }
   anonymous: { hour: ${TIER_MAX} }

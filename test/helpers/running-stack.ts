@@ -17,6 +17,8 @@ import { TestRedis } from './redis-server.js';
 
 export const STACK_SECRET = 'stack-secret-that-is-long-enough-0123456789';
 export const STACK_ISSUER = { name: 'e2e', iss: 'e2e-issuer', audience: 'api' } as const;
+/** The stack's HMAC issuer as a YAML flow mapping, for the `issuers:` list of a test's config. */
+export const STACK_ISSUER_YAML = `{ name: ${STACK_ISSUER.name}, iss: ${STACK_ISSUER.iss}, audience: ${STACK_ISSUER.audience}, algorithms: [HS256], secret_env: E2E_SECRET }`;
 export const STACK_ADMIN_TOKEN = 'stack-admin-token-0123456789';
 const ADMIN_TOKEN = STACK_ADMIN_TOKEN;
 
