@@ -158,7 +158,8 @@ function consumerOf(text: string, config: GatewayConfig): string {
 }
 
 function describe(target: BanTarget): string {
-  return 'ip' in target ? `ip ${target.ip}` : `consumer ${target.consumer}`;
+  if ('ip' in target) return `ip ${target.ip}`;
+  return 'consumer' in target ? `consumer ${target.consumer}` : `jti ${target.jti}`;
 }
 
 function duration(text: string): number {

@@ -26,13 +26,16 @@ export async function revokeConsumer(redis: Redis, keys: RedisKeys, consumer: st
   return second;
 }
 
-export type BanTarget = { ip: string } | { consumer: string };
+/** What a ban can name. A banned jti is a revoked token: the sidecar answers 401 token_revoked. */
+export type BanTarget = { ip: string } | { consumer: string } | { jti: string };
 
 function banKey(keys: RedisKeys, target: BanTarget): string {
-  return 'ip' in target ? keys.banIp(target.ip) : keys.banConsumer(target.consumer);
+  if ('ip' in target) return keys.banIp(target.ip);
+  if ('consumer' in target) return keys.banConsumer(target.consumer);
+  return keys.revokedJti(target.jti);
 }
 
-/** Bans an ip or a consumer, for `ttlSeconds` or (undefined) until lifted. */
+/** Bans an ip, a consumer or a token id, for `ttlSeconds` or (undefined) until lifted. */
 export async function ban(redis: Redis, keys: RedisKeys, target: BanTarget, reason: string, ttlSeconds?: number): Promise<void> {
   const key = banKey(keys, target);
   const value = JSON.stringify({ reason, at: new Date().toISOString() });
