@@ -7,18 +7,22 @@ import type { RedisKeys } from '../../common/redis-keys.js';
 import type { AlertStore } from './alert-store.js';
 import { Detector } from './detector.js';
 import { Responder } from './responder.js';
+import { VolumeSpikes } from './volume.js';
 
 export class AnomalyRules {
   private readonly detector: Detector;
+  private readonly volume: VolumeSpikes;
   private readonly responder: Responder;
 
   constructor(redis: Redis, keys: RedisKeys, config: AnomalyConfig, alerts: Pick<AlertStore, 'upsert'>, logger: Logger) {
     this.detector = new Detector(redis, keys, config);
+    this.volume = new VolumeSpikes(redis, keys, config);
     this.responder = new Responder(redis, keys, config, alerts, logger);
   }
 
   /** Counts the batch's events (each once, however often the batch is delivered) and acts on its incidents. */
   async afterStore(events: readonly AuditEvent[]): Promise<void> {
-    for (const incident of await this.detector.run(events)) await this.responder.respond(incident);
+    const [counted, spikes] = await Promise.all([this.detector.run(events), this.volume.run(events)]);
+    for (const incident of [...counted, ...spikes]) await this.responder.respond(incident);
   }
 }

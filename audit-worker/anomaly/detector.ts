@@ -12,7 +12,8 @@ import type { AuditEvent } from '../../common/audit-event.js';
 import type { AnomalyConfig, RuleName } from '../../common/config/anomaly-schema.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
-import { ruleHits, type RuleHit, type SubjectKind } from './rules.js';
+import { reasonHits, type RuleHit, type SubjectKind } from './rules.js';
+import { Sightings } from './sightings.js';
 
 const SCRIPT = readFileSync(join(PROJECT_ROOT, 'audit-worker/anomaly/detect.lua'), 'utf8');
 /**
@@ -21,7 +22,7 @@ const SCRIPT = readFileSync(join(PROJECT_ROOT, 'audit-worker/anomaly/detect.lua'
  * failed alert write; a day would let an attacker's refused requests fill Redis (one key each:
  * ~90 MB per 1,000 req/s held for 15 min, ~8.6 GB for a day).
  */
-const SEEN_TTL_S = 900;
+export const SEEN_TTL_S = 900;
 /** Evidence kept on an alert. */
 export const MAX_SAMPLES = 10;
 
@@ -31,6 +32,8 @@ export interface Incident {
   rule: RuleName;
   subjectKind: SubjectKind;
   subject: string;
+  /** The consumer of the first counted event (a jti's owner, for the allow-list). */
+  consumer: string | null;
   /** This batch opened the alert (else it continued an open one). */
   opened: boolean;
   /** Times the threshold was crossed in this batch: each one takes the rule's action. */
@@ -45,36 +48,55 @@ export interface Incident {
 
 type Reply = [string, number, number, number, number[]][];
 
+/** The hits of one rule, subject and window in a batch, with each hit's seen-key index and weight. */
+interface Group {
+  hits: RuleHit[];
+  window: number;
+  weights: number[];
+  indices: number[];
+}
+
 export class Detector {
+  private readonly sightings: Sightings;
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
     readonly config: AnomalyConfig,
   ) {
     redis.defineCommand('anomalyDetect', { lua: SCRIPT });
+    this.sightings = new Sightings(config);
   }
 
   async run(events: readonly AuditEvent[]): Promise<Incident[]> {
-    const groups = new Map<string, { hits: RuleHit[]; window: number; weights: number[]; indices: number[] }>();
+    const groups = new Map<string, Group>();
     const seenKeys: string[] = [];
-    const eventIndex = new Map<string, number>();
+    const seenTtls: number[] = [];
+    const seenIndex = new Map<string, number>();
+    const pairs = new Set<string>();
+    const add = (hit: RuleHit, seenKey: string, seenTtl: number): void => {
+      let index = seenIndex.get(seenKey);
+      if (index === undefined) {
+        index = seenKeys.push(seenKey);
+        seenTtls.push(seenTtl);
+        seenIndex.set(seenKey, index);
+      }
+      const windowMs = this.config.rules[hit.rule].window * 1000;
+      const ts = Date.parse(hit.event.ts);
+      const window = Math.floor(ts / windowMs);
+      const key = `${hit.rule}\n${hit.subjectKind}:${hit.subject}\n${window}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = { hits: [], window, weights: [], indices: [] }));
+      group.hits.push(hit);
+      group.indices.push(index);
+      group.weights.push(1 - (ts - window * windowMs) / windowMs);
+    };
     for (const event of events) {
-      if (event.reason === null) continue;
-      for (const hit of ruleHits(event, this.config)) {
-        let index = eventIndex.get(event.event_id);
-        if (index === undefined) {
-          index = seenKeys.push(this.keys.anomalySeen(event.event_id));
-          eventIndex.set(event.event_id, index);
-        }
-        const windowMs = this.config.rules[hit.rule].window * 1000;
-        const ts = Date.parse(event.ts);
-        const window = Math.floor(ts / windowMs);
-        const key = `${hit.rule}\n${hit.subjectKind}:${hit.subject}\n${window}`;
-        let group = groups.get(key);
-        if (!group) groups.set(key, (group = { hits: [], window, weights: [], indices: [] }));
-        group.hits.push(hit);
-        group.indices.push(index);
-        group.weights.push(1 - (ts - window * windowMs) / windowMs);
+      if (event.reason !== null) for (const hit of reasonHits(event, this.config)) add(hit, this.keys.anomalySeen(event.event_id), SEEN_TTL_S);
+      const sighting = this.sightings.of(event, pairs);
+      if (sighting) {
+        pairs.add(sighting.pair);
+        add(sighting.hit, this.keys.anomalySighting(sighting.pair), this.config.rules.token_many_ips.window);
       }
     }
     if (groups.size === 0) return [];
@@ -89,7 +111,8 @@ export class Detector {
       indices.forEach((index, i) => args.push(index, weights[i]!));
     }
     const command = (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<Reply>>).anomalyDetect!;
-    const reply = await command.call(this.redis, seenKeys.length + groupKeys.length, ...seenKeys, ...groupKeys, seenKeys.length, SEEN_TTL_S, ...args);
+    const reply = await command.call(this.redis, seenKeys.length + groupKeys.length, ...seenKeys, ...groupKeys, seenKeys.length, ...seenTtls, ...args);
+    this.sightings.counted(pairs);
     const byEvent = new Map<number, AuditEvent>();
     for (const group of groups.values()) group.hits.forEach((hit, i) => byEvent.set(group.indices[i]!, hit.event));
     return merge([...groups.values()].map((group, i) => toIncident(group.hits[0]!, reply[i]!, byEvent)).filter((incident) => incident !== undefined));
@@ -106,6 +129,7 @@ function toIncident(hit: RuleHit, [alertId, opened, crossings, count, indices]: 
     rule: hit.rule,
     subjectKind: hit.subjectKind,
     subject: hit.subject,
+    consumer: counted[0]!.consumer,
     opened: opened === 1,
     crossings,
     count,
