@@ -1,5 +1,6 @@
 /**
- * Runs the rules over a stored batch: one Lua call (detect.lua) per batch counts every hit in
+ * Runs the event-counting rules over a stored batch: one Lua call (detect.lua) per batch claims
+ * the batch (a batch seen before counts nothing) and counts every hit in
  * Redis, shared by all workers, and tells which incidents opened, continued or crossed their
  * threshold. Hits are sent grouped per rule, subject and window (three keys per group, two
  * values per hit); the result is one incident per alert and batch.
@@ -17,10 +18,9 @@ import { Sightings } from './sightings.js';
 
 const SCRIPT = readFileSync(join(PROJECT_ROOT, 'audit-worker/anomaly/detect.lua'), 'utf8');
 /**
- * Events counted are remembered this long against redelivery. A stored batch comes back within
+ * Batches counted are remembered this long against redelivery. A stored batch comes back within
  * seconds (a job orphaned by a Redis kill is recovered within ~6 s) or on the first retries of a
- * failed alert write; a day would let an attacker's refused requests fill Redis (one key each:
- * ~90 MB per 1,000 req/s held for 15 min, ~8.6 GB for a day).
+ * failed alert write.
  */
 export const SEEN_TTL_S = 900;
 /** Evidence kept on an alert. */
@@ -46,7 +46,8 @@ export interface Incident {
   sampleRequestIds: string[];
 }
 
-type Reply = [string, number, number, number, number[]][];
+type GroupReply = [string, number, number, number, number[]];
+type Reply = [number, ...GroupReply[]];
 
 /** The hits of one rule, subject and window in a batch, with each hit's seen-key index and weight. */
 interface Group {
@@ -68,11 +69,18 @@ export class Detector {
     this.sightings = new Sightings(config);
   }
 
-  async run(events: readonly AuditEvent[]): Promise<Incident[]> {
+  /**
+   * Counts a batch; `fresh` is false for a batch counted before (then it counted nothing).
+   * A batch comes back whole (a redelivered job, a spooled batch replayed, a failed job retried),
+   * so its first event names it: the reason rules' hits count when that key was not there yet.
+   */
+  async run(events: readonly AuditEvent[]): Promise<{ fresh: boolean; incidents: Incident[] }> {
+    if (events.length === 0) return { fresh: false, incidents: [] };
+    const batchKey = this.keys.anomalySeen(`batch:${events[0]!.event_id}`);
     const groups = new Map<string, Group>();
-    const seenKeys: string[] = [];
-    const seenTtls: number[] = [];
-    const seenIndex = new Map<string, number>();
+    const seenKeys = [batchKey];
+    const seenTtls = [SEEN_TTL_S];
+    const seenIndex = new Map([[batchKey, 1]]);
     const pairs = new Set<string>();
     const add = (hit: RuleHit, seenKey: string, seenTtl: number): void => {
       let index = seenIndex.get(seenKey);
@@ -92,14 +100,13 @@ export class Detector {
       group.weights.push(1 - (ts - window * windowMs) / windowMs);
     };
     for (const event of events) {
-      if (event.reason !== null) for (const hit of reasonHits(event, this.config)) add(hit, this.keys.anomalySeen(event.event_id), SEEN_TTL_S);
+      if (event.reason !== null) for (const hit of reasonHits(event, this.config)) add(hit, batchKey, SEEN_TTL_S);
       const sighting = this.sightings.of(event, pairs);
       if (sighting) {
         pairs.add(sighting.pair);
         add(sighting.hit, this.keys.anomalySighting(sighting.pair), this.config.rules.token_many_ips.window);
       }
     }
-    if (groups.size === 0) return [];
     const groupKeys: string[] = [];
     const args: (string | number)[] = [];
     for (const { hits, window, weights, indices } of groups.values()) {
@@ -111,17 +118,17 @@ export class Detector {
       indices.forEach((index, i) => args.push(index, weights[i]!));
     }
     const command = (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<Reply>>).anomalyDetect!;
-    const reply = await command.call(this.redis, seenKeys.length + groupKeys.length, ...seenKeys, ...groupKeys, seenKeys.length, ...seenTtls, ...args);
+    const [fresh, ...reply] = await command.call(this.redis, seenKeys.length + groupKeys.length, ...seenKeys, ...groupKeys, seenKeys.length, ...seenTtls, ...args);
     this.sightings.counted(pairs);
-    const byEvent = new Map<number, AuditEvent>();
-    for (const group of groups.values()) group.hits.forEach((hit, i) => byEvent.set(group.indices[i]!, hit.event));
-    return merge([...groups.values()].map((group, i) => toIncident(group.hits[0]!, reply[i]!, byEvent)).filter((incident) => incident !== undefined));
+    const incidents = [...groups.values()].map((group, i) => toIncident(group.hits, reply[i]!)).filter((incident) => incident !== undefined);
+    return { fresh: fresh === 1, incidents: merge(incidents) };
   }
 }
 
-function toIncident(hit: RuleHit, [alertId, opened, crossings, count, indices]: Reply[number], byEvent: Map<number, AuditEvent>): Incident | undefined {
-  if (alertId === '' || indices.length === 0) return undefined;
-  const counted = indices.map((index) => byEvent.get(index)!);
+function toIncident(hits: RuleHit[], [alertId, opened, crossings, count, positions]: GroupReply): Incident | undefined {
+  if (alertId === '' || positions.length === 0) return undefined;
+  const hit = hits[0]!;
+  const counted = positions.map((position) => hits[position - 1]!.event);
   const times = counted.map((event) => Date.parse(event.ts));
   const samples = counted.slice(0, MAX_SAMPLES);
   return {

@@ -121,15 +121,21 @@ describe('anomaly counting rules (real Redis)', function () {
     it("a consumer far above its own baseline raises one alert per spike; its usual rate, and a redelivered batch, raise nothing", async () => {
       const [first, second] = [worker(config()), worker(config())];
       // Minute 5 is partial (dropped), minutes 6-9 make a baseline of 100 a minute: limit 1,000.
-      await first.afterStore(requests('local:carol', 5, 20));
-      for (let minute = 6; minute <= 9; minute++) await (minute % 2 ? first : second).afterStore(requests('local:carol', minute, 100));
+      const store = async (rules: AnomalyRules, events: AuditEvent[]) => {
+        await rules.afterStore(events);
+        await rules.flush();
+      };
+      await store(first, requests('local:carol', 5, 20));
+      for (let minute = 6; minute <= 9; minute++) await store(minute % 2 ? first : second, requests('local:carol', minute, 100));
       expect(alerts).to.have.length(0);
       const spike = requests('local:carol', 10, 1000);
+      // Batches stored by either worker, each worker's sums sent every other batch.
       for (let i = 0; i < 9; i++) await (i % 2 ? first : second).afterStore(spike.slice(i * 100, i * 100 + 100));
+      await Promise.all([first.flush(), second.flush()]);
       // The 900 so far, once more from a redelivered batch: still under 1,000.
-      await first.afterStore(spike.slice(0, 100));
+      await store(first, spike.slice(0, 100));
       expect(alerts).to.have.length(0);
-      await second.afterStore(spike.slice(900));
+      await store(second, spike.slice(900));
       expect(alerts).to.have.length(1);
       expect(alerts[0]).to.include({ rule: 'volume_spike', subject_kind: 'consumer', subject: 'local:carol', count: 1000, action: 'alert' });
       expect(alerts[0]!.sample_event_ids).to.have.length(10);
@@ -138,8 +144,10 @@ describe('anomaly counting rules (real Redis)', function () {
     it("a new consumer's first burst under the floor raises nothing; one over it does", async () => {
       const rules = worker(config());
       await rules.afterStore(requests('local:new-quiet', 12, 199));
+      await rules.flush();
       expect(alerts).to.have.length(0);
       await rules.afterStore(requests('local:new-loud', 12, 200));
+      await rules.flush();
       expect(alerts.map((alert) => alert.subject)).to.deep.equal(['local:new-loud']);
     });
   });
