@@ -95,8 +95,8 @@ queued AS (
 )
 SELECT count(*)::int AS queued FROM queued`;
 
-// Only the ack that finds the alert open changes it (and queues `acked` when $2); acking again
-// answers the alert as it is. The second SELECT reads the table as it was before this statement.
+// Only the ack that finds the alert open changes it (and queues `acked` when $2). No row: the
+// alert was acked already (maybe by a concurrent ack this one waited for) or does not exist.
 const ACK = `
 WITH acked AS (
   UPDATE audit_alerts SET status = 'acked', acked_at = now() WHERE id = $1 AND status = 'open' RETURNING *
@@ -108,9 +108,7 @@ queued AS (
   ON CONFLICT (alert_id, state) DO NOTHING
   RETURNING 1
 )
-SELECT ${ALERT_COLUMNS}, (SELECT count(*)::int FROM queued) AS queued FROM acked
-UNION ALL
-SELECT ${ALERT_COLUMNS}, 0 FROM audit_alerts WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM acked)`;
+SELECT ${ALERT_COLUMNS}, (SELECT count(*)::int FROM queued) AS queued FROM acked`;
 
 export interface AlertStoreOptions {
   /** Set when the alert webhook is on: state changes are queued for it, and this is called when one was. */
@@ -153,9 +151,12 @@ export class AlertStore {
   /** Marks an alert acknowledged; undefined when there is no alert of that id. */
   async ack(id: string): Promise<Alert | undefined> {
     const [row] = (await this.sql.query<Alert & { queued: number }>(ACK, [id, this.webhook])).rows;
-    if (!row) return undefined;
-    const { queued, ...alert } = row;
-    this.queued(queued);
-    return alert;
+    if (row) {
+      const { queued, ...alert } = row;
+      this.queued(queued);
+      return alert;
+    }
+    // A statement of its own, so it sees a concurrent ack that committed meanwhile.
+    return (await this.sql.query<Alert>(`${SELECT} WHERE id = $1`, [id])).rows[0];
   }
 }

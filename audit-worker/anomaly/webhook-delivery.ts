@@ -69,6 +69,8 @@ export class WebhookDelivery {
   private readonly stopping = new AbortController();
   private running: Promise<void> | undefined;
   private woken = false;
+  /** When the soonest retry scheduled by this loop is due (epoch ms). */
+  private retryAt = Infinity;
   private wakeUp: (() => void) | undefined;
 
   constructor(
@@ -110,12 +112,19 @@ export class WebhookDelivery {
       } catch (err) {
         this.logger.warn('alert webhook outbox unreadable', { code: 'alert_webhook_store_error', error: (err as Error).message });
       }
-      if (claimed.length > 0) await Promise.all(claimed.map((d) => this.deliver(d)));
-      else await this.idle();
+      if (claimed.length > 0) {
+        const retries = await Promise.all(claimed.map((d) => this.deliver(d)));
+        for (const delayMs of retries) if (delayMs !== undefined) this.retryAt = Math.min(this.retryAt, this.now() + delayMs);
+      } else {
+        // Up to the next poll, or sooner when a retry this loop scheduled is due before it.
+        const waitMs = Math.max(0, Math.min(this.pollMs, this.retryAt - this.now()));
+        this.retryAt = Infinity;
+        await this.idle(waitMs);
+      }
     }
   }
 
-  private idle(): Promise<void> {
+  private idle(waitMs: number): Promise<void> {
     if (this.woken || this.stopping.signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
@@ -123,12 +132,13 @@ export class WebhookDelivery {
         this.wakeUp = undefined;
         resolve();
       };
-      const timer = setTimeout(done, this.pollMs);
+      const timer = setTimeout(done, waitMs);
       this.wakeUp = done;
     });
   }
 
-  private async deliver(d: ClaimedDelivery): Promise<void> {
+  /** Sends one delivery and stores the outcome; answers the delay of the retry it scheduled, if any. */
+  private async deliver(d: ClaimedDelivery): Promise<number | undefined> {
     const { url, secret, timeoutMs, maxAttempts } = this.options;
     const body = JSON.stringify({ delivery_id: d.id, state: d.state, alert: d.alert });
     const t = Math.floor(this.now() / 1000);
@@ -146,13 +156,13 @@ export class WebhookDelivery {
       if (res.status >= 200 && res.status < 300) {
         await this.mark(d, () => this.outbox.delivered(d));
         this.logger.info('alert webhook delivered', { code: 'alert_webhook_delivered', delivery_id: d.id, alert_id: d.alert.id, state: d.state, attempt: d.attempt, status: res.status });
-        return;
+        return undefined;
       }
       failure = { status: res.status, error: `HTTP ${res.status}` };
     } catch (err) {
       if (this.stopping.signal.aborted) {
         await this.mark(d, () => this.outbox.release(d));
-        return;
+        return undefined;
       }
       failure = { error: describeError(err, timeoutMs) };
     }
@@ -161,6 +171,7 @@ export class WebhookDelivery {
     this.logger.warn('alert webhook attempt failed', { code: 'alert_webhook_attempt_failed', ...fields, retry_in_ms: delayMs ?? null });
     await this.mark(d, () => this.outbox.attemptFailed(d, failure.error, delayMs));
     if (delayMs === undefined) this.logger.error('alert webhook failed', { code: 'alert_webhook_failed', ...fields });
+    return delayMs;
   }
 
   /** A mark the store refuses leaves the row leased; it is sent again once the lease is over. */
