@@ -118,6 +118,7 @@ describe('config', () => {
           },
           allow_list: { ips: [], consumers: [] },
           ban: { factor: 4, max_ttl: 7 * 86400, memory: 86400 },
+          webhook: { timeout: 5, max_attempts: 10, backoff: { base: 1, cap: 300 } },
           cooldown: 600,
         },
       });
