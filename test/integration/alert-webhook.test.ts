@@ -141,6 +141,31 @@ for (const backend of backends) {
       expect(await alerts.ack(randomUUID())).to.equal(undefined);
     });
 
+    it('a delivery loop on this store sends each queued change once, signed, and marks it delivered', async () => {
+      const receiver = await WebhookReceiver.start();
+      const { logger } = captureLogger();
+      const loop = new WebhookDelivery(new WebhookOutbox(sql), { url: receiver.url, secret: SECRET, timeoutMs: 1000, maxAttempts: 3, backoffBaseMs: 20, backoffCapMs: 100 }, logger);
+      try {
+        loop.start();
+        const alert = alertWrite({ subject: '198.51.100.9' });
+        await new AlertStore(sql, { onWebhookQueued: () => loop.wake() }).upsert(alert);
+        const [row] = await eventually(async () => {
+          const rows = await outboxRows(sql, alert.id);
+          return rows[0]?.status === 'delivered' ? rows : undefined;
+        }, 10_000, 'the delivery');
+        expect(row).to.include({ state: 'opened', attempts: 1 });
+        // The earlier tests' changes are sent too: every row of the table, each once.
+        const [sent, ...again] = receiver.received.filter((r) => r.body.delivery_id === row!.id);
+        expect(again).to.have.length(0);
+        expect(verifyWebhookSignature(SECRET, sent!.headers['x-gateway-signature'] as string, sent!.rawBody, 300)).to.equal(true);
+        const ids = receiver.received.map((r) => r.body.delivery_id);
+        expect(new Set(ids).size).to.equal(ids.length);
+      } finally {
+        await loop.stop();
+        await receiver.close();
+      }
+    });
+
     it('queues nothing while the webhook is off', async () => {
       const off = new AlertStore(sql);
       const alert = alertWrite({ subject: '198.51.100.5' });
