@@ -72,6 +72,7 @@ export class WebhookDelivery {
   /** When the soonest retry scheduled by this loop is due (epoch ms). */
   private retryAt = Infinity;
   private wakeUp: (() => void) | undefined;
+  private storeDown = false;
 
   constructor(
     private readonly outbox: WebhookOutbox,
@@ -109,8 +110,12 @@ export class WebhookDelivery {
       let claimed: ClaimedDelivery[] = [];
       try {
         claimed = await this.outbox.claim(this.batch, leaseMs);
+        if (this.storeDown) this.logger.info('alert webhook outbox readable again', { code: 'alert_webhook_store_back' });
+        this.storeDown = false;
       } catch (err) {
-        this.logger.warn('alert webhook outbox unreadable', { code: 'alert_webhook_store_error', error: (err as Error).message });
+        // Once per outage, not once per poll; the rows wait in the store.
+        if (!this.storeDown) this.logger.warn('alert webhook outbox unreadable', { code: 'alert_webhook_store_error', error: (err as Error).message });
+        this.storeDown = true;
       }
       if (claimed.length > 0) {
         const retries = await Promise.all(claimed.map((d) => this.deliver(d)));
