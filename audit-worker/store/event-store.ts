@@ -5,6 +5,7 @@
 import type { AuditEvent } from '../../common/audit-event.js';
 import type { EventFilter } from '../event-filter.js';
 import { ALERTS_DDL } from '../anomaly/alert-store.js';
+import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
 import { encodeCursor } from './cursor.js';
 import { DDL_LOCK_KEY, type SqlClient } from './sql-client.js';
 
@@ -72,6 +73,7 @@ CREATE TABLE IF NOT EXISTS audit_events_rejected (
   rejected_at timestamptz NOT NULL DEFAULT now()
 );
 ${ALERTS_DDL}
+${WEBHOOK_OUTBOX_DDL}
 COMMIT;`;
 
 // One statement per batch: the batch travels as one jsonb parameter; conflicts are skipped.
