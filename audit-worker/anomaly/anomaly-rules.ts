@@ -9,7 +9,7 @@ import type { AnomalyConfig } from '../../common/config/anomaly-schema.js';
 import type { Logger } from '../../common/logger.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import type { AlertStore } from './alert-store.js';
-import { Detector } from './detector.js';
+import { Detector, type Incident } from './detector.js';
 import { Responder } from './responder.js';
 import { VOLUME_FLUSH_MS, VolumeSpikes } from './volume.js';
 
@@ -18,6 +18,8 @@ export class AnomalyRules {
   private readonly volume: VolumeSpikes;
   private readonly responder: Responder;
   private timer: NodeJS.Timeout | undefined;
+  /** volume_spike incidents not acted on yet (the last try failed): the next send acts on them first. */
+  private unsettled: Incident[] = [];
   /** The last send, so sends run one at a time; a failed one does not stop the next. */
   private flushing: Promise<void> = Promise.resolve();
 
@@ -33,11 +35,17 @@ export class AnomalyRules {
     this.responder = new Responder(redis, keys, config, alerts, logger);
   }
 
-  /** Counts the batch's events (each once, however often the batch is delivered) and acts on its incidents. */
+  /**
+   * Counts the batch's events (each once, however often the batch is delivered) and acts on its
+   * incidents; a failure while acting throws (the job is retried) and the retry acts on them again.
+   */
   async afterStore(events: readonly AuditEvent[]): Promise<void> {
     const { fresh, incidents } = await this.detector.run(events);
     if (fresh) this.volume.add(events);
+    if (incidents.length === 0) return;
+    if (fresh) await this.detector.hold(events, incidents);
     for (const incident of incidents) await this.responder.respond(incident);
+    await this.detector.settle(events);
   }
 
   /** Sends volume_spike's sums every second. */
@@ -52,7 +60,16 @@ export class AnomalyRules {
     this.flushing = this.flushing
       .catch(() => undefined)
       .then(async () => {
-        for (const incident of await this.volume.flush()) await this.responder.respond(incident);
+        const incidents = [...this.unsettled, ...(await this.volume.flush())];
+        this.unsettled = [];
+        for (const [i, incident] of incidents.entries()) {
+          try {
+            await this.responder.respond(incident);
+          } catch (err) {
+            this.unsettled = incidents.slice(i);
+            throw err;
+          }
+        }
       });
     return this.flushing;
   }

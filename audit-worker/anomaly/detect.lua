@@ -2,28 +2,31 @@
 Counts a batch of rule hits and opens alerts, atomically, so several workers sharing one
 Redis count every event once and open one alert per incident.
 
-KEYS: nSeen `seen` keys (first the batch's, for the hits of the reason rules; then one per
-      new (jti, ip) sighting of token_many_ips), then three keys per group (the hits of one rule,
+KEYS: nSeen `seen` keys (first the batch's: the hits of the reason rules count when it is new;
+      then one per new (jti, ip) sighting of token_many_ips), then three keys per group (the hits of one rule,
       subject and window): current window counter, previous window counter, the rule+subject's
       open-alert key.
 ARGV: [1] nSeen, then the ttl (s) of each seen key, then per group: threshold, counter ttl (s),
       cooldown (s), id for a new alert, number of hits n, and n pairs: seen-key index (1-based)
       and weight of the previous window at that hit (1 - elapsed part of the current window).
-A seen key is set (its ttl restarted) each time; a hit whose key was not there yet is
-counted: the sliding-window estimate (current count + previous count × weight, rounded up, so
+A batch whose key is there was claimed before: nothing is counted and the reply is that key's
+value ('1', or the incidents the worker holds there until it has acted on them). Otherwise each
+seen key is set (its ttl restarted); a hit whose key was not there yet is counted: the sliding-window estimate (current count + previous count × weight, rounded up, so
 a burst across a window boundary is not undercounted) reaching the threshold is a crossing,
 which restarts both counters (the next crossing needs a full threshold of new events) and
-opens the alert unless one is open. Returns 1 if the batch was new (0: seen before), then per
-group {alert id or '', opened 0|1, crossings, count, indices}: `count` is what the hits add to
+opens the alert unless one is open. Returns 1 (the batch is new), then per group {alert id or '', opened 0|1, crossings, count, indices}: `count` is what the hits add to
 the alert (the opening hit its estimate, each later one 1), `indices` the hits (1-based, in the
 group's order) that added to it.
 ]]
 local nSeen = tonumber(ARGV[1])
-local fresh = {}
-for i = 1, nSeen do
+local claimed = redis.call('GET', KEYS[1])
+if claimed then return { claimed } end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
+local fresh = { true }
+for i = 2, nSeen do
   fresh[i] = redis.call('SET', KEYS[i], '1', 'EX', ARGV[1 + i], 'GET') == false
 end
-local out = { fresh[1] and 1 or 0 }
+local out = { 1 }
 local group = 0
 local a = 2 + nSeen
 while a <= #ARGV do

@@ -23,6 +23,8 @@ const SCRIPT = readFileSync(join(PROJECT_ROOT, 'audit-worker/anomaly/detect.lua'
  * failed alert write.
  */
 export const SEEN_TTL_S = 900;
+/** Incidents held for a batch outlive the job's retries (AUDIT_JOB_OPTIONS: about 36 hours). */
+const HELD_TTL_S = 2 * 86400;
 /** Evidence kept on an alert. */
 export const MAX_SAMPLES = 10;
 
@@ -47,7 +49,8 @@ export interface Incident {
 }
 
 type GroupReply = [string, number, number, number, number[]];
-type Reply = [number, ...GroupReply[]];
+/** 1 and the groups for a batch counted now; the batch key's value for one claimed before. */
+type Reply = [1, ...GroupReply[]] | [string];
 
 /** The hits of one rule, subject and window in a batch, with each hit's seen-key index and weight. */
 interface Group {
@@ -70,13 +73,14 @@ export class Detector {
   }
 
   /**
-   * Counts a batch; `fresh` is false for a batch counted before (then it counted nothing).
-   * A batch comes back whole (a redelivered job, a spooled batch replayed, a failed job retried),
-   * so its first event names it: the reason rules' hits count when that key was not there yet.
+   * Counts a batch. A batch comes back whole (a redelivered job, a spooled batch replayed, a
+   * failed job retried), so its first event names it, and it is claimed by the same atomic call
+   * that counts it. A batch claimed before counts nothing (`fresh` false); its incidents are the
+   * ones held for it (`hold`) and not yet settled, which the worker failed to act on last time.
    */
   async run(events: readonly AuditEvent[]): Promise<{ fresh: boolean; incidents: Incident[] }> {
     if (events.length === 0) return { fresh: false, incidents: [] };
-    const batchKey = this.keys.anomalySeen(`batch:${events[0]!.event_id}`);
+    const batchKey = this.batchKey(events);
     const groups = new Map<string, Group>();
     const seenKeys = [batchKey];
     const seenTtls = [SEEN_TTL_S];
@@ -118,10 +122,29 @@ export class Detector {
       indices.forEach((index, i) => args.push(index, weights[i]!));
     }
     const command = (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<Reply>>).anomalyDetect!;
-    const [fresh, ...reply] = await command.call(this.redis, seenKeys.length + groupKeys.length, ...seenKeys, ...groupKeys, seenKeys.length, ...seenTtls, ...args);
+    const [claim, ...reply] = await command.call(this.redis, seenKeys.length + groupKeys.length, ...seenKeys, ...groupKeys, seenKeys.length, ...seenTtls, ...args);
+    if (claim !== 1) return { fresh: false, incidents: claim === '1' ? [] : (JSON.parse(claim) as Incident[]) };
     this.sightings.counted(pairs);
     const incidents = [...groups.values()].map((group, i) => toIncident(group.hits, reply[i]!)).filter((incident) => incident !== undefined);
-    return { fresh: fresh === 1, incidents: merge(incidents) };
+    return { fresh: true, incidents: merge(incidents) };
+  }
+
+  /**
+   * Keeps a claimed batch's incidents in its key until `settle`: should acting on them fail (the
+   * database down while the alert is written), the job's retry acts on them again rather than
+   * finding the batch counted and its alert lost. Kept past the job's whole retry span.
+   */
+  async hold(events: readonly AuditEvent[], incidents: readonly Incident[]): Promise<void> {
+    await this.redis.set(this.batchKey(events), JSON.stringify(incidents), 'EX', HELD_TTL_S);
+  }
+
+  /** The batch's incidents were acted on: its key goes back to plain "counted". */
+  async settle(events: readonly AuditEvent[]): Promise<void> {
+    await this.redis.set(this.batchKey(events), '1', 'EX', SEEN_TTL_S);
+  }
+
+  private batchKey(events: readonly AuditEvent[]): string {
+    return this.keys.anomalySeen(`batch:${events[0]!.event_id}`);
   }
 }
 

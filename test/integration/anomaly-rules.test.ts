@@ -96,6 +96,29 @@ describe('anomaly counting rules (real Redis)', function () {
     });
   });
 
+  describe('an alert write that fails', () => {
+    it('is written by the retried job, once, with its whole count; the ban is not lost either', async () => {
+      let down = true;
+      const written: AlertWrite[] = [];
+      const rules = new AnomalyRules(new Redis(server.url), keys, rulesConfig('    auth_failure_burst: { threshold: 5, window: 1m }'), {
+        upsert: async (alert) => {
+          if (down) throw new Error('database down');
+          written.push(alert);
+        },
+      }, captureLogger().logger);
+      const batch = Array.from({ length: 6 }, (_, i) => auditEvent({ reason: 'token_invalid', consumer: null, sub: null, jti: null, client_ip: '192.0.2.77', ts: at(4, i) }));
+      let failure: Error | undefined;
+      await rules.afterStore(batch).catch((err: Error) => (failure = err));
+      expect(failure?.message).to.equal('database down');
+      expect(await redis.exists(keys.banIp('192.0.2.77'))).to.equal(1);
+      down = false;
+      await rules.afterStore(batch); // the job's retry
+      await rules.afterStore(batch); // and a redelivery after it: nothing more
+      expect(written).to.have.length(1);
+      expect(written[0]).to.include({ rule: 'auth_failure_burst', subject: '192.0.2.77', count: 6, action: 'ban' });
+    });
+  });
+
   describe('rate_limit_storm', () => {
     it('100 refusals of one consumer raise one alert on the consumer; with action ban, the consumer is banned; an anonymous storm is the ip', async () => {
       const rules = worker(rulesConfig('    rate_limit_storm: { threshold: 100, window: 1m, action: ban, ban_ttl: 5m }\n    volume_spike: { enabled: false }'));
