@@ -155,4 +155,19 @@ routes:
     const events = await securityEvents(ip, 2);
     expect(events.map((e) => `${e.kind}:${e.reason}`)).to.deep.equal(['unban:manual', 'ban:manual']);
   });
+
+  it('says loudly that a ban was NOT AUDITED and exits 1 when publishing fails, the ban staying', async () => {
+    // A Redis user that may write ban keys but not the queue's: the write works, the publish is refused.
+    const prefix = stack.env.REDIS_PREFIX!;
+    await redis.call('ACL', 'SETUSER', 'bans-only', 'on', '>bans-only-pw', `~${prefix}:ban:*`, `~${prefix}:revoked:*`, '+@all');
+    const ip = '127.0.0.51';
+    const url = stack.redis.url.replace('redis://', 'redis://bans-only:bans-only-pw@');
+    const cli = await runCli('cli/admin.js', ['bans', 'add', '--ip', ip, '--reason', 'audit outage drill'], { ...stack.env, REDIS_URL: url });
+    expect(cli.code, cli.stderr).to.equal(1);
+    expect(cli.stderr).to.match(/^admin: banned ip 127\.0\.0\.51 until lifted, but it was NOT AUDITED: publishing security event [0-9a-f-]{36} failed \(.*NOPERM.*\); the change stays in effect/);
+    expect(await callFrom(users(), ip, stack.token())).to.deep.equal({ status: 403, reason: 'banned' });
+    await admin('bans', 'remove', '--ip', ip, '--reason', 'end of drill');
+    const events = await securityEvents(ip, 1);
+    expect(events.map((e) => e.kind)).to.deep.equal(['unban']);
+  });
 });
