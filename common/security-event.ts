@@ -23,7 +23,6 @@ export const SECURITY_SUBJECT_KINDS = ['ip', 'consumer', 'jti'] as const;
 export type SecurityEventKind = (typeof SECURITY_EVENT_KINDS)[number];
 export type SecuritySubjectKind = (typeof SECURITY_SUBJECT_KINDS)[number];
 
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 /** A compact JWS (three base64url parts, the first a JSON header): what a pasted token looks like. */
 const JWT_LIKE = /eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/;

@@ -50,7 +50,6 @@ export function bansCommand(action: BansAction, options: Options, config: () => 
   };
 }
 
-// eslint-disable-next-line no-control-regex
 const cell = (value: string | null, fallback = '-'): string => (value ?? fallback).replace(/[\u0000-\u001f\u007f]/g, '?');
 
 function printBans(bans: ActiveBan[], json: boolean): void {

@@ -58,7 +58,6 @@ export function consumerOf(text: string, config: GatewayConfig): string {
 
 /** A token id as the sidecar sees it: 1-512 characters, none a control character. */
 export function jtiOf(text: string): string {
-  // eslint-disable-next-line no-control-regex
   if (text.length === 0 || text.length > JTI_MAX || /[\u0000-\u001f\u007f]/.test(text)) {
     throw new UsageError(`--jti must be 1-${JTI_MAX} characters without control characters`);
   }
