@@ -39,6 +39,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const security = new SecurityEventStore(sql);
   const anomaly = new AnomalyRules(redis, keys, config.anomaly, alerts, logger);
   const worker = buildWorker({ connection: redis, prefix, store, security, logger, concurrency: env.AUDIT_CONCURRENCY, stats, anomaly });
+  anomaly.start();
   const failed = new FailedJobsWatch(new Queue(AUDIT_QUEUE, { connection: redis, prefix }), logger);
   failed.start();
 
@@ -57,6 +58,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
     logger.info('stopping');
     failed.stop();
     await worker.close(); // waits for active jobs to finish
+    await anomaly.close().catch((err: Error) => logger.warn('last volume_spike counts not sent', { code: 'anomaly_volume_failed', error: err.message }));
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await sql.close();

@@ -41,7 +41,7 @@ export async function auditPipelineRate(redisUrl: string, queuePrefix: string, c
     const now = new Date().toISOString();
     const jobs = Array.from({ length: batches }, () => ({
       name: AUDIT_JOB,
-      data: { v: 1, events: Array.from({ length: BATCH }, () => syntheticEvent(now)) },
+      data: { v: 1, events: Array.from({ length: BATCH }, (_, i) => syntheticEvent(now, i % 100)) },
       opts: AUDIT_JOB_OPTIONS,
     }));
     const cpuPerEvent = meterCpu(meters);
@@ -56,10 +56,11 @@ export async function auditPipelineRate(redisUrl: string, queuePrefix: string, c
   }
 }
 
-function syntheticEvent(ts: string) {
+/** An allowed request of one of 100 users, each with its token and address (what the rules see in ordinary traffic). */
+function syntheticEvent(ts: string, user: number) {
   return {
     event_id: randomUUID(), ts, request_id: randomUUID(), gateway_id: SYNTHETIC_GATEWAY, route: 'api', method: 'GET', path: '/users/1', status: 200,
-    decision: 'allow', reason: null, detail: null, sub: 'bench-user', consumer: 'bench:bench-user', jti: null, client_ip: '127.0.0.1',
+    decision: 'allow', reason: null, detail: null, sub: `bench-user-${user}`, consumer: `bench:bench-user-${user}`, jti: `bench-token-${user}`, client_ip: `10.0.0.${user}`,
     user_agent: 'bench', latency_ms: 1.5, upstream_status: 200, bytes_out: 300, rate_limit: null, fail_open: false, shadow: false,
   };
 }

@@ -13,6 +13,7 @@ import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import { freePort } from '../common/net.js';
 import { RedisKeys } from '../common/redis-keys.js';
+import { anomalyRulesCost, banLatency } from './anomaly.js';
 import { auditPipelineRate, storedCountAfterDrain, SYNTHETIC_GATEWAY } from './audit-pipeline.js';
 import { throughputCeiling } from './ceiling.js';
 import { HAS_WRK, load, type LoadResult } from './load.js';
@@ -179,6 +180,14 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     // The audit pipeline alone: batches straight into the queue, timed until stored.
     const pipeline = await auditPipelineRate(redisUrl, new RedisKeys(PREFIX).queuePrefix, countWhere('='), fullPeak, [meter(worker), postgres, meter(redis)]);
     console.log(`audit pipeline alone: ${fmt(pipeline.perSecond)} events/s into PostgreSQL = ${fmt(pipeline.perSecond / fullPeak, 1)}x the gateway's peak (target >= 4x); CPU µs/event: ${perUnit(pipeline.cpuUsPerEvent)}`);
+
+    // The anomaly rules: their own cost per event, and a ban's delay through the stack.
+    for (const cost of await anomalyRulesCost(redisUrl, redis.pid)) {
+      console.log(`anomaly rules (default config, in process, 100,000 events), ${cost.mix}: CPU µs/event: worker ${fmt(cost.workerUs, 1)}, redis ${fmt(cost.redisUs, 1)} (target: worker <= 10)`);
+    }
+    const bans = await banLatency(urls.full.replace('/users/1', ''), token);
+    sent += bans.requests;
+    console.log(`anomaly ban: from the 30th refused token's answer to the ban refusing that address, over ${bans.ms.length} incidents: median ${fmt(median(bans.ms))} ms, max ${fmt(Math.max(...bans.ms))} ms (target <= 2000 ms)`);
 
     // What the machine allows at best: each part of a request at the cost it has alone.
     const bareCpu = (name: string): number => median(rounds.filter((r) => r.target === 'bare').map((r) => r.cpuUsPerRequest[name]!));

@@ -80,6 +80,16 @@ export class RedisKeys {
     return `${this.prefix}:anomaly:seen:${part(eventId)}`;
   }
 
+  /** A (jti, client ip) pair seen by token_many_ips, kept for the rule's window after its last sighting. */
+  anomalySighting(pair: string): string {
+    return `${this.prefix}:anomaly:sighting:${part(pair)}`;
+  }
+
+  /** A consumer's request-rate baseline for volume_spike (hash: current window, its count, the mean). */
+  anomalyVolume(consumer: string): string {
+    return `${this.prefix}:anomaly:volume:${part(consumer)}`;
+  }
+
   /** How many automatic bans a subject has had recently (escalates the next ban's ttl). */
   banOffences(subject: string): string {
     return `${this.prefix}:anomaly:offences:${part(subject)}`;

@@ -65,6 +65,21 @@ export async function unban(redis: Redis, keys: RedisKeys, target: BanTarget): P
   return (await redis.del(banKey(keys, target))) === 1;
 }
 
+/**
+ * The automatic bans' write: bans for `ttlSeconds` unless the target is already banned for
+ * longer (or until lifted), so a rule's 10-minute ban never shortens an operator's permanent
+ * ban or a token's longer revocation. Resolves whether it wrote.
+ */
+export async function banAtLeast(redis: Redis, keys: RedisKeys, target: BanTarget, reason: string, ttlSeconds: number, by?: string): Promise<boolean> {
+  return (await redis.eval(BAN_AT_LEAST, 1, banKey(keys, target), record(reason, by), ttlSeconds)) === 1;
+}
+
+const BAN_AT_LEAST = `
+local left = redis.call('PTTL', KEYS[1])
+if left == -1 or left > tonumber(ARGV[2]) * 1000 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1`;
+
 /** One active ban as `admin bans list` shows it. */
 export interface ActiveBan {
   kind: 'ip' | 'consumer' | 'jti';

@@ -1,4 +1,8 @@
-/** The anomaly rules as the worker runs them on each stored batch: detect, then respond. */
+/**
+ * The anomaly rules as the worker runs them: the event-counting rules on each stored batch
+ * (detect, then respond), volume_spike on the sums of each second (start() runs it; flush()
+ * runs it now).
+ */
 import type { Redis } from 'ioredis';
 import type { AuditEvent } from '../../common/audit-event.js';
 import type { AnomalyConfig } from '../../common/config/anomaly-schema.js';
@@ -7,18 +11,56 @@ import type { RedisKeys } from '../../common/redis-keys.js';
 import type { AlertStore } from './alert-store.js';
 import { Detector } from './detector.js';
 import { Responder } from './responder.js';
+import { VOLUME_FLUSH_MS, VolumeSpikes } from './volume.js';
 
 export class AnomalyRules {
   private readonly detector: Detector;
+  private readonly volume: VolumeSpikes;
   private readonly responder: Responder;
+  private timer: NodeJS.Timeout | undefined;
+  /** The last send, so sends run one at a time; a failed one does not stop the next. */
+  private flushing: Promise<void> = Promise.resolve();
 
-  constructor(redis: Redis, keys: RedisKeys, config: AnomalyConfig, alerts: Pick<AlertStore, 'upsert'>, logger: Logger) {
+  constructor(
+    redis: Redis,
+    keys: RedisKeys,
+    config: AnomalyConfig,
+    alerts: Pick<AlertStore, 'upsert'>,
+    private readonly logger: Logger,
+  ) {
     this.detector = new Detector(redis, keys, config);
+    this.volume = new VolumeSpikes(redis, keys, config);
     this.responder = new Responder(redis, keys, config, alerts, logger);
   }
 
   /** Counts the batch's events (each once, however often the batch is delivered) and acts on its incidents. */
   async afterStore(events: readonly AuditEvent[]): Promise<void> {
-    for (const incident of await this.detector.run(events)) await this.responder.respond(incident);
+    const { fresh, incidents } = await this.detector.run(events);
+    if (fresh) this.volume.add(events);
+    for (const incident of incidents) await this.responder.respond(incident);
+  }
+
+  /** Sends volume_spike's sums every second. */
+  start(): void {
+    this.timer ??= setInterval(() => {
+      this.flush().catch((err: Error) => this.logger.warn('volume_spike counts not sent, kept for the next try', { code: 'anomaly_volume_failed', error: err.message }));
+    }, VOLUME_FLUSH_MS);
+  }
+
+  /** Sends volume_spike's sums now and acts on its incidents (one send at a time). */
+  flush(): Promise<void> {
+    this.flushing = this.flushing
+      .catch(() => undefined)
+      .then(async () => {
+        for (const incident of await this.volume.flush()) await this.responder.respond(incident);
+      });
+    return this.flushing;
+  }
+
+  /** Stops the timer and sends what is left. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush();
   }
 }

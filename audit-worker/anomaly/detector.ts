@@ -1,5 +1,6 @@
 /**
- * Runs the rules over a stored batch: one Lua call (detect.lua) per batch counts every hit in
+ * Runs the event-counting rules over a stored batch: one Lua call (detect.lua) per batch claims
+ * the batch (a batch seen before counts nothing) and counts every hit in
  * Redis, shared by all workers, and tells which incidents opened, continued or crossed their
  * threshold. Hits are sent grouped per rule, subject and window (three keys per group, two
  * values per hit); the result is one incident per alert and batch.
@@ -12,16 +13,16 @@ import type { AuditEvent } from '../../common/audit-event.js';
 import type { AnomalyConfig, RuleName } from '../../common/config/anomaly-schema.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
-import { ruleHits, type RuleHit, type SubjectKind } from './rules.js';
+import { reasonHits, type RuleHit, type SubjectKind } from './rules.js';
+import { Sightings } from './sightings.js';
 
 const SCRIPT = readFileSync(join(PROJECT_ROOT, 'audit-worker/anomaly/detect.lua'), 'utf8');
 /**
- * Events counted are remembered this long against redelivery. A stored batch comes back within
+ * Batches counted are remembered this long against redelivery. A stored batch comes back within
  * seconds (a job orphaned by a Redis kill is recovered within ~6 s) or on the first retries of a
- * failed alert write; a day would let an attacker's refused requests fill Redis (one key each:
- * ~90 MB per 1,000 req/s held for 15 min, ~8.6 GB for a day).
+ * failed alert write.
  */
-const SEEN_TTL_S = 900;
+export const SEEN_TTL_S = 900;
 /** Evidence kept on an alert. */
 export const MAX_SAMPLES = 10;
 
@@ -31,6 +32,8 @@ export interface Incident {
   rule: RuleName;
   subjectKind: SubjectKind;
   subject: string;
+  /** The consumer of the first counted event (a jti's owner, for the allow-list). */
+  consumer: string | null;
   /** This batch opened the alert (else it continued an open one). */
   opened: boolean;
   /** Times the threshold was crossed in this batch: each one takes the rule's action. */
@@ -43,41 +46,67 @@ export interface Incident {
   sampleRequestIds: string[];
 }
 
-type Reply = [string, number, number, number, number[]][];
+type GroupReply = [string, number, number, number, number[]];
+type Reply = [number, ...GroupReply[]];
+
+/** The hits of one rule, subject and window in a batch, with each hit's seen-key index and weight. */
+interface Group {
+  hits: RuleHit[];
+  window: number;
+  weights: number[];
+  indices: number[];
+}
 
 export class Detector {
+  private readonly sightings: Sightings;
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
     readonly config: AnomalyConfig,
   ) {
     redis.defineCommand('anomalyDetect', { lua: SCRIPT });
+    this.sightings = new Sightings(config);
   }
 
-  async run(events: readonly AuditEvent[]): Promise<Incident[]> {
-    const groups = new Map<string, { hits: RuleHit[]; window: number; weights: number[]; indices: number[] }>();
-    const seenKeys: string[] = [];
-    const eventIndex = new Map<string, number>();
+  /**
+   * Counts a batch; `fresh` is false for a batch counted before (then it counted nothing).
+   * A batch comes back whole (a redelivered job, a spooled batch replayed, a failed job retried),
+   * so its first event names it: the reason rules' hits count when that key was not there yet.
+   */
+  async run(events: readonly AuditEvent[]): Promise<{ fresh: boolean; incidents: Incident[] }> {
+    if (events.length === 0) return { fresh: false, incidents: [] };
+    const batchKey = this.keys.anomalySeen(`batch:${events[0]!.event_id}`);
+    const groups = new Map<string, Group>();
+    const seenKeys = [batchKey];
+    const seenTtls = [SEEN_TTL_S];
+    const seenIndex = new Map([[batchKey, 1]]);
+    const pairs = new Set<string>();
+    const add = (hit: RuleHit, seenKey: string, seenTtl: number): void => {
+      let index = seenIndex.get(seenKey);
+      if (index === undefined) {
+        index = seenKeys.push(seenKey);
+        seenTtls.push(seenTtl);
+        seenIndex.set(seenKey, index);
+      }
+      const windowMs = this.config.rules[hit.rule].window * 1000;
+      const ts = Date.parse(hit.event.ts);
+      const window = Math.floor(ts / windowMs);
+      const key = `${hit.rule}\n${hit.subjectKind}:${hit.subject}\n${window}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = { hits: [], window, weights: [], indices: [] }));
+      group.hits.push(hit);
+      group.indices.push(index);
+      group.weights.push(1 - (ts - window * windowMs) / windowMs);
+    };
     for (const event of events) {
-      if (event.reason === null) continue;
-      for (const hit of ruleHits(event, this.config)) {
-        let index = eventIndex.get(event.event_id);
-        if (index === undefined) {
-          index = seenKeys.push(this.keys.anomalySeen(event.event_id));
-          eventIndex.set(event.event_id, index);
-        }
-        const windowMs = this.config.rules[hit.rule].window * 1000;
-        const ts = Date.parse(event.ts);
-        const window = Math.floor(ts / windowMs);
-        const key = `${hit.rule}\n${hit.subjectKind}:${hit.subject}\n${window}`;
-        let group = groups.get(key);
-        if (!group) groups.set(key, (group = { hits: [], window, weights: [], indices: [] }));
-        group.hits.push(hit);
-        group.indices.push(index);
-        group.weights.push(1 - (ts - window * windowMs) / windowMs);
+      if (event.reason !== null) for (const hit of reasonHits(event, this.config)) add(hit, batchKey, SEEN_TTL_S);
+      const sighting = this.sightings.of(event, pairs);
+      if (sighting) {
+        pairs.add(sighting.pair);
+        add(sighting.hit, this.keys.anomalySighting(sighting.pair), this.config.rules.token_many_ips.window);
       }
     }
-    if (groups.size === 0) return [];
     const groupKeys: string[] = [];
     const args: (string | number)[] = [];
     for (const { hits, window, weights, indices } of groups.values()) {
@@ -89,16 +118,17 @@ export class Detector {
       indices.forEach((index, i) => args.push(index, weights[i]!));
     }
     const command = (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<Reply>>).anomalyDetect!;
-    const reply = await command.call(this.redis, seenKeys.length + groupKeys.length, ...seenKeys, ...groupKeys, seenKeys.length, SEEN_TTL_S, ...args);
-    const byEvent = new Map<number, AuditEvent>();
-    for (const group of groups.values()) group.hits.forEach((hit, i) => byEvent.set(group.indices[i]!, hit.event));
-    return merge([...groups.values()].map((group, i) => toIncident(group.hits[0]!, reply[i]!, byEvent)).filter((incident) => incident !== undefined));
+    const [fresh, ...reply] = await command.call(this.redis, seenKeys.length + groupKeys.length, ...seenKeys, ...groupKeys, seenKeys.length, ...seenTtls, ...args);
+    this.sightings.counted(pairs);
+    const incidents = [...groups.values()].map((group, i) => toIncident(group.hits, reply[i]!)).filter((incident) => incident !== undefined);
+    return { fresh: fresh === 1, incidents: merge(incidents) };
   }
 }
 
-function toIncident(hit: RuleHit, [alertId, opened, crossings, count, indices]: Reply[number], byEvent: Map<number, AuditEvent>): Incident | undefined {
-  if (alertId === '' || indices.length === 0) return undefined;
-  const counted = indices.map((index) => byEvent.get(index)!);
+function toIncident(hits: RuleHit[], [alertId, opened, crossings, count, positions]: GroupReply): Incident | undefined {
+  if (alertId === '' || positions.length === 0) return undefined;
+  const hit = hits[0]!;
+  const counted = positions.map((position) => hits[position - 1]!.event);
   const times = counted.map((event) => Date.parse(event.ts));
   const samples = counted.slice(0, MAX_SAMPLES);
   return {
@@ -106,6 +136,7 @@ function toIncident(hit: RuleHit, [alertId, opened, crossings, count, indices]: 
     rule: hit.rule,
     subjectKind: hit.subjectKind,
     subject: hit.subject,
+    consumer: counted[0]!.consumer,
     opened: opened === 1,
     crossings,
     count,

@@ -1,12 +1,13 @@
 /**
- * Acts on the incidents of a batch: bans (escalating ttl, unless shadow or allow-listed),
+ * Acts on the incidents of a batch: bans the subject (an ip or consumer: 403 banned; a jti: the
+ * token is revoked) with an escalating ttl, unless shadow or allow-listed,
  * then writes the alert and logs one line when it opens (level by severity).
  */
 import type { Redis } from 'ioredis';
 import type { AnomalyConfig, Severity } from '../../common/config/anomaly-schema.js';
 import type { Logger } from '../../common/logger.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
-import { ban } from '../../common/security-state.js';
+import { banAtLeast, type BanTarget } from '../../common/security-state.js';
 import type { AlertStore, AlertWrite } from './alert-store.js';
 import { AllowList } from './allow-list.js';
 import type { Incident } from './detector.js';
@@ -16,6 +17,11 @@ const LOG_LEVEL: Record<Severity, 'info' | 'warn' | 'error'> = { low: 'info', me
 /** Ttl of the `offence`-th ban (1-based): ban_ttl × factor^(offence-1), at most max_ttl. */
 export function banTtl(firstTtl: number, offence: number, ban: AnomalyConfig['ban']): number {
   return Math.min(ban.max_ttl, firstTtl * ban.factor ** Math.min(offence - 1, 64));
+}
+
+function banTarget({ subjectKind, subject }: Incident): BanTarget {
+  if (subjectKind === 'ip') return { ip: subject };
+  return subjectKind === 'consumer' ? { consumer: subject } : { jti: subject };
 }
 
 export class Responder {
@@ -33,17 +39,18 @@ export class Responder {
 
   async respond(incident: Incident): Promise<void> {
     const rule = this.config.rules[incident.rule];
-    const allowListed = this.allowList.has(incident.subjectKind, incident.subject);
-    // Only ip subjects are banned by this version; other subjects of a ban rule are alerted on.
-    const bans = rule.action === 'ban' && incident.subjectKind === 'ip' && !rule.shadow && !allowListed;
+    // A token is allow-listed through its consumer (a service account's token behind many NAT addresses).
+    const allowListed =
+      this.allowList.has(incident.subjectKind, incident.subject) || (incident.subjectKind === 'jti' && incident.consumer !== null && this.allowList.has('consumer', incident.consumer));
     let banUntil: string | null = null;
-    if (bans && incident.crossings > 0) {
-      const offences = this.keys.banOffences(`ip:${incident.subject}`);
+    if (rule.action === 'ban' && !rule.shadow && !allowListed && incident.crossings > 0) {
+      const subject = `${incident.subjectKind}:${incident.subject}`;
+      const offences = this.keys.banOffences(subject);
       const [[, offence]] = (await this.redis.multi().incr(offences).expire(offences, this.config.ban.memory).exec()) as [[null, number]];
       const ttl = banTtl(rule.ban_ttl, offence, this.config.ban);
-      await ban(this.redis, this.keys, { ip: incident.subject }, `anomaly ${incident.rule} alert ${incident.alertId}`, ttl);
+      const wrote = await banAtLeast(this.redis, this.keys, banTarget(incident), `anomaly ${incident.rule} alert ${incident.alertId}`, ttl);
       banUntil = new Date(Date.now() + ttl * 1000).toISOString();
-      this.logger.warn('anomaly ban', { code: 'anomaly_ban', rule: incident.rule, ip: incident.subject, alert_id: incident.alertId, offence, ttl_s: ttl });
+      this.logger.warn('anomaly ban', { code: 'anomaly_ban', rule: incident.rule, subject, alert_id: incident.alertId, offence, ttl_s: ttl, ...(wrote ? {} : { kept: 'a longer ban' }) });
     }
     const alert: AlertWrite = {
       id: incident.alertId,
@@ -57,7 +64,7 @@ export class Responder {
       last_ts: incident.lastTs,
       sample_event_ids: incident.sampleEventIds,
       sample_request_ids: incident.sampleRequestIds,
-      action: rule.action === 'ban' && incident.subjectKind === 'ip' ? 'ban' : 'alert',
+      action: rule.action,
       shadow: rule.shadow,
       allow_listed: allowListed,
       ban_until: banUntil,

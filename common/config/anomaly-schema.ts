@@ -21,7 +21,7 @@ const duration = z
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
-export const RULE_NAMES = ['auth_failure_burst', 'revoked_token_use'] as const;
+export const RULE_NAMES = ['auth_failure_burst', 'revoked_token_use', 'token_many_ips', 'rate_limit_storm', 'volume_spike'] as const;
 export type RuleName = (typeof RULE_NAMES)[number];
 
 interface RuleDefaults {
@@ -29,12 +29,16 @@ interface RuleDefaults {
   window: number;
   severity: Severity;
   action: 'alert' | 'ban';
+  ban_ttl?: number;
 }
 
 /** The built-in rules: what each counts is in audit-worker/anomaly/rules.ts. */
 export const RULE_DEFAULTS: Record<RuleName, RuleDefaults> = {
   auth_failure_burst: { threshold: 30, window: 60, severity: 'medium', action: 'ban' },
   revoked_token_use: { threshold: 1, window: 60, severity: 'high', action: 'alert' },
+  token_many_ips: { threshold: 10, window: 600, severity: 'high', action: 'ban', ban_ttl: 86400 },
+  rate_limit_storm: { threshold: 100, window: 60, severity: 'medium', action: 'alert' },
+  volume_spike: { threshold: 1000, window: 60, severity: 'medium', action: 'alert' },
 };
 
 function ruleSchema(defaults: RuleDefaults) {
@@ -44,8 +48,8 @@ function ruleSchema(defaults: RuleDefaults) {
       threshold: z.number().int().min(1).max(1_000_000).default(defaults.threshold).describe('Matching events within `window` that raise the alert'),
       window: duration.default(defaults.window).describe('Length of the counting window (sliding, approximated from two fixed windows)'),
       severity: z.enum(SEVERITIES).default(defaults.severity).describe('Severity of the alert: low, medium, high, critical'),
-      action: z.enum(['alert', 'ban']).default(defaults.action).describe('alert only, or alert and ban the subject (ip subjects only in this version)'),
-      ban_ttl: duration.default(600).describe('First ban of a subject; each repeat offence multiplies it by anomaly.ban.factor, up to anomaly.ban.max_ttl'),
+      action: z.enum(['alert', 'ban']).default(defaults.action).describe('alert only, or alert and ban the subject (an ip or consumer: 403 banned; a jti: the token is revoked)'),
+      ban_ttl: duration.default(defaults.ban_ttl ?? 600).describe('First ban of a subject; each repeat offence multiplies it by anomaly.ban.factor, up to anomaly.ban.max_ttl'),
       shadow: z.boolean().default(false).describe('Raise the alert marked shadow and take no action (the action it would have taken is recorded)'),
     })
     .prefault({});
@@ -65,6 +69,16 @@ export const anomalySchema = z
       .strictObject({
         auth_failure_burst: ruleSchema(RULE_DEFAULTS.auth_failure_burst).describe('Refused tokens (token_invalid, token_missing) from one client ip'),
         revoked_token_use: ruleSchema(RULE_DEFAULTS.revoked_token_use).describe('Any request presenting a revoked token (subject: its jti)'),
+        token_many_ips: ruleSchema(RULE_DEFAULTS.token_many_ips).describe('One token (jti) seen from `threshold` distinct client ips within `window`: a stolen token'),
+        rate_limit_storm: ruleSchema(RULE_DEFAULTS.rate_limit_storm).describe('Requests refused rate_limited for one consumer (or, unauthenticated, one client ip)'),
+        volume_spike: ruleSchema(RULE_DEFAULTS.volume_spike)
+          .unwrap()
+          .extend({
+            factor: z.number().min(1).max(1000).default(10).describe('A window counting more than factor × the consumer\'s baseline (and at least threshold) is a spike'),
+            baseline: duration.default(1800).describe('Span of the moving baseline (an exponentially weighted mean of past windows)'),
+          })
+          .prefault({})
+          .describe('A consumer\'s requests in one window far above its own moving baseline; `threshold` is the floor'),
       })
       .prefault({}),
     allow_list: z

@@ -162,6 +162,26 @@ describe('anomaly alerts (running stack)', function () {
     expect(alert!.sample_event_ids).to.deep.equal([event.event_id]);
   });
 
+  it('one token from 10 ips: token_many_ips raises a high alert and the token is refused 401 token_revoked; another token of its consumer passes', async () => {
+    const jti = `stolen-${Date.now()}`;
+    const stolen = stack.token({ sub: 'dave', jti });
+    for (let i = 0; i < 10; i++) expect((await callFrom(stack, `127.0.0.${60 + i}`, '/users', stolen)).status, `call from ip ${i + 1}`).to.equal(200);
+    const refused = await eventually(async () => {
+      const res = await callFrom(stack, '127.0.0.60', '/users', stolen);
+      return res.status === 401 ? res : undefined;
+    }, 5_000, 'the token revoked');
+    expect(refused.reason).to.equal('token_revoked');
+    expect((await callFrom(stack, '127.0.0.60', '/users', stack.token({ sub: 'dave' }))).status).to.equal(200);
+    const [alert, ...more] = await eventually(async () => {
+      const found = await alertsOf(stack, { rule: 'token_many_ips', subject: jti });
+      return found.length > 0 ? found : undefined;
+    }, 10_000, 'the alert');
+    expect(more).to.have.length(0);
+    expect(alert).to.include({ severity: 'high', subject_kind: 'jti', count: 10, action: 'ban', allow_listed: false });
+    // The rule's 1 d ban_ttl, capped by this config's ban.max_ttl of 60 s.
+    expect(Date.parse(alert!.ban_until!) - Date.now()).to.be.within(45_000, 60_000);
+  });
+
   it('the audit CLI lists alerts and acks one; GET /v1/alerts?status= filters on it', async () => {
     const env = { AUDIT_URL: stack.auditUrl, ADMIN_TOKEN: STACK_ADMIN_TOKEN };
     const listed = await runCli('cli/audit.js', ['alerts', '--open', '--rule', 'revoked_token_use', '--json'], env);

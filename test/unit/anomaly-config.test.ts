@@ -28,13 +28,22 @@ describe('anomaly config', () => {
     expect(config.cooldown).to.equal(900);
   });
 
+  it('gives each new rule its own defaults, and volume_spike its factor and baseline', () => {
+    const config = anomaly('  rules:\n    volume_spike: { factor: 5, baseline: 10m }\n');
+    expect(config.rules.token_many_ips).to.deep.include({ threshold: 10, window: 600, severity: 'high', action: 'ban', ban_ttl: 86400 });
+    expect(config.rules.rate_limit_storm).to.deep.include({ threshold: 100, window: 60, action: 'alert', ban_ttl: 600 });
+    expect(config.rules.volume_spike).to.deep.equal({ enabled: true, threshold: 1000, window: 60, severity: 'medium', action: 'alert', ban_ttl: 600, shadow: false, factor: 5, baseline: 600 });
+    expect(problems('  rules:\n    volume_spike: { factor: 0.5 }\n')).to.deep.equal(['anomaly.rules.volume_spike.factor: Too small: expected number to be >=1']);
+  });
+
   it('accepts IPv4 and IPv6 addresses and ranges in the allow-list', () => {
     const config = anomaly('  allow_list: { ips: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32"], consumers: ["svc:batch"] }\n');
     expect(config.allow_list).to.deep.equal({ ips: ['10.0.0.0/8', '192.0.2.7', '2001:db8::/32'], consumers: ['svc:batch'] });
   });
 
   it('refuses an unknown rule and an unknown key of a rule, naming them', () => {
-    expect(problems('  rules:\n    volume_spike: { enabled: true }\n')).to.deep.equal(['anomaly.rules: Unrecognized key: "volume_spike"']);
+    expect(problems('  rules:\n    refresh_reuse: { enabled: true }\n')).to.deep.equal(['anomaly.rules: Unrecognized key: "refresh_reuse"']);
+    expect(problems('  rules:\n    auth_failure_burst: { factor: 3 }\n')).to.deep.equal(['anomaly.rules.auth_failure_burst: Unrecognized key: "factor"']);
     expect(problems('  rules:\n    auth_failure_burst: { limit: 3 }\n')).to.deep.equal(['anomaly.rules.auth_failure_burst: Unrecognized key: "limit"']);
   });
 

@@ -1,0 +1,154 @@
+/**
+ * The counting rules against a real Redis, each worker an AnomalyRules of its own (as two
+ * worker processes are): token_many_ips (distinct ips per token), rate_limit_storm and
+ * volume_spike, with their bans. Event times are chosen, so windows are exact.
+ */
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import type { AlertWrite } from '../../audit-worker/anomaly/alert-store.js';
+import { AnomalyRules } from '../../audit-worker/anomaly/anomaly-rules.js';
+import type { AuditEvent } from '../../common/audit-event.js';
+import { parseConfig } from '../../common/config/load.js';
+import { RedisKeys } from '../../common/redis-keys.js';
+import { auditEvent } from '../helpers/audit-events.js';
+import { captureLogger } from '../helpers/capture-logger.js';
+import { TestRedis } from '../helpers/redis-server.js';
+
+const MINUTE = 60_000;
+/** The start of a minute window, far enough back that events of `minute(n)` are all in the past. */
+const BASE = (Math.floor(Date.now() / MINUTE) - 20) * MINUTE;
+const at = (minute: number, ms = 0) => new Date(BASE + minute * MINUTE + ms).toISOString();
+
+function rulesConfig(rules: string, allowList = '{}') {
+  return parseConfig(`routes: [{ name: a, paths: [/a], upstream: "http://127.0.0.1:1" }]\nanomaly:\n  rules:\n${rules}\n  allow_list: ${allowList}\n`, 'gw.yml', {}).anomaly;
+}
+
+describe('anomaly counting rules (real Redis)', function () {
+  this.timeout(30_000);
+  let server: TestRedis;
+  let redis: Redis;
+  let keys: RedisKeys;
+  let alerts: AlertWrite[];
+
+  before(async () => {
+    server = await TestRedis.start();
+    redis = new Redis(server.url);
+  });
+
+  after(async () => {
+    redis?.disconnect();
+    await server?.stop();
+  });
+
+  beforeEach(async () => {
+    await redis.flushall();
+    keys = new RedisKeys('gw');
+    alerts = [];
+  });
+
+  /** A worker: its own connection and rules, writing alerts into `alerts`. */
+  function worker(config: ReturnType<typeof rulesConfig>): AnomalyRules {
+    return new AnomalyRules(new Redis(server.url), keys, config, { upsert: async (alert) => void alerts.push(alert) }, captureLogger().logger);
+  }
+
+  const allowed = (overrides: Partial<AuditEvent>) => auditEvent({ status: 200, decision: 'allow', reason: null, ...overrides });
+
+  describe('token_many_ips', () => {
+    const config = () => rulesConfig('    token_many_ips: { threshold: 10, window: 10m, ban_ttl: 1h }\n    volume_spike: { enabled: false }', '{ consumers: ["local:svc"] }');
+
+    it('one token from 9 ips, however often, raises nothing; the 10th ip raises one alert and revokes the token', async () => {
+      const [first, second] = [worker(config()), worker(config())];
+      const jti = 'stolen-1';
+      const from = (ip: number, n: number) => Array.from({ length: n }, (_, i) => allowed({ jti, consumer: 'local:alice', client_ip: `198.51.100.${ip}`, ts: at(0, ip * 1000 + i) }));
+      // Ips 1-9, each many times, split between the two workers and each batch delivered twice.
+      for (let ip = 1; ip <= 9; ip++) {
+        const batch = from(ip, 5);
+        await (ip % 2 ? first : second).afterStore(batch);
+        await (ip % 2 ? second : first).afterStore(batch);
+      }
+      expect(alerts).to.have.length(0);
+      expect(await redis.exists(keys.revokedJti(jti))).to.equal(0);
+      await second.afterStore(from(10, 3));
+      expect(alerts).to.have.length(1);
+      expect(alerts[0]).to.include({ rule: 'token_many_ips', severity: 'high', subject_kind: 'jti', subject: jti, count: 10, action: 'ban', allow_listed: false });
+      expect(await redis.ttl(keys.revokedJti(jti))).to.be.within(3590, 3600);
+      // An ip already counted adds nothing; an 11th adds one to the open alert.
+      await first.afterStore([...from(3, 2), ...from(11, 1)]);
+      expect(alerts.map((alert) => alert.count)).to.deep.equal([10, 1]);
+      expect(new Set(alerts.map((alert) => alert.id)).size).to.equal(1);
+    });
+
+    it("an allow-listed consumer's token: the alert, no revocation", async () => {
+      const rules = worker(config());
+      const events = Array.from({ length: 10 }, (_, ip) => allowed({ jti: 'svc-token', consumer: 'local:svc', client_ip: `10.0.0.${ip + 1}`, ts: at(1, ip) }));
+      await rules.afterStore(events);
+      expect(alerts).to.have.length(1);
+      expect(alerts[0]).to.include({ subject: 'svc-token', allow_listed: true, ban_until: null });
+      expect(await redis.exists(keys.revokedJti('svc-token'))).to.equal(0);
+    });
+
+    it('never shortens a longer revocation of the token', async () => {
+      await redis.set(keys.revokedJti('long-revoked'), '1', 'EX', 86_400 * 7);
+      const events = Array.from({ length: 10 }, (_, ip) => allowed({ jti: 'long-revoked', client_ip: `192.0.2.${ip + 1}`, ts: at(2, ip) }));
+      await worker(config()).afterStore(events);
+      expect(alerts).to.have.length(1);
+      expect(await redis.ttl(keys.revokedJti('long-revoked'))).to.be.above(86_400 * 6);
+    });
+  });
+
+  describe('rate_limit_storm', () => {
+    it('100 refusals of one consumer raise one alert on the consumer; with action ban, the consumer is banned; an anonymous storm is the ip', async () => {
+      const rules = worker(rulesConfig('    rate_limit_storm: { threshold: 100, window: 1m, action: ban, ban_ttl: 5m }\n    volume_spike: { enabled: false }'));
+      const limited = (overrides: Partial<AuditEvent>, i: number) => auditEvent({ status: 429, reason: 'rate_limited', ts: at(3, i * 10), ...overrides });
+      await rules.afterStore(Array.from({ length: 99 }, (_, i) => limited({ consumer: 'local:bob', client_ip: `203.0.113.${i % 50}` }, i)));
+      expect(alerts).to.have.length(0);
+      await rules.afterStore([limited({ consumer: 'local:bob' }, 99)]);
+      expect(alerts).to.have.length(1);
+      expect(alerts[0]).to.include({ rule: 'rate_limit_storm', subject_kind: 'consumer', subject: 'local:bob', count: 100, action: 'ban' });
+      expect(await redis.ttl(keys.banConsumer('local:bob'))).to.be.within(290, 300);
+
+      await rules.afterStore(Array.from({ length: 100 }, (_, i) => limited({ consumer: null, sub: null, jti: null, client_ip: '203.0.113.99' }, i)));
+      expect(alerts.map((alert) => `${alert.subject_kind}:${alert.subject}`)).to.deep.equal(['consumer:local:bob', 'ip:203.0.113.99']);
+      expect(await redis.exists(keys.banIp('203.0.113.99'))).to.equal(1);
+    });
+  });
+
+  describe('volume_spike', () => {
+    const config = () => rulesConfig('    volume_spike: { threshold: 200, window: 1m, factor: 10, baseline: 5m }\n    token_many_ips: { enabled: false }');
+    const requests = (consumer: string, minute: number, n: number, offset = 0) =>
+      Array.from({ length: n }, (_, i) => allowed({ consumer, jti: null, ts: at(minute, offset + Math.floor((i * 50_000) / n)) }));
+
+    it("a consumer far above its own baseline raises one alert per spike; its usual rate, and a redelivered batch, raise nothing", async () => {
+      const [first, second] = [worker(config()), worker(config())];
+      // Minute 5 is partial (dropped), minutes 6-9 make a baseline of 100 a minute: limit 1,000.
+      const store = async (rules: AnomalyRules, events: AuditEvent[]) => {
+        await rules.afterStore(events);
+        await rules.flush();
+      };
+      await store(first, requests('local:carol', 5, 20));
+      for (let minute = 6; minute <= 9; minute++) await store(minute % 2 ? first : second, requests('local:carol', minute, 100));
+      expect(alerts).to.have.length(0);
+      const spike = requests('local:carol', 10, 1000);
+      // Batches stored by either worker, each worker's sums sent every other batch.
+      for (let i = 0; i < 9; i++) await (i % 2 ? first : second).afterStore(spike.slice(i * 100, i * 100 + 100));
+      await Promise.all([first.flush(), second.flush()]);
+      // The 900 so far, once more from a redelivered batch: still under 1,000.
+      await store(first, spike.slice(0, 100));
+      expect(alerts).to.have.length(0);
+      await store(second, spike.slice(900));
+      expect(alerts).to.have.length(1);
+      expect(alerts[0]).to.include({ rule: 'volume_spike', subject_kind: 'consumer', subject: 'local:carol', count: 1000, action: 'alert' });
+      expect(alerts[0]!.sample_event_ids).to.have.length(10);
+    });
+
+    it("a new consumer's first burst under the floor raises nothing; one over it does", async () => {
+      const rules = worker(config());
+      await rules.afterStore(requests('local:new-quiet', 12, 199));
+      await rules.flush();
+      expect(alerts).to.have.length(0);
+      await rules.afterStore(requests('local:new-loud', 12, 200));
+      await rules.flush();
+      expect(alerts.map((alert) => alert.subject)).to.deep.equal(['local:new-loud']);
+    });
+  });
+});
