@@ -10,6 +10,8 @@ import { RedisKeys } from '../common/redis-keys.js';
 import { runMain } from '../common/run-main.js';
 import { AlertStore } from './anomaly/alert-store.js';
 import { AnomalyRules } from './anomaly/anomaly-rules.js';
+import { WebhookDelivery, webhookDeliveryOptions } from './anomaly/webhook-delivery.js';
+import { WebhookOutbox } from './anomaly/webhook-outbox.js';
 import { FailedJobsWatch } from './failed-jobs.js';
 import { buildQueryApi } from './query-api.js';
 import { EventStore } from './store/event-store.js';
@@ -23,6 +25,8 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const env = readEnv(workerEnvSchema);
   const logger = createLogger('audit-worker', env.LOG_LEVEL);
   const config = loadConfig(env.GATEWAY_CONFIG);
+  // Read before anything opens: a missing or short secret stops the worker at once, naming the variable.
+  const webhookOptions = webhookDeliveryOptions(config.anomaly.webhook);
 
   const sql = env.AUDIT_DB_URL
     ? await openPostgres(env.AUDIT_DB_URL, env.AUDIT_DB_SCHEMA, { onError: (err) => logger.warn('idle database connection failed', { err }) })
@@ -35,13 +39,15 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   redis.on('error', (err) => logger.warn('redis connection error', { code: 'redis_error', error: err.message }));
   const keys = new RedisKeys(env.REDIS_PREFIX);
   const prefix = keys.queuePrefix;
-  const alerts = new AlertStore(sql);
+  const webhook = webhookOptions && new WebhookDelivery(new WebhookOutbox(sql), webhookOptions, logger);
+  const alerts = new AlertStore(sql, webhook ? { onWebhookQueued: () => webhook.wake() } : {});
   const security = new SecurityEventStore(sql);
   const anomaly = new AnomalyRules(redis, keys, config.anomaly, alerts, logger);
   const worker = buildWorker({ connection: redis, prefix, store, security, logger, concurrency: env.AUDIT_CONCURRENCY, stats, anomaly });
   anomaly.start();
   const failed = new FailedJobsWatch(new Queue(AUDIT_QUEUE, { connection: redis, prefix }), logger);
   failed.start();
+  webhook?.start();
 
   if (!env.ADMIN_TOKEN) logger.warn('ADMIN_TOKEN is not set: the query API answers 503 admin_disabled');
   const server = buildQueryApi({ store, alerts, security, adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
@@ -52,6 +58,8 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
     host: env.AUDIT_HOST,
     store: env.AUDIT_DB_URL ? `postgres (schema ${env.AUDIT_DB_SCHEMA})` : `pglite (${env.AUDIT_DATA_DIR})`,
     concurrency: env.AUDIT_CONCURRENCY,
+    // The host only: a webhook URL's path or query may be a credential.
+    alert_webhook: webhookOptions ? new URL(webhookOptions.url).host : null,
   });
 
   onStop(async () => {
@@ -59,6 +67,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
     failed.stop();
     await worker.close(); // waits for active jobs to finish
     await anomaly.close().catch((err: Error) => logger.warn('last volume_spike counts not sent', { code: 'anomaly_volume_failed', error: err.message }));
+    await webhook?.stop(); // after the jobs, which may queue changes; before the store closes
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await sql.close();

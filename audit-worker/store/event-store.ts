@@ -5,6 +5,7 @@
 import type { AuditEvent } from '../../common/audit-event.js';
 import type { EventFilter } from '../event-filter.js';
 import { ALERTS_DDL } from '../anomaly/alert-store.js';
+import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
 import { encodeCursor } from './cursor.js';
 import { SECURITY_EVENTS_DDL } from './security-event-store.js';
 import { DDL_LOCK_KEY, type SqlClient } from './sql-client.js';
@@ -73,6 +74,7 @@ CREATE TABLE IF NOT EXISTS audit_events_rejected (
   rejected_at timestamptz NOT NULL DEFAULT now()
 );
 ${ALERTS_DDL}
+${WEBHOOK_OUTBOX_DDL}
 ${SECURITY_EVENTS_DDL}
 COMMIT;`;
 

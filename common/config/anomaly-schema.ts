@@ -63,6 +63,38 @@ const cidr = z.string().refine((text) => {
   return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (kind === 4 ? 32 : 128));
 }, 'must be an IP address or CIDR range such as 10.0.0.0/8 or 2001:db8::/32');
 
+/** Where alerts are sent (README: Anomaly alerts, "Webhook"); unset url: no webhook. */
+const webhookSchema = z
+  .strictObject({
+    url: z
+      .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+      .refine((text) => !URL.canParse(text) || (new URL(text).username === '' && new URL(text).password === ''), 'must not carry credentials (user:password@)')
+      .optional()
+      .describe('URL each alert state change is POSTed to as signed JSON; unset: no webhook'),
+    secret_env: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')
+      .optional()
+      .describe('Environment variable holding the HMAC-SHA256 signing secret (at least 32 bytes); required with url'),
+    timeout: duration.pipe(z.number().max(300, 'must be at most 5m')).default(5).describe('How long one attempt waits for the answer'),
+    max_attempts: z.number().int().min(1).max(100).default(10).describe('Attempts of one delivery before it is marked failed'),
+    backoff: z
+      .strictObject({
+        base: duration.default(1).describe('Wait before the second attempt; each further attempt doubles it (with jitter)'),
+        cap: duration.default(300).describe('Longest wait between two attempts'),
+      })
+      .prefault({})
+      .describe('Exponential backoff between attempts: attempt n+1 waits a random time between half and all of min(cap, base × 2^(n-1))'),
+  })
+  .superRefine((webhook, ctx) => {
+    if (webhook.url !== undefined && webhook.secret_env === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'required when url is set', path: ['secret_env'] });
+    }
+  })
+  .prefault({});
+
+export type WebhookConfig = z.output<typeof webhookSchema>;
+
 export const anomalySchema = z
   .strictObject({
     rules: z
@@ -94,6 +126,7 @@ export const anomalySchema = z
         memory: duration.default(86400).describe('How long past offences are remembered for escalation (from the last one)'),
       })
       .prefault({}),
+    webhook: webhookSchema.describe('Signed JSON delivery of alert state changes (opened, banned, acked) to one URL'),
     cooldown: duration.default(600).describe('An incident of one rule and subject within this time of its last event updates the open alert instead of opening another'),
   })
   .prefault({});

@@ -27,6 +27,8 @@ export interface StackOptions {
   pgUrl?: string;
   /** Redis keeps an fsynced append-only file, so a restarted Redis has its data (not its script cache). */
   redisAof?: boolean;
+  /** Added to the audit worker's environment (e.g. the alert webhook's secret). */
+  workerEnv?: Record<string, string>;
 }
 
 interface ProcessSpec {
@@ -72,7 +74,7 @@ export class RunningStack {
       await stack.spawn('auth-sidecar', { entry: 'auth-sidecar/main.js', env: { ...env, SIDECAR_PORT: String(sidecarPort) }, port: sidecarPort });
       await stack.spawn('audit-worker', {
         entry: 'audit-worker/main.js',
-        env: { ...env, AUDIT_PORT: String(auditPort), AUDIT_DB_URL: pgUrl, AUDIT_DB_SCHEMA: schema, ADMIN_TOKEN },
+        env: { ...env, AUDIT_PORT: String(auditPort), AUDIT_DB_URL: pgUrl, AUDIT_DB_SCHEMA: schema, ADMIN_TOKEN, ...options.workerEnv },
         port: auditPort,
       });
       await stack.spawn('gateway', {

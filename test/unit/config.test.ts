@@ -115,9 +115,13 @@ describe('config', () => {
           rules: {
             auth_failure_burst: { enabled: true, threshold: 30, window: 60, severity: 'medium', action: 'ban', ban_ttl: 600, shadow: false },
             revoked_token_use: { enabled: true, threshold: 1, window: 60, severity: 'high', action: 'alert', ban_ttl: 600, shadow: false },
+            token_many_ips: { enabled: true, threshold: 10, window: 600, severity: 'high', action: 'ban', ban_ttl: 86400, shadow: false },
+            rate_limit_storm: { enabled: true, threshold: 100, window: 60, severity: 'medium', action: 'alert', ban_ttl: 600, shadow: false },
+            volume_spike: { enabled: true, threshold: 1000, window: 60, severity: 'medium', action: 'alert', ban_ttl: 600, shadow: false, factor: 10, baseline: 1800 },
           },
           allow_list: { ips: [], consumers: [] },
           ban: { factor: 4, max_ttl: 7 * 86400, memory: 86400 },
+          webhook: { timeout: 5, max_attempts: 10, backoff: { base: 1, cap: 300 } },
           cooldown: 600,
         },
       });
