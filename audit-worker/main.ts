@@ -15,6 +15,7 @@ import { WebhookOutbox } from './anomaly/webhook-outbox.js';
 import { FailedJobsWatch } from './failed-jobs.js';
 import { buildQueryApi } from './query-api.js';
 import { EventStore } from './store/event-store.js';
+import { SecurityEventStore } from './store/security-event-store.js';
 import { openPGlite, openPostgres } from './store/sql-client.js';
 import { buildWorker } from './worker.js';
 import { newWorkerStats } from './worker-stats.js';
@@ -40,15 +41,16 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const prefix = keys.queuePrefix;
   const webhook = webhookOptions && new WebhookDelivery(new WebhookOutbox(sql), webhookOptions, logger);
   const alerts = new AlertStore(sql, webhook ? { onWebhookQueued: () => webhook.wake() } : {});
+  const security = new SecurityEventStore(sql);
   const anomaly = new AnomalyRules(redis, keys, config.anomaly, alerts, logger);
-  const worker = buildWorker({ connection: redis, prefix, store, logger, concurrency: env.AUDIT_CONCURRENCY, stats, anomaly });
+  const worker = buildWorker({ connection: redis, prefix, store, security, logger, concurrency: env.AUDIT_CONCURRENCY, stats, anomaly });
   anomaly.start();
   const failed = new FailedJobsWatch(new Queue(AUDIT_QUEUE, { connection: redis, prefix }), logger);
   failed.start();
   webhook?.start();
 
   if (!env.ADMIN_TOKEN) logger.warn('ADMIN_TOKEN is not set: the query API answers 503 admin_disabled');
-  const server = buildQueryApi({ store, alerts, adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
+  const server = buildQueryApi({ store, alerts, security, adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
   await once(server, 'listening');
   const address = server.address();
   logger.info('ready', {

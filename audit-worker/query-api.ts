@@ -1,5 +1,6 @@
 /**
- * The investigation API: `GET /v1/events` behind the admin token, `GET /healthz` open.
+ * The investigation API: `GET /v1/events`, `/v1/alerts`, `/v1/security-events` behind the admin
+ * token, `GET /healthz` open.
  * Built without listening, so tests bind 127.0.0.1:0 and main.ts binds the configured port.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -9,11 +10,15 @@ import { EventFilterError, parseEventFilter } from './event-filter.js';
 import type { EventStore } from './store/event-store.js';
 import { alertId, parseAlertFilter } from './anomaly/alert-filter.js';
 import type { AlertStore } from './anomaly/alert-store.js';
+import { parseSecurityEventFilter } from './security-event-filter.js';
+import type { SecurityEventStore } from './store/security-event-store.js';
 
 export interface QueryApiDeps {
   store: Pick<EventStore, 'query'>;
   /** Unset: /v1/alerts answers 404 (tests of the events API alone). */
   alerts?: Pick<AlertStore, 'query' | 'ack'>;
+  /** Unset: /v1/security-events answers 404 (tests of the other routes alone). */
+  security?: Pick<SecurityEventStore, 'query'>;
   /** Unset: every /v1 call answers 503 admin_disabled. */
   adminToken: string | undefined;
   logger: Logger;
@@ -31,7 +36,7 @@ function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   return timingSafeEqual(presented, expected) && match !== null;
 }
 
-export function buildQueryApi({ store, alerts, adminToken, logger, now = Date.now, health = () => ({}) }: QueryApiDeps): Express {
+export function buildQueryApi({ store, alerts, security, adminToken, logger, now = Date.now, health = () => ({}) }: QueryApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   const expected = adminToken ? sha256(adminToken) : undefined;
@@ -66,6 +71,12 @@ export function buildQueryApi({ store, alerts, adminToken, logger, now = Date.no
       const alert = await alerts.ack(req.params.id);
       if (!alert) res.status(404).json({ error: 'no alert with this id', reason: 'not_found' });
       else res.json(alert);
+    });
+  }
+
+  if (security) {
+    app.get('/v1/security-events', async (req, res) => {
+      res.json({ events: await security.query(parseSecurityEventFilter(req.query, now)) });
     });
   }
 

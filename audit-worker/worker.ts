@@ -1,14 +1,18 @@
 /**
- * The queue consumer: each job is a batch of audit events from a gateway. A malformed job
- * fails at once (UnrecoverableError); a malformed event is rejected alone; an event the
- * database refuses is set aside alone (audit_events_rejected); any other store error is thrown
- * so BullMQ retries the whole batch with backoff (the insert is idempotent).
+ * The queue consumer, by job name: `events` is a batch of audit events from a gateway,
+ * `security` a batch of security events (bans, unbans, revocations) from the admin CLI. A
+ * malformed job, or one of an unknown name, fails at once (UnrecoverableError); a malformed event
+ * is rejected alone; an audit event the database refuses is set aside alone
+ * (audit_events_rejected); any other store error is thrown so BullMQ retries the whole batch with
+ * backoff (the inserts are idempotent).
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { auditEventSchema, type AuditEvent } from '../common/audit-event.js';
-import { AUDIT_QUEUE, auditBatchSchema } from '../common/audit-queue.js';
+import { AUDIT_JOB, AUDIT_QUEUE, auditBatchSchema, SECURITY_JOB, securityBatchSchema } from '../common/audit-queue.js';
 import type { Logger } from '../common/logger.js';
+import { securityEventSchema, type SecurityEvent } from '../common/security-event.js';
+import type { SecurityEventStore } from './store/security-event-store.js';
 import type { EventStore } from './store/event-store.js';
 import { insertIsolating } from './store/isolating-insert.js';
 import type { WorkerStats } from './worker-stats.js';
@@ -20,6 +24,8 @@ export interface WorkerDeps {
   /** BullMQ prefix, normally `new RedisKeys(REDIS_PREFIX).queuePrefix`. */
   prefix: string;
   store: Pick<EventStore, 'insert' | 'setAside'>;
+  /** Where `security` jobs go; unset, such jobs fail for retry (a worker wired without it). */
+  security?: Pick<SecurityEventStore, 'insert'>;
   logger: Logger;
   concurrency: number;
   /** Counted into as events are set aside or dropped; shown by the query API's health. */
@@ -50,6 +56,61 @@ function issueSummary(issues: readonly { path: readonly PropertyKey[]; code: str
 function eventCount(data: unknown): number {
   const events = (data as { events?: unknown } | null | undefined)?.events;
   return Array.isArray(events) ? events.length : 0;
+}
+
+/** The code that starts the message of every job failed without retry, for the 'failed' log line. */
+const DROPPED_CODE = /^([a-z_]+):/;
+
+type Deps = Pick<WorkerDeps, 'store' | 'security' | 'logger' | 'stats' | 'anomaly'>;
+
+/** The job processor: dispatches by job name. */
+export function processJob(deps: Deps) {
+  const events = processAuditJob(deps.store, deps.logger, deps.stats, deps.anomaly);
+  const security = processSecurityJob(deps.security, deps.logger, deps.stats);
+  return async (job: Job<unknown, AuditJobResult>): Promise<AuditJobResult> => {
+    if (job.name === AUDIT_JOB) return events(job);
+    if (job.name === SECURITY_JOB) return security(job);
+    // Printable name only, cut: a job name is whatever a Redis client wrote.
+    const name = JSON.stringify(job.name.slice(0, 64).replace(/[^\x20-\x7e]/g, '?'));
+    throw new UnrecoverableError(`audit_job_unknown: no job named ${name} on this queue (expected ${AUDIT_JOB} or ${SECURITY_JOB})`);
+  };
+}
+
+/**
+ * A `security` job: the admin CLI's bans, unbans and revocations. Validated like audit batches
+ * (a malformed event is logged and dropped alone); stored idempotently by event_id.
+ */
+export function processSecurityJob(store: WorkerDeps['security'], logger: Logger, stats: WorkerStats) {
+  return async (job: Job<unknown, AuditJobResult>): Promise<AuditJobResult> => {
+    const batch = securityBatchSchema.safeParse(job.data);
+    if (!batch.success) {
+      throw new UnrecoverableError(`security_job_malformed: ${issueSummary(batch.error.issues).join(', ')}`);
+    }
+    const valid: SecurityEvent[] = [];
+    batch.data.events.forEach((raw, index) => {
+      const event = securityEventSchema.safeParse(raw);
+      if (event.success) {
+        valid.push(event.data);
+        return;
+      }
+      const id = uuid.safeParse((raw as { event_id?: unknown } | null)?.event_id);
+      logger.error('security event malformed', {
+        code: 'security_event_malformed',
+        job_id: job.id,
+        index,
+        event_id: id.success ? id.data : undefined,
+        issues: issueSummary(event.error.issues),
+      });
+    });
+    const rejected = batch.data.events.length - valid.length;
+    stats.events_malformed += rejected;
+    if (!store) throw new Error('security_store_missing: this worker was built without a security event store');
+    const stored = await store.insert(valid);
+    const result = { stored, duplicates: valid.length - stored, rejected, set_aside: 0 };
+    // One line per event at info: bans and revocations are rare and worth seeing in the log.
+    for (const e of valid) logger.info('security event', { code: 'security_event', job_id: job.id, event_id: e.event_id, kind: e.kind, actor: e.actor, subject_kind: e.subject_kind, subject: e.subject });
+    return result;
+  };
 }
 
 export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stats: WorkerStats, anomaly?: WorkerDeps['anomaly']) {
@@ -99,11 +160,11 @@ export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stat
  */
 export const JOB_LOCKING = { lockDuration: 3_000, stalledInterval: 3_000, maxStalledCount: 50 } as const;
 
-export function buildWorker({ connection, prefix, store, logger, concurrency, stats, anomaly }: WorkerDeps): Worker<unknown, AuditJobResult> {
-  const worker = new Worker<unknown, AuditJobResult>(AUDIT_QUEUE, processAuditJob(store, logger, stats, anomaly), { connection, prefix, concurrency, ...JOB_LOCKING });
+export function buildWorker({ connection, prefix, store, security, logger, concurrency, stats, anomaly }: WorkerDeps): Worker<unknown, AuditJobResult> {
+  const worker = new Worker<unknown, AuditJobResult>(AUDIT_QUEUE, processJob({ store, security, logger, stats, anomaly }), { connection, prefix, concurrency, ...JOB_LOCKING });
   worker.on('failed', (job, err) => {
-    const meta = { job_id: job?.id, attempts: job?.attemptsMade, events: eventCount(job?.data), error: err.message };
-    if (err.name === 'UnrecoverableError') logger.error('audit job dropped', { code: 'audit_job_malformed', ...meta });
+    const meta = { job_id: job?.id, job_name: job?.name.slice(0, 64), attempts: job?.attemptsMade, events: eventCount(job?.data), error: err.message };
+    if (err.name === 'UnrecoverableError') logger.error('audit job dropped', { code: DROPPED_CODE.exec(err.message)?.[1] ?? 'audit_job_malformed', ...meta });
     // finishedOn is set only when BullMQ moved the job to `failed` rather than retrying it.
     else if (job?.finishedOn) logger.error('audit job failed for good: its events are not stored', { code: 'audit_job_failed', ...meta });
     else logger.warn('audit job failed, will retry', { code: 'audit_store_failed', ...meta });

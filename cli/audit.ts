@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 const USAGE = `usage: audit events [filters] [--limit N] [--json]
        audit alerts [--open] [--rule RULE] [--subject S] [--since TIME] [--limit N] [--json]
        audit ack ALERT_ID
+       audit security [--kind ban|unban|revoke] [--subject S] [--actor A] [--since TIME] [--limit N] [--json]
 
 filters (all optional, combined with AND):
   --sub SUB            token subject
@@ -25,6 +26,11 @@ alerts (anomaly alerts, most recently active first):
   --subject S          an ip, consumer id or jti
   --since TIME         active since (last event at or after) TIME
 ack ALERT_ID           acknowledge an alert (it stays stored, status acked)
+security (bans, unbans and revocations, by hand or by a rule, newest first):
+  --kind K             ban, unban or revoke
+  --subject S          an ip, consumer id or jti
+  --actor A            e.g. admin-cli:alice, rule:auth_failure_burst
+  --since TIME         at or after TIME
 output:
   --limit N            print at most N events, newest first (default 100)
   --json               print the events as one JSON array
@@ -63,6 +69,8 @@ function parse(argv: string[]) {
     open: { type: 'boolean' as const },
     subject: { type: 'string' as const },
     rule: { type: 'string' as const },
+    kind: { type: 'string' as const },
+    actor: { type: 'string' as const },
     json: { type: 'boolean' as const },
     help: { type: 'boolean' as const, short: 'h' },
   };
@@ -82,7 +90,7 @@ function parse(argv: string[]) {
   }
   if (command === 'alerts') {
     if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
-    const stray = Object.keys(FILTERS).filter((flag) => flag !== 'since' && values[flag] !== undefined);
+    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since'), 'kind', 'actor'].filter((flag) => values[flag] !== undefined);
     if (stray.length > 0) throw new UsageError(`alerts does not take --${stray.join(', --')}`);
     const query = new URLSearchParams();
     if (values.open) query.set('status', 'open');
@@ -92,10 +100,21 @@ function parse(argv: string[]) {
     }
     return { help: false as const, command: 'alerts' as const, query, json: Boolean(values.json) };
   }
-  if (positionals.length !== 1 || command !== 'events') {
-    throw new UsageError(positionals.length === 0 ? 'missing command (events, alerts, ack)' : `unknown command: ${positionals.join(' ')}`);
+  if (command === 'security') {
+    if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since'), 'open', 'rule'].filter((flag) => values[flag] !== undefined);
+    if (stray.length > 0) throw new UsageError(`security does not take --${stray.join(', --')}`);
+    const query = new URLSearchParams();
+    for (const flag of ['kind', 'subject', 'actor', 'since', 'limit'] as const) {
+      const value = values[flag] as string | undefined;
+      if (value !== undefined) query.set(flag, value);
+    }
+    return { help: false as const, command: 'security' as const, query, json: Boolean(values.json) };
   }
-  for (const flag of ['open', 'subject', 'rule'] as const) {
+  if (positionals.length !== 1 || command !== 'events') {
+    throw new UsageError(positionals.length === 0 ? 'missing command (events, alerts, ack, security)' : `unknown command: ${positionals.join(' ')}`);
+  }
+  for (const flag of ['open', 'subject', 'rule', 'kind', 'actor'] as const) {
     if (values[flag] !== undefined) throw new UsageError(`events does not take --${flag}`);
   }
   const limitText = (values.limit as string | undefined) ?? '100';
@@ -173,6 +192,16 @@ const ALERT_COLUMNS: [string, (e: Event) => unknown][] = [
   ['ACTION', (a) => (a.shadow ? `${String(a.action)} (shadow)` : a.allow_listed ? `${String(a.action)} (allow-listed)` : a.action)],
 ];
 
+const SECURITY_COLUMNS: [string, (e: Event) => unknown][] = [
+  ['TS', (e) => e.ts],
+  ['KIND', (e) => e.kind],
+  ['SUBJECT', (e) => `${String(e.subject_kind)}:${String(e.subject)}`],
+  ['ACTOR', (e) => e.actor],
+  ['UNTIL', (e) => (e.kind === 'unban' ? '-' : (e.until ?? 'until lifted'))],
+  ['REASON', (e) => e.reason],
+  ['ALERT', (e) => e.alert_id],
+];
+
 /** One call of the alerts API; a 400 or 404 is the operator's input (bad usage). */
 async function callApi(url: string, token: string, method: 'GET' | 'POST'): Promise<Record<string, unknown>> {
   let res: Response;
@@ -206,6 +235,12 @@ async function main(argv: string[]): Promise<number> {
     if (args.command === 'ack') {
       const alert = await callApi(`${base}/v1/alerts/${encodeURIComponent(args.id)}/ack`, adminToken(), 'POST');
       console.log(`acked alert ${String(alert.id)} (${String(alert.rule)} ${String(alert.subject)})`);
+      return 0;
+    }
+    if (args.command === 'security') {
+      const { events } = (await callApi(`${base}/v1/security-events?${args.query}`, adminToken(), 'GET')) as { events: Event[] };
+      if (args.json) console.log(JSON.stringify(events, null, 2));
+      else console.log(events.length ? table(events, SECURITY_COLUMNS) : '(no security events)');
       return 0;
     }
     if (args.command === 'alerts') {

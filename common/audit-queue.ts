@@ -5,9 +5,13 @@
 import type { JobsOptions } from 'bullmq';
 import { z } from 'zod';
 import type { AuditEvent } from './audit-event.js';
+import type { SecurityEvent } from './security-event.js';
 
 export const AUDIT_QUEUE = 'audit';
+/** A batch of audit events (one per request) from a gateway. */
 export const AUDIT_JOB = 'events';
+/** Security events (bans, unbans, revocations) from the admin CLI; same queue, same options. */
+export const SECURITY_JOB = 'security';
 
 /** Outer shape only: each event is validated on its own, so one bad event cannot sink its batch. */
 export const auditBatchSchema = z.strictObject({
@@ -18,6 +22,17 @@ export const auditBatchSchema = z.strictObject({
 export interface AuditBatch {
   v: 1;
   events: AuditEvent[];
+}
+
+/** Outer shape of a SECURITY_JOB; each event is validated on its own, as for AUDIT_JOB. */
+export const securityBatchSchema = z.strictObject({
+  v: z.literal(1),
+  events: z.array(z.unknown()).min(1).max(1000),
+});
+
+export interface SecurityBatch {
+  v: 1;
+  events: SecurityEvent[];
 }
 
 /** A database outage is retried with exponential backoff for about 36 hours; a malformed job is not retried. */

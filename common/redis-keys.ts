@@ -9,6 +9,19 @@ function part(value: string): string {
   return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
+/** Escapes the glob characters of SCAN's MATCH, so a prefix like `gw[1]` matches only itself. */
+function literalGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/** The keys of one kind of ban, for SCAN: the MATCH pattern and the subject a matching key names. */
+export interface BanKeyPattern {
+  kind: 'ip' | 'consumer' | 'jti';
+  match: string;
+  /** The (decoded) subject of a key that `match` found. */
+  subjectOf(key: string): string;
+}
+
 export class RedisKeys {
   constructor(readonly prefix: string) {}
 
@@ -28,6 +41,20 @@ export class RedisKeys {
 
   banConsumer(consumer: string): string {
     return `${this.prefix}:ban:consumer:${part(consumer)}`;
+  }
+
+  /**
+   * Patterns of every key that bans a subject: ip bans, consumer bans and revoked token ids (a
+   * banned jti is a revoked token). Consumer revocations (a second, not a ban) are not among them.
+   */
+  banPatterns(): BanKeyPattern[] {
+    const of = (kind: BanKeyPattern['kind'], base: string): BanKeyPattern => ({
+      kind,
+      match: `${literalGlob(base)}*`,
+      subjectOf: (key) => decodeURIComponent(key.slice(base.length)),
+    });
+    // The builders with an empty subject give each kind's base: the layout stays in one place.
+    return [of('ip', this.banIp('')), of('consumer', this.banConsumer('')), of('jti', this.revokedJti(''))];
   }
 
   /**

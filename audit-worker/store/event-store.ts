@@ -7,6 +7,7 @@ import type { EventFilter } from '../event-filter.js';
 import { ALERTS_DDL } from '../anomaly/alert-store.js';
 import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
 import { encodeCursor } from './cursor.js';
+import { SECURITY_EVENTS_DDL } from './security-event-store.js';
 import { DDL_LOCK_KEY, type SqlClient } from './sql-client.js';
 
 /** Column name → SQL type; one column per field of AuditEvent, in its order. */
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS audit_events_rejected (
 );
 ${ALERTS_DDL}
 ${WEBHOOK_OUTBOX_DDL}
+${SECURITY_EVENTS_DDL}
 COMMIT;`;
 
 // One statement per batch: the batch travels as one jsonb parameter; conflicts are skipped.
