@@ -42,7 +42,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const webhook = webhookOptions && new WebhookDelivery(new WebhookOutbox(sql), webhookOptions, logger);
   const alerts = new AlertStore(sql, webhook ? { onWebhookQueued: () => webhook.wake() } : {});
   const security = new SecurityEventStore(sql);
-  const anomaly = new AnomalyRules(redis, keys, config.anomaly, alerts, logger);
+  const anomaly = new AnomalyRules(redis, keys, config.anomaly, { alerts, securityEvents: security }, logger);
   const worker = buildWorker({ connection: redis, prefix, store, security, logger, concurrency: env.AUDIT_CONCURRENCY, stats, anomaly });
   anomaly.start();
   const failed = new FailedJobsWatch(new Queue(AUDIT_QUEUE, { connection: redis, prefix }), logger);

@@ -70,7 +70,7 @@ export async function anomalyRulesCost(redisUrl: string, redisPid: number, only?
   try {
     for (const [mix, shape] of Object.entries(MIXES).filter(([name]) => !only || name === only)) {
       // A prefix of its own: the bans these mixes provoke never reach the stack's sidecar.
-      const rules = new AnomalyRules(redis, new RedisKeys(`bench-rules-${randomUUID().slice(0, 6)}`), config, { upsert: async () => undefined }, logger);
+      const rules = new AnomalyRules(redis, new RedisKeys(`bench-rules-${randomUUID().slice(0, 6)}`), config, { alerts: { upsert: async () => undefined }, securityEvents: { insert: async () => undefined } }, logger);
       const control = await measure(shape);
       const withRules = await measure(shape, rules);
       results.push({ mix, workerUs: withRules.worker - control.worker, redisUs: withRules.redis - control.redis });

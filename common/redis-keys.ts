@@ -90,6 +90,11 @@ export class RedisKeys {
     return `${this.prefix}:anomaly:volume:${part(consumer)}`;
   }
 
+  /** Marks one automatic ban (by its id) as counted among its subject's offences; holds the offence number. */
+  anomalyBanMarker(banId: string): string {
+    return `${this.prefix}:anomaly:banned:${part(banId)}`;
+  }
+
   /** How many automatic bans a subject has had recently (escalates the next ban's ttl). */
   banOffences(subject: string): string {
     return `${this.prefix}:anomaly:offences:${part(subject)}`;

@@ -11,6 +11,7 @@ import type { RedisKeys } from '../../common/redis-keys.js';
 import type { AlertStore } from './alert-store.js';
 import { Detector, type Incident } from './detector.js';
 import { Responder } from './responder.js';
+import { RuleBans, type SecurityEventSink } from './rule-ban.js';
 import { VOLUME_FLUSH_MS, VolumeSpikes } from './volume.js';
 
 export class AnomalyRules {
@@ -27,12 +28,12 @@ export class AnomalyRules {
     redis: Redis,
     keys: RedisKeys,
     config: AnomalyConfig,
-    alerts: Pick<AlertStore, 'upsert'>,
+    stores: { alerts: Pick<AlertStore, 'upsert'>; securityEvents: SecurityEventSink },
     private readonly logger: Logger,
   ) {
     this.detector = new Detector(redis, keys, config);
     this.volume = new VolumeSpikes(redis, keys, config);
-    this.responder = new Responder(redis, keys, config, alerts, logger);
+    this.responder = new Responder(config, new RuleBans(redis, keys, config, stores.securityEvents), stores.alerts, logger);
   }
 
   /**

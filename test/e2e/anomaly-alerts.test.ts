@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import type { Alert } from '../../audit-worker/anomaly/alert-store.js';
 import { AUDIT_JOB, AUDIT_JOB_OPTIONS, AUDIT_QUEUE } from '../../common/audit-queue.js';
 import { RedisKeys } from '../../common/redis-keys.js';
+import type { SecurityEvent } from '../../common/security-event.js';
 import { auditEvent } from '../helpers/audit-events.js';
 import { eventually, freePort } from '../helpers/net.js';
 import { PG_URL } from '../helpers/postgres.js';
@@ -105,6 +106,11 @@ describe('anomaly alerts (running stack)', function () {
     expect(more).to.have.length(0);
     expect(alert).to.include({ rule: 'auth_failure_burst', severity: 'medium', subject_kind: 'ip', subject: ip, count: 30, window_s: 60, action: 'ban', shadow: false, allow_listed: false, status: 'open' });
     expect(alert!.sample_event_ids.length).to.be.within(1, 10);
+    const audited = await fetch(`${stack.auditUrl}/v1/security-events?${new URLSearchParams({ subject: ip })}`, { headers: { Authorization: `Bearer ${STACK_ADMIN_TOKEN}` } });
+    const [banEvent, ...moreEvents] = ((await audited.json()) as { events: SecurityEvent[] }).events;
+    expect(moreEvents).to.have.length(0);
+    expect(banEvent).to.include({ kind: 'ban', actor: 'rule:auth_failure_burst', subject_kind: 'ip', alert_id: alert!.id });
+    expect(banEvent!.reason).to.include(alert!.id);
     const firstTtl = await redis.ttl(keys.banIp(ip));
 
     // The 2 s ban expires; the next 30 refused tokens are the second offence: 2 s × 4 = 8 s.

@@ -10,6 +10,7 @@ import { AnomalyRules } from '../../audit-worker/anomaly/anomaly-rules.js';
 import type { AuditEvent } from '../../common/audit-event.js';
 import { parseConfig } from '../../common/config/load.js';
 import { RedisKeys } from '../../common/redis-keys.js';
+import type { SecurityEvent } from '../../common/security-event.js';
 import { auditEvent } from '../helpers/audit-events.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { TestRedis } from '../helpers/redis-server.js';
@@ -29,6 +30,7 @@ describe('anomaly counting rules (real Redis)', function () {
   let redis: Redis;
   let keys: RedisKeys;
   let alerts: AlertWrite[];
+  let securityEvents: SecurityEvent[];
 
   before(async () => {
     server = await TestRedis.start();
@@ -44,11 +46,13 @@ describe('anomaly counting rules (real Redis)', function () {
     await redis.flushall();
     keys = new RedisKeys('gw');
     alerts = [];
+    securityEvents = [];
   });
 
   /** A worker: its own connection and rules, writing alerts into `alerts`. */
   function worker(config: ReturnType<typeof rulesConfig>): AnomalyRules {
-    return new AnomalyRules(new Redis(server.url), keys, config, { upsert: async (alert) => void alerts.push(alert) }, captureLogger().logger);
+    const stores = { alerts: { upsert: async (alert: AlertWrite) => void alerts.push(alert) }, securityEvents: { insert: async (events: readonly SecurityEvent[]) => void securityEvents.push(...events) } };
+    return new AnomalyRules(new Redis(server.url), keys, config, stores, captureLogger().logger);
   }
 
   const allowed = (overrides: Partial<AuditEvent>) => auditEvent({ status: 200, decision: 'allow', reason: null, ...overrides });
@@ -72,6 +76,9 @@ describe('anomaly counting rules (real Redis)', function () {
       expect(alerts).to.have.length(1);
       expect(alerts[0]).to.include({ rule: 'token_many_ips', severity: 'high', subject_kind: 'jti', subject: jti, count: 10, action: 'ban', allow_listed: false });
       expect(await redis.ttl(keys.revokedJti(jti))).to.be.within(3590, 3600);
+      expect(securityEvents).to.have.length(1);
+      expect(securityEvents[0]).to.include({ kind: 'ban', actor: 'rule:token_many_ips', subject_kind: 'jti', subject: jti, alert_id: alerts[0]!.id });
+      expect(Date.parse(securityEvents[0]!.until!) - Date.now()).to.be.within(3_590_000, 3_600_000);
       // An ip already counted adds nothing; an 11th adds one to the open alert.
       await first.afterStore([...from(3, 2), ...from(11, 1)]);
       expect(alerts.map((alert) => alert.count)).to.deep.equal([10, 1]);
@@ -97,15 +104,19 @@ describe('anomaly counting rules (real Redis)', function () {
   });
 
   describe('an alert write that fails', () => {
-    it('is written by the retried job, once, with its whole count; the ban is not lost either', async () => {
+    it('is written by the retried job, once, with its whole count; the ban is not lost either, nor counted or audited twice', async () => {
       let down = true;
       const written: AlertWrite[] = [];
-      const rules = new AnomalyRules(new Redis(server.url), keys, rulesConfig('    auth_failure_burst: { threshold: 5, window: 1m }'), {
-        upsert: async (alert) => {
-          if (down) throw new Error('database down');
-          written.push(alert);
+      const stores = {
+        alerts: {
+          upsert: async (alert: AlertWrite) => {
+            if (down) throw new Error('database down');
+            written.push(alert);
+          },
         },
-      }, captureLogger().logger);
+        securityEvents: { insert: async (events: readonly SecurityEvent[]) => void securityEvents.push(...events) },
+      };
+      const rules = new AnomalyRules(new Redis(server.url), keys, rulesConfig('    auth_failure_burst: { threshold: 5, window: 1m }'), stores, captureLogger().logger);
       const batch = Array.from({ length: 6 }, (_, i) => auditEvent({ reason: 'token_invalid', consumer: null, sub: null, jti: null, client_ip: '192.0.2.77', ts: at(4, i) }));
       let failure: Error | undefined;
       await rules.afterStore(batch).catch((err: Error) => (failure = err));
@@ -116,6 +127,11 @@ describe('anomaly counting rules (real Redis)', function () {
       await rules.afterStore(batch); // and a redelivery after it: nothing more
       expect(written).to.have.length(1);
       expect(written[0]).to.include({ rule: 'auth_failure_burst', subject: '192.0.2.77', count: 6, action: 'ban' });
+      // The ban was applied twice (the first try and the retry): one offence, one security event id.
+      expect(await redis.get(keys.banOffences('ip:192.0.2.77'))).to.equal('1');
+      expect(securityEvents).to.have.length(2);
+      expect(securityEvents[1]!.event_id).to.equal(securityEvents[0]!.event_id);
+      expect(securityEvents[0]).to.include({ kind: 'ban', actor: 'rule:auth_failure_burst', subject: '192.0.2.77', alert_id: written[0]!.id });
     });
   });
 

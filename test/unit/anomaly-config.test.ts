@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { parseConfig } from '../../common/config/load.js';
 import { ConfigError } from '../../common/config/load.js';
-import { banTtl } from '../../audit-worker/anomaly/responder.js';
+import { banTtl } from '../../audit-worker/anomaly/rule-ban.js';
 
 const ROUTES = 'routes: [{ name: a, paths: [/a], upstream: "http://127.0.0.1:1" }]\n';
 
