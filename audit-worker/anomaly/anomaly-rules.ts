@@ -38,15 +38,22 @@ export class AnomalyRules {
 
   /**
    * Counts the batch's events (each once, however often the batch is delivered) and acts on its
-   * incidents; a failure while acting throws (the job is retried) and the retry acts on them again.
+   * incidents. Should acting on one fail (the database down while its alert is written), it and
+   * the ones after it are held in the batch's claim and the error thrown: the job's retry acts on
+   * them, once, rather than finding the batch counted and the alert lost.
    */
   async afterStore(events: readonly AuditEvent[]): Promise<void> {
     const { fresh, incidents } = await this.detector.run(events);
     if (fresh) this.volume.add(events);
-    if (incidents.length === 0) return;
-    if (fresh) await this.detector.hold(events, incidents);
-    for (const incident of incidents) await this.responder.respond(incident);
-    await this.detector.settle(events);
+    for (const [i, incident] of incidents.entries()) {
+      try {
+        await this.responder.respond(incident);
+      } catch (err) {
+        await this.detector.hold(events, incidents.slice(i));
+        throw err;
+      }
+    }
+    if (!fresh && incidents.length > 0) await this.detector.settle(events);
   }
 
   /** Sends volume_spike's sums every second. */

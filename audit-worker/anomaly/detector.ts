@@ -130,15 +130,14 @@ export class Detector {
   }
 
   /**
-   * Keeps a claimed batch's incidents in its key until `settle`: should acting on them fail (the
-   * database down while the alert is written), the job's retry acts on them again rather than
-   * finding the batch counted and its alert lost. Kept past the job's whole retry span.
+   * Keeps incidents of a claimed batch that could not be acted on in its key, until `settle`: the
+   * job's retry finds them there. Kept past the job's whole retry span.
    */
   async hold(events: readonly AuditEvent[], incidents: readonly Incident[]): Promise<void> {
     await this.redis.set(this.batchKey(events), JSON.stringify(incidents), 'EX', HELD_TTL_S);
   }
 
-  /** The batch's incidents were acted on: its key goes back to plain "counted". */
+  /** The held incidents were acted on: the batch's key goes back to plain "counted". */
   async settle(events: readonly AuditEvent[]): Promise<void> {
     await this.redis.set(this.batchKey(events), '1', 'EX', SEEN_TTL_S);
   }
