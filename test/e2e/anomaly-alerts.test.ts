@@ -119,7 +119,11 @@ describe('anomaly alerts (running stack)', function () {
     await refusedTokens(stack, ip, 30);
     await eventually(async () => ((await callFrom(stack, ip, '/users', valid)).status === 403 ? true : undefined), 5_000, 'the second ban');
     expect(await redis.ttl(keys.banIp(ip))).to.be.within(5, 8);
-    const after = await alertsOf(stack, { rule: 'auth_failure_burst', subject: ip });
+    // The ban is written before the alert: wait for the alert to have the second 30 too.
+    const after = await eventually(async () => {
+      const found = await alertsOf(stack, { rule: 'auth_failure_burst', subject: ip });
+      return found.some((a) => a.count >= 60) ? found : undefined;
+    }, 10_000, 'the alert to count the second offence');
     expect(after, 'the continuing incident keeps its one alert').to.have.length(1);
     expect(after[0]!.id).to.equal(alert!.id);
     expect(after[0]!.count).to.equal(60);
