@@ -8,10 +8,11 @@
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { auditEventSchema, type AuditEvent } from '../common/audit-event.js';
+import type { z } from 'zod';
+import { auditEventSchema } from '../common/audit-event.js';
 import { AUDIT_JOB, AUDIT_QUEUE, auditBatchSchema, SECURITY_JOB, securityBatchSchema } from '../common/audit-queue.js';
 import type { Logger } from '../common/logger.js';
-import { securityEventSchema, type SecurityEvent } from '../common/security-event.js';
+import { securityEventSchema } from '../common/security-event.js';
 import type { SecurityEventStore } from './store/security-event-store.js';
 import type { EventStore } from './store/event-store.js';
 import { insertIsolating } from './store/isolating-insert.js';
@@ -77,6 +78,30 @@ export function processJob(deps: Deps) {
 }
 
 /**
+ * The events of a job that pass `schema`; each one that does not is logged (where, never its
+ * value) as `<kind>_event_malformed` and dropped alone.
+ */
+function validEvents<S extends z.ZodType>(raws: readonly unknown[], schema: S, job: Job, logger: Logger, kind: 'audit' | 'security'): z.output<S>[] {
+  const valid: z.output<S>[] = [];
+  raws.forEach((raw, index) => {
+    const event = schema.safeParse(raw);
+    if (event.success) {
+      valid.push(event.data);
+      return;
+    }
+    const id = uuid.safeParse((raw as { event_id?: unknown } | null)?.event_id);
+    logger.error(`${kind} event malformed`, {
+      code: `${kind}_event_malformed`,
+      job_id: job.id,
+      index,
+      event_id: id.success ? id.data : undefined,
+      issues: issueSummary(event.error.issues),
+    });
+  });
+  return valid;
+}
+
+/**
  * A `security` job: the admin CLI's bans, unbans and revocations. Validated like audit batches
  * (a malformed event is logged and dropped alone); stored idempotently by event_id.
  */
@@ -86,22 +111,7 @@ export function processSecurityJob(store: WorkerDeps['security'], logger: Logger
     if (!batch.success) {
       throw new UnrecoverableError(`security_job_malformed: ${issueSummary(batch.error.issues).join(', ')}`);
     }
-    const valid: SecurityEvent[] = [];
-    batch.data.events.forEach((raw, index) => {
-      const event = securityEventSchema.safeParse(raw);
-      if (event.success) {
-        valid.push(event.data);
-        return;
-      }
-      const id = uuid.safeParse((raw as { event_id?: unknown } | null)?.event_id);
-      logger.error('security event malformed', {
-        code: 'security_event_malformed',
-        job_id: job.id,
-        index,
-        event_id: id.success ? id.data : undefined,
-        issues: issueSummary(event.error.issues),
-      });
-    });
+    const valid = validEvents(batch.data.events, securityEventSchema, job, logger, 'security');
     const rejected = batch.data.events.length - valid.length;
     stats.events_malformed += rejected;
     if (!store) throw new Error('security_store_missing: this worker was built without a security event store');
@@ -119,22 +129,7 @@ export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stat
     if (!batch.success) {
       throw new UnrecoverableError(`audit_job_malformed: ${issueSummary(batch.error.issues).join(', ')}`);
     }
-    const valid: AuditEvent[] = [];
-    batch.data.events.forEach((raw, index) => {
-      const event = auditEventSchema.safeParse(raw);
-      if (event.success) {
-        valid.push(event.data);
-        return;
-      }
-      const id = uuid.safeParse((raw as { event_id?: unknown } | null)?.event_id);
-      logger.error('audit event malformed', {
-        code: 'audit_event_malformed',
-        job_id: job.id,
-        index,
-        event_id: id.success ? id.data : undefined,
-        issues: issueSummary(event.error.issues),
-      });
-    });
+    const valid = validEvents(batch.data.events, auditEventSchema, job, logger, 'audit');
     const rejected = batch.data.events.length - valid.length;
     stats.events_malformed += rejected;
     const { stored, setAside } = await insertIsolating(store, valid, ({ event, sqlstate }) => {

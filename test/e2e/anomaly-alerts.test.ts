@@ -3,7 +3,6 @@
  * audit worker as events, its rules raise alerts in the store and ban in Redis, and the
  * sidecar refuses the banned ip. Client ips are loopback addresses (127.0.0.x) bound per call.
  */
-import { request } from 'node:http';
 import { Queue } from 'bullmq';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
@@ -12,6 +11,7 @@ import { AUDIT_JOB, AUDIT_JOB_OPTIONS, AUDIT_QUEUE } from '../../common/audit-qu
 import { RedisKeys } from '../../common/redis-keys.js';
 import type { SecurityEvent } from '../../common/security-event.js';
 import { auditEvent } from '../helpers/audit-events.js';
+import { callFrom as callFromAddress } from '../helpers/call-from.js';
 import { eventually, freePort } from '../helpers/net.js';
 import { PG_URL } from '../helpers/postgres.js';
 import { ProductProcess, runCli } from '../helpers/processes.js';
@@ -34,19 +34,7 @@ anomaly:
 
 /** GET `path` on the gateway from the local address `from` (any 127.0.0.x reaches the loopback). */
 export function callFrom(stack: RunningStack, from: string, path: string, token?: string): Promise<{ status: number; reason?: string }> {
-  const url = new URL(stack.gatewayUrl + path);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: url.hostname, port: url.port, path: url.pathname, localAddress: from, headers: token ? { authorization: `Bearer ${token}` } : {} },
-      (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, reason: body.startsWith('{') ? (JSON.parse(body) as { reason?: string }).reason : undefined }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
+  return callFromAddress(stack.gatewayUrl + path, from, token);
 }
 
 export async function alertsOf(stack: RunningStack, query: Record<string, string>): Promise<Alert[]> {
