@@ -135,6 +135,46 @@ describe('anomaly counting rules (real Redis)', function () {
     });
   });
 
+  describe('stores that fail at random', () => {
+    it('40 incidents, each batch retried until it succeeds, the alert and security stores failing a third of the time: every alert counts its events exactly, every ban is audited once and counted once', async () => {
+      let seed = 7;
+      const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+      const byId = new Map<string, AlertWrite[]>();
+      const audited = new Map<string, SecurityEvent>();
+      const flaky = <T>(write: (value: T) => void) => async (value: T) => {
+        if (random() < 1 / 3) throw new Error('database unavailable');
+        write(value);
+      };
+      const stores = {
+        alerts: { upsert: flaky((alert: AlertWrite) => byId.set(alert.id, [...(byId.get(alert.id) ?? []), alert])) },
+        securityEvents: { insert: flaky((events: readonly SecurityEvent[]) => events.forEach((event) => audited.set(event.event_id, event))) },
+      };
+      const config = rulesConfig('    auth_failure_burst: { threshold: 5, window: 1m }\n    volume_spike: { enabled: false }');
+      const workers = [0, 1].map(() => new AnomalyRules(new Redis(server.url), keys, config, stores, captureLogger().logger));
+      const anyWorker = () => workers[random() < 0.5 ? 0 : 1]!;
+      let failures = 0;
+      for (let incident = 0; incident < 40; incident++) {
+        const ip = `198.18.${incident}.1`;
+        // 12 refused tokens in 3 batches: crossings at 5 and 10 (two bans), one alert counting 12.
+        for (let b = 0; b < 3; b++) {
+          const batch = Array.from({ length: 4 }, (_, i) => auditEvent({ reason: 'token_invalid', consumer: null, sub: null, jti: null, client_ip: ip, ts: at(5, incident * 100 + b * 4 + i) }));
+          // Delivered until it succeeds, by either worker, and once more after that (a redelivery).
+          for (;;) {
+            const ok = await anyWorker().afterStore(batch).then(() => true, () => false);
+            if (ok) break;
+            failures += 1;
+          }
+          await anyWorker().afterStore(batch);
+        }
+      }
+      expect(failures, 'failures injected').to.be.above(20);
+      expect(byId.size).to.equal(40);
+      for (const writes of byId.values()) expect(writes.reduce((sum, w) => sum + w.count, 0), `count of alert on ${writes[0]!.subject}`).to.equal(12);
+      expect(audited.size, 'one security event per ban').to.equal(80);
+      for (let incident = 0; incident < 40; incident++) expect(await redis.get(keys.banOffences(`ip:198.18.${incident}.1`))).to.equal('2');
+    });
+  });
+
   describe('rate_limit_storm', () => {
     it('100 refusals of one consumer raise one alert on the consumer; with action ban, the consumer is banned; an anonymous storm is the ip', async () => {
       const rules = worker(rulesConfig('    rate_limit_storm: { threshold: 100, window: 1m, action: ban, ban_ttl: 5m }\n    volume_spike: { enabled: false }'));
