@@ -137,7 +137,7 @@ export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stat
       // The SQLSTATE only: the database's message may quote the refused value.
       logger.error('audit event set aside', { code: 'audit_event_set_aside', job_id: job.id, event_id: event.event_id, sqlstate });
     });
-    await anomaly?.afterStore(valid);
+    await anomaly?.afterStore(valid, stored + setAside === valid.length);
     const result = { stored, duplicates: valid.length - stored - setAside, rejected, set_aside: setAside };
     logger.debug('audit batch stored', { job_id: job.id, ...result });
     return result;

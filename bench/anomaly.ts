@@ -32,6 +32,7 @@ const MIXES: Record<string, (i: number) => Partial<AuditEvent>> = {
     const who = { sub: `u${user}`, consumer: `bench:u${user}`, jti: `token-${user}`, client_ip: `10.0.${user >> 8}.${user & 255}` };
     return i % 100 === 3 ? { ...who, status: 429, decision: 'deny', reason: 'rate_limited' } : who;
   },
+  'allowed requests of 100 users': (i) => ({ sub: `u${i % 100}`, consumer: `bench:u${i % 100}`, jti: `token-${i % 100}`, client_ip: `10.0.0.${i % 100}` }),
   'refused tokens, one address': () => ({ status: 401, decision: 'deny', reason: 'token_invalid', sub: null, consumer: null, jti: null, client_ip: '203.0.113.9' }),
   'refused tokens, each from another address': (i) => ({ status: 401, decision: 'deny', reason: 'token_invalid', sub: null, consumer: null, jti: null, client_ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }),
 };

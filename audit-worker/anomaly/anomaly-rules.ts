@@ -38,13 +38,15 @@ export class AnomalyRules {
 
   /**
    * Counts the batch's events (each once, however often the batch is delivered) and acts on its
-   * incidents. Should acting on one fail (the database down while its alert is written), it and
+   * incidents; `newToStore`: the store had none of its events before. Should acting on one fail (the database down while its alert is written), it and
    * the ones after it are held in the batch's claim and the error thrown: the job's retry acts on
    * them, once, rather than finding the batch counted and the alert lost.
    */
-  async afterStore(events: readonly AuditEvent[]): Promise<void> {
-    const { fresh, incidents } = await this.detector.run(events);
-    if (fresh) this.volume.add(events);
+  async afterStore(events: readonly AuditEvent[], newToStore = true): Promise<void> {
+    // volume_spike counts a batch the store took as new: a redelivered one, or its retry after
+    // it was stored, adds nothing (that retry's counts are lost: a second's worth at most).
+    if (newToStore) this.volume.add(events);
+    const { held, incidents } = await this.detector.run(events);
     for (const [i, incident] of incidents.entries()) {
       try {
         await this.responder.respond(incident);
@@ -53,7 +55,7 @@ export class AnomalyRules {
         throw err;
       }
     }
-    if (!fresh && incidents.length > 0) await this.detector.settle(events);
+    if (held) await this.detector.settle(events);
   }
 
   /** Sends volume_spike's sums every second. */

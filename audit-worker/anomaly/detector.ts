@@ -73,13 +73,13 @@ export class Detector {
   }
 
   /**
-   * Counts a batch. A batch comes back whole (a redelivered job, a spooled batch replayed, a
-   * failed job retried), so its first event names it, and it is claimed by the same atomic call
-   * that counts it. A batch claimed before counts nothing (`fresh` false); its incidents are the
-   * ones held for it (`hold`) and not yet settled, which the worker failed to act on last time.
+   * Counts a batch's rule hits. A batch comes back whole (a redelivered job, a spooled batch
+   * replayed, a failed job retried), so its first event names it, and a batch with hits is
+   * claimed by the same atomic call that counts them. A batch claimed before counts nothing; its
+   * incidents are then the ones held for it (`held`), which acting on failed last time.
    */
-  async run(events: readonly AuditEvent[]): Promise<{ fresh: boolean; incidents: Incident[] }> {
-    if (events.length === 0) return { fresh: false, incidents: [] };
+  async run(events: readonly AuditEvent[]): Promise<{ held: boolean; incidents: Incident[] }> {
+    if (events.length === 0) return { held: false, incidents: [] };
     const batchKey = this.batchKey(events);
     const groups = new Map<string, Group>();
     const seenKeys = [batchKey];
@@ -108,9 +108,11 @@ export class Detector {
       const sighting = this.sightings.of(event, pairs);
       if (sighting) {
         pairs.add(sighting.pair);
-        add(sighting.hit, this.keys.anomalySighting(sighting.pair), this.config.rules.token_many_ips.window);
+        add(sighting.hit, this.keys.anomalySighting(sighting.counted), this.config.rules.token_many_ips.window);
       }
     }
+    // No hit: nothing to count, and nothing to claim (most batches of ordinary traffic).
+    if (groups.size === 0) return { held: false, incidents: [] };
     const groupKeys: string[] = [];
     const args: (string | number)[] = [];
     for (const { hits, window, weights, indices } of groups.values()) {
@@ -123,10 +125,11 @@ export class Detector {
     }
     const command = (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<Reply>>).anomalyDetect!;
     const [claim, ...reply] = await command.call(this.redis, seenKeys.length + groupKeys.length, ...seenKeys, ...groupKeys, seenKeys.length, ...seenTtls, ...args);
-    if (claim !== 1) return { fresh: false, incidents: claim === '1' ? [] : (JSON.parse(claim) as Incident[]) };
+    if (claim === '1') return { held: false, incidents: [] };
+    if (claim !== 1) return { held: true, incidents: JSON.parse(claim) as Incident[] };
     this.sightings.counted(pairs);
     const incidents = [...groups.values()].map((group, i) => toIncident(group.hits, reply[i]!)).filter((incident) => incident !== undefined);
-    return { fresh: true, incidents: merge(incidents) };
+    return { held: false, incidents: merge(incidents) };
   }
 
   /**

@@ -16,8 +16,10 @@ const MAX_REMEMBERED = 100_000;
 
 export interface Sighting {
   hit: RuleHit;
-  /** Identifies the (jti, ip) pair in Redis and in this filter. */
+  /** The (jti, ip) pair as this filter knows it (the address as the event spells it). */
   pair: string;
+  /** The pair in Redis (the address canonical, so two spellings of one address count once). */
+  counted: string;
 }
 
 export class Sightings {
@@ -32,9 +34,9 @@ export class Sightings {
   /** The sighting to count for this event, unless its pair is already in the batch or sent recently. */
   of(event: AuditEvent, inBatch: ReadonlySet<string>): Sighting | undefined {
     if (!this.rule.enabled || event.jti === null) return undefined;
-    const pair = `${event.jti}\n${clientIp(event)}`;
+    const pair = `${event.jti}\n${event.client_ip}`;
     if (inBatch.has(pair) || this.sent.has(pair)) return undefined;
-    return { hit: { rule: 'token_many_ips', subjectKind: 'jti', subject: event.jti, event }, pair };
+    return { hit: { rule: 'token_many_ips', subjectKind: 'jti', subject: event.jti, event }, pair, counted: `${event.jti}\n${clientIp(event)}` };
   }
 
   /** Once Redis has counted them: skip these pairs for half a window. */
