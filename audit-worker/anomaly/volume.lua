@@ -9,7 +9,8 @@ ARGV: [1] floor (threshold), [2] factor, [3] alpha of the moving mean, [4] state
 State hash: w (window index), c (requests counted in w), avg (mean requests per window; absent
 until one full window was seen), full (1 once a window was folded: a consumer's first window is
 partial, so it is dropped rather than taken as its baseline).
-A window's count crossing max(floor, factor × avg) is a spike (once per window); it opens the
+A window's count crossing max(floor, factor × avg), or factor × floor while there is no avg,
+is a spike (once per window); it opens the
 rule+consumer's alert unless one is open. Returns per consumer {alert id or '', opened 0|1,
 crossings 0|1, count}: count is what the batch adds to the alert (the crossing, the window's
 count; later batches, their requests).
@@ -31,7 +32,8 @@ for i = 0, #KEYS / 2 - 1 do
     end
     full, w, c = '1', window, 0
   end
-  local limit = math.max(floor, factor * (avg or 0))
+  -- Without a baseline yet (a new consumer), only a burst over factor × floor is a spike.
+  local limit = avg and math.max(floor, factor * avg) or factor * floor
   local crossings = (c < limit and c + n >= limit) and 1 or 0
   c = c + n
   local fields = { 'w', w, 'c', c }

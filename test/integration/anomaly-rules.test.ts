@@ -220,12 +220,12 @@ describe('anomaly counting rules (real Redis)', function () {
       expect(alerts[0]!.sample_event_ids).to.have.length(10);
     });
 
-    it("a new consumer's first burst under the floor raises nothing; one over it does", async () => {
+    it("a new consumer (no baseline yet) raises nothing under factor x floor; a burst over it does", async () => {
       const rules = worker(config());
-      await rules.afterStore(requests('local:new-quiet', 12, 199));
+      await rules.afterStore(requests('local:new-busy', 12, 1999));
       await rules.flush();
       expect(alerts).to.have.length(0);
-      await rules.afterStore(requests('local:new-loud', 12, 200));
+      await rules.afterStore(requests('local:new-loud', 12, 2000));
       await rules.flush();
       expect(alerts.map((alert) => alert.subject)).to.deep.equal(['local:new-loud']);
     });
