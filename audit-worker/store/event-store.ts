@@ -8,7 +8,7 @@ import type { EventFilter } from '../event-filter.js';
 import { COLUMNS, NAMES } from './audit-events-table.js';
 import { encodeCursor } from './cursor.js';
 import { tsRefusal, type TsRefusal } from './kept-window.js';
-import { Partitions, utcDay } from './partitions.js';
+import { Partitions, tsDay, utcDay } from './partitions.js';
 import { runMigrations } from './run-migrations.js';
 import type { SqlClient } from './sql-client.js';
 import { sqlStateOf } from './sql-error.js';
@@ -111,7 +111,7 @@ export class EventStore {
    */
   async insert(events: readonly AuditEvent[]): Promise<number> {
     if (events.length === 0) return 0;
-    const days = new Set(events.map((e) => utcDay(Date.parse(e.ts))));
+    const days = new Set(events.map((e) => tsDay(e.ts)));
     await this.partitions.ensure(days);
     try {
       return await this.insertRows(events);

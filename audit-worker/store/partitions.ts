@@ -19,6 +19,11 @@ export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
+/** The UTC day of an ISO time; the date itself when written in UTC (`...Z`, as gateways write it), parsed otherwise. */
+export function tsDay(ts: string): string {
+  return ts.endsWith('Z') ? ts.slice(0, 10) : utcDay(Date.parse(ts));
+}
+
 /** The first millisecond of a UTC day. */
 export function dayStart(day: string): number {
   return Date.parse(`${day}T00:00:00.000Z`);
