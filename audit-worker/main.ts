@@ -35,7 +35,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const store = new EventStore(sql, { retentionDays: config.audit.retention_days });
   await store.migrate();
   const retention = new Retention(store, config.audit.retention_days, logger);
-  await retention.run();
+  await retention.runLogged();
   retention.start();
 
   const stats = newWorkerStats();

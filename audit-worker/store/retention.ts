@@ -45,14 +45,18 @@ export class Retention {
     return { created, dropped };
   }
 
-  /** Runs every RETENTION_EVERY_MS from now on (the first run is the caller's, at start). A failed run is logged and tried again at the next. */
+  /** One pass whose failure is logged, not thrown: the store works on, and the next run tries again. Skipped while one runs. */
+  async runLogged(): Promise<void> {
+    if (this.running) return;
+    this.running = this.run()
+      .catch((err: Error) => this.logger.warn('audit retention run failed, tried again at the next', { code: 'audit_retention_failed', error: err.message }))
+      .finally(() => (this.running = undefined));
+    await this.running;
+  }
+
+  /** Runs every RETENTION_EVERY_MS from now on (the first run is the caller's, at start). */
   start(everyMs = RETENTION_EVERY_MS): void {
-    this.timer = setInterval(() => {
-      if (this.running) return;
-      this.running = this.run()
-        .catch((err: Error) => this.logger.warn('audit retention run failed, tried again at the next', { code: 'audit_retention_failed', error: err.message }))
-        .finally(() => (this.running = undefined));
-    }, everyMs);
+    this.timer = setInterval(() => void this.runLogged(), everyMs);
     this.timer.unref();
   }
 

@@ -16,6 +16,7 @@ import { openPostgres, type SqlClient } from '../../audit-worker/store/sql-clien
 import { auditEvent, auditEvents } from '../helpers/audit-events.js';
 import { STORE_BACKENDS } from '../helpers/audit-stores.js';
 import { captureLogger } from '../helpers/capture-logger.js';
+import { eventually } from '../helpers/net.js';
 import { dropSchema, PG_URL } from '../helpers/postgres.js';
 
 const UNVERSIONED_SCHEMA = readFileSync(join(PROJECT_ROOT, 'test/fixtures/audit-store/unversioned-schema.sql'), 'utf8');
@@ -272,5 +273,48 @@ describe('audit store migrations, several workers starting at once on PostgreSQL
     expect(await relkind(workers[0]!, 'audit_events')).to.equal('p');
     expect(await storedCopies(workers[0]!, rows.map((e) => e.event_id))).to.equal(100);
     expect((await workers[0]!.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_events')).rows).to.deep.equal([{ n: 100 }]);
+  });
+});
+
+describe('audit store retention as the worker runs it, on PostgreSQL', function () {
+  this.timeout(60_000);
+  let schema: string;
+  let sql: SqlClient;
+
+  beforeEach(async () => {
+    schema = `audit_test_${randomBytes(6).toString('hex')}`;
+    sql = await openPostgres(PG_URL, schema);
+  });
+  afterEach(async () => {
+    await sql.close().catch(() => undefined);
+    await dropSchema(schema);
+  });
+
+  it('runs on its timer: a day is dropped once the clock has moved past its retention', async () => {
+    let now = NOW;
+    const store = new EventStore(sql, { now: () => now });
+    await store.migrate();
+    const old = auditEvent({ ts: iso(daysAgo(2)) });
+    expect(await store.insert([old])).to.equal(1);
+    const capture = captureLogger();
+    const retention = new Retention(store, 2, capture.logger, () => now);
+    retention.start(20);
+    try {
+      now = NOW + DAY_MS;
+      const line = await eventually(() => capture.lines.find((l) => l.code === 'audit_partitions_dropped'), 10_000, 'the timed retention run');
+      expect(line.days).to.deep.equal([utcDay(daysAgo(2))]);
+      expect(await storedCopies(sql, [old.event_id])).to.equal(0);
+    } finally {
+      await retention.stop();
+    }
+  });
+
+  it('logs a run that fails and lets the caller go on', async () => {
+    const store = new EventStore(sql);
+    await store.migrate();
+    await sql.close();
+    const capture = captureLogger();
+    await new Retention(store, 30, capture.logger).runLogged();
+    expect(capture.lines.map((l) => [l.level, l.code, l.message])).to.deep.equal([['warn', 'audit_retention_failed', 'audit retention run failed, tried again at the next']]);
   });
 });
