@@ -73,8 +73,10 @@ function toEvent(row: Row): AuditEvent {
   return event as AuditEvent;
 }
 
-/** SQLSTATE of an insert whose row has no partition (check_violation). */
-const NO_PARTITION = '23514';
+/** An insert refused for a row no partition holds: check_violation naming no constraint (a CHECK constraint's names one). */
+function isNoPartition(err: unknown): boolean {
+  return sqlStateOf(err) === '23514' && !(err as { constraint?: unknown }).constraint;
+}
 
 export class EventStore {
   readonly partitions: Partitions;
@@ -117,7 +119,7 @@ export class EventStore {
       return await this.insertRows(events);
     } catch (err) {
       // A day this store knew was dropped since (another worker's retention): made again, once.
-      if (sqlStateOf(err) !== NO_PARTITION) throw err;
+      if (!isNoPartition(err)) throw err;
       this.partitions.forget();
       await this.partitions.ensure(days);
       return this.insertRows(events);
