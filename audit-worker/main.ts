@@ -15,6 +15,7 @@ import { WebhookOutbox } from './anomaly/webhook-outbox.js';
 import { FailedJobsWatch } from './failed-jobs.js';
 import { buildQueryApi } from './query-api.js';
 import { EventStore } from './store/event-store.js';
+import { Retention } from './store/retention.js';
 import { SecurityEventStore } from './store/security-event-store.js';
 import { openPGlite, openPostgres } from './store/sql-client.js';
 import { buildWorker } from './worker.js';
@@ -31,8 +32,11 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const sql = env.AUDIT_DB_URL
     ? await openPostgres(env.AUDIT_DB_URL, env.AUDIT_DB_SCHEMA, { onError: (err) => logger.warn('idle database connection failed', { err }) })
     : await openPGlite(env.AUDIT_DATA_DIR);
-  const store = new EventStore(sql);
+  const store = new EventStore(sql, { retentionDays: config.audit.retention_days });
   await store.migrate();
+  const retention = new Retention(store, config.audit.retention_days, logger);
+  await retention.runLogged();
+  retention.start();
 
   const stats = newWorkerStats();
   const redis = connectPatient(env.REDIS_URL);
@@ -66,6 +70,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
     logger.info('stopping');
     failed.stop();
     await worker.close(); // waits for active jobs to finish
+    await retention.stop();
     await anomaly.close().catch((err: Error) => logger.warn('last volume_spike counts not sent', { code: 'anomaly_volume_failed', error: err.message }));
     await webhook?.stop(); // after the jobs, which may queue changes; before the store closes
     server.closeIdleConnections();

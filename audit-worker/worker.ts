@@ -24,7 +24,7 @@ export interface WorkerDeps {
   connection: Redis;
   /** BullMQ prefix, normally `new RedisKeys(REDIS_PREFIX).queuePrefix`. */
   prefix: string;
-  store: Pick<EventStore, 'insert' | 'setAside'>;
+  store: Pick<EventStore, 'insert' | 'setAside' | 'refusal'>;
   /** Where `security` jobs go; unset, such jobs fail for retry (a worker wired without it). */
   security?: Pick<SecurityEventStore, 'insert'>;
   logger: Logger;

@@ -1,82 +1,29 @@
 /**
- * Audit events in SQL: idempotent batch insert (the queue redelivers; `event_id` decides) and
- * keyset-paginated queries, newest first. Parameterized SQL only.
+ * Audit events in SQL: idempotent batch insert (the queue redelivers; `(ts, event_id)` decides)
+ * into daily partitions (partitions.ts) and keyset-paginated queries, newest first.
+ * Parameterized SQL only.
  */
 import type { AuditEvent } from '../../common/audit-event.js';
 import type { EventFilter } from '../event-filter.js';
-import { ALERTS_DDL } from '../anomaly/alert-store.js';
-import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
+import { COLUMNS, NAMES } from './audit-events-table.js';
 import { encodeCursor } from './cursor.js';
-import { SECURITY_EVENTS_DDL } from './security-event-store.js';
-import { DDL_LOCK_KEY, type SqlClient } from './sql-client.js';
-
-/** Column name → SQL type; one column per field of AuditEvent, in its order. */
-const COLUMNS = {
-  event_id: 'uuid',
-  ts: 'timestamptz',
-  request_id: 'text',
-  gateway_id: 'text',
-  route: 'text',
-  method: 'text',
-  path: 'text',
-  status: 'integer',
-  decision: 'text',
-  reason: 'text',
-  detail: 'text',
-  sub: 'text',
-  consumer: 'text',
-  jti: 'text',
-  client_ip: 'text',
-  user_agent: 'text',
-  latency_ms: 'double precision',
-  upstream_status: 'integer',
-  bytes_out: 'bigint',
-  rate_limit: 'jsonb',
-  fail_open: 'boolean',
-  shadow: 'boolean',
-  truncated: 'text[]',
-} as const satisfies Record<keyof AuditEvent, string>;
-
-const NOT_NULL = new Set<string>(['event_id', 'ts', 'request_id', 'gateway_id', 'method', 'path', 'status', 'decision', 'client_ip', 'latency_ms', 'bytes_out', 'fail_open', 'shadow', 'truncated']);
-/** Defaults of the columns added after the table's first version, so existing rows get a value. */
-const DEFAULTS: Partial<Record<keyof AuditEvent, string>> = { truncated: `'{}'` };
-/** Columns added after the first version of the table: ADD COLUMN IF NOT EXISTS on existing databases. */
-const ADDED_LATER: (keyof AuditEvent)[] = ['truncated'];
-const NAMES = Object.keys(COLUMNS) as (keyof AuditEvent)[];
-
-function columnDefinition(n: keyof AuditEvent): string {
-  const key = n === 'event_id' ? ' PRIMARY KEY' : NOT_NULL.has(n) ? ' NOT NULL' : '';
-  const fallback = DEFAULTS[n] ? ` DEFAULT ${DEFAULTS[n]}` : '';
-  return `${n} ${COLUMNS[n]}${key}${fallback}`;
-}
+import { tsRefusal, type TsRefusal } from './kept-window.js';
+import { Partitions, tsDay, utcDay } from './partitions.js';
+import { runMigrations } from './run-migrations.js';
+import type { SqlClient } from './sql-client.js';
+import { sqlStateOf } from './sql-error.js';
 
 const UTC_US = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
 
-const MIGRATION = `
-BEGIN;
-SELECT pg_advisory_xact_lock(${DDL_LOCK_KEY});
-CREATE TABLE IF NOT EXISTS audit_events (
-  ${NAMES.map(columnDefinition).join(',\n  ')},
-  stored_at timestamptz NOT NULL DEFAULT now(),
-  CONSTRAINT audit_events_decision CHECK (decision IN ('allow', 'deny'))
-);
-${ADDED_LATER.map((n) => `ALTER TABLE audit_events ADD COLUMN IF NOT EXISTS ${columnDefinition(n)};`).join('\n')}
-CREATE INDEX IF NOT EXISTS audit_events_ts ON audit_events (ts DESC, event_id DESC);
-CREATE INDEX IF NOT EXISTS audit_events_sub_ts ON audit_events (sub, ts);
-CREATE INDEX IF NOT EXISTS audit_events_consumer_ts ON audit_events (consumer, ts);
-CREATE INDEX IF NOT EXISTS audit_events_client_ip_ts ON audit_events (client_ip, ts);
-CREATE INDEX IF NOT EXISTS audit_events_request_id ON audit_events (request_id);
-CREATE TABLE IF NOT EXISTS audit_events_rejected (
-  event_id uuid PRIMARY KEY,
-  request_id text NOT NULL,
-  error_code text NOT NULL,
-  raw text NOT NULL,
-  rejected_at timestamptz NOT NULL DEFAULT now()
-);
-${ALERTS_DDL}
-${WEBHOOK_OUTBOX_DDL}
-${SECURITY_EVENTS_DDL}
-COMMIT;`;
+/** Days made ahead of need at start and by each maintenance run: today and the next two. */
+export const DAYS_AHEAD = 2;
+
+export interface EventStoreOptions {
+  /** audit.retention_days: events older are set aside, not stored (kept-window.ts); unset, no limit. */
+  retentionDays?: number;
+  /** The clock, in epoch ms; tests inject one. */
+  now?: () => number;
+}
 
 // One statement per batch: the batch travels as one jsonb parameter; conflicts are skipped.
 const INSERT = `
@@ -84,7 +31,7 @@ WITH ins AS (
   INSERT INTO audit_events (${NAMES.join(', ')})
   SELECT ${NAMES.join(', ')}
   FROM jsonb_to_recordset($1::jsonb) AS x(${NAMES.map((n) => `${n} ${COLUMNS[n]}`).join(', ')})
-  ON CONFLICT (event_id) DO NOTHING
+  ON CONFLICT (ts, event_id) DO NOTHING
   RETURNING 1
 )
 SELECT count(*)::int AS n FROM ins`;
@@ -126,19 +73,60 @@ function toEvent(row: Row): AuditEvent {
   return event as AuditEvent;
 }
 
-export class EventStore {
-  constructor(private readonly sql: SqlClient) {}
+/** An insert refused for a row no partition holds: check_violation naming no constraint (a CHECK constraint's names one). */
+function isNoPartition(err: unknown): boolean {
+  return sqlStateOf(err) === '23514' && !(err as { constraint?: unknown }).constraint;
+}
 
+export class EventStore {
+  readonly partitions: Partitions;
+  readonly retentionDays: number | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly sql: SqlClient, options: EventStoreOptions = {}) {
+    this.partitions = new Partitions(sql);
+    this.retentionDays = options.retentionDays;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Applies the migrations not yet applied (run-migrations.ts), then makes today's partitions and the next days'. */
   async migrate(): Promise<void> {
-    await this.sql.exec(MIGRATION);
+    await runMigrations(this.sql);
+    await this.ensureDaysAhead();
+  }
+
+  /** Makes the partitions of today and DAYS_AHEAD days after; resolves the days created. */
+  ensureDaysAhead(): Promise<string[]> {
+    const today = Date.parse(`${utcDay(this.now())}T00:00:00Z`);
+    return this.partitions.ensure(Array.from({ length: DAYS_AHEAD + 1 }, (_, i) => utcDay(today + i * 86_400_000)));
+  }
+
+  /** Why this store will not keep the event (its time out of the kept window), or undefined. */
+  refusal(event: Pick<AuditEvent, 'ts'>): TsRefusal | undefined {
+    return tsRefusal(event.ts, this.now(), this.retentionDays);
   }
 
   /**
-   * Stores a batch in one statement; returns how many events were new (the rest were already
-   * stored). One event the database refuses fails the whole statement: see insertIsolating.
+   * Stores a batch in one statement, its days' partitions made first if missing; returns how many
+   * events were new (the rest were already stored). One event the database refuses fails the
+   * whole statement: see insertIsolating.
    */
   async insert(events: readonly AuditEvent[]): Promise<number> {
     if (events.length === 0) return 0;
+    const days = new Set(events.map((e) => tsDay(e.ts)));
+    await this.partitions.ensure(days);
+    try {
+      return await this.insertRows(events);
+    } catch (err) {
+      // A day this store knew was dropped since (another worker's retention): made again, once.
+      if (!isNoPartition(err)) throw err;
+      this.partitions.forget();
+      await this.partitions.ensure(days);
+      return this.insertRows(events);
+    }
+  }
+
+  private async insertRows(events: readonly AuditEvent[]): Promise<number> {
     const { rows } = await this.sql.query<{ n: number }>(INSERT, [JSON.stringify(events)]);
     return rows[0]?.n ?? 0;
   }

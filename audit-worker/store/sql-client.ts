@@ -6,12 +6,21 @@ import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 
-/** A SQL connection (or pool) with positional parameters (`$1`, `$2`, ...). */
-export interface SqlClient {
+/** Statements on one connection, with positional parameters (`$1`, `$2`, ...). */
+export interface SqlQueries {
   /** One statement, parameterized (extended protocol). */
   query<R>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
   /** One or more statements without parameters (simple protocol), e.g. migrations. */
   exec(sql: string): Promise<void>;
+}
+
+/** A SQL connection (or pool). */
+export interface SqlClient extends SqlQueries {
+  /**
+   * Runs `work` in one transaction on one connection (a pool's statements may each go to
+   * another): committed when it resolves, rolled back when it throws.
+   */
+  transaction<T>(work: (tx: SqlQueries) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -39,6 +48,30 @@ export async function openPostgres(url: string, schema: string, options: Postgre
     async exec(sql: string) {
       await pool.query(sql);
     },
+    async transaction<T>(work: (tx: SqlQueries) => Promise<T>): Promise<T> {
+      const connection = await pool.connect();
+      const tx: SqlQueries = {
+        async query<R>(sql: string, params: unknown[] = []) {
+          return { rows: (await connection.query(sql, params)).rows as R[] };
+        },
+        async exec(sql: string) {
+          await connection.query(sql);
+        },
+      };
+      let broken: Error | undefined;
+      try {
+        await connection.query('BEGIN');
+        const result = await work(tx);
+        await connection.query('COMMIT');
+        return result;
+      } catch (err) {
+        await connection.query('ROLLBACK').catch((rollbackErr: Error) => (broken = rollbackErr));
+        throw err;
+      } finally {
+        // A connection whose rollback failed is in an unknown state: destroyed, not pooled.
+        connection.release(broken);
+      }
+    },
     close: () => pool.end(),
   };
   try {
@@ -62,6 +95,17 @@ export async function openPGlite(dataDir: string): Promise<SqlClient> {
     async exec(sql: string) {
       await db.exec(sql);
     },
+    transaction: <T>(work: (tx: SqlQueries) => Promise<T>): Promise<T> =>
+      db.transaction((tx) =>
+        work({
+          async query<R>(sql: string, params: unknown[] = []) {
+            return { rows: (await tx.query<R>(sql, params)).rows };
+          },
+          async exec(sql: string) {
+            await tx.exec(sql);
+          },
+        }),
+      ),
     close: () => db.close(),
   };
 }

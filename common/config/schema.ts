@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
 import { anomalySchema } from './anomaly-schema.js';
+import { auditSchema } from './audit-schema.js';
 
 export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 export const RSA_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] as const;
@@ -195,6 +196,7 @@ export const configSchema = z
       })
       .prefault({}),
     anomaly: anomalySchema.describe("The audit worker's anomaly rules, allow-list and bans (README: Anomaly alerts)"),
+    audit: auditSchema.describe("The audit worker's store: retention (README: Audit store)"),
   })
   .superRefine((config, ctx) => {
     for (const kind of ['authenticated', 'anonymous'] as const) {

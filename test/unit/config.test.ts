@@ -124,6 +124,7 @@ describe('config', () => {
           webhook: { timeout: 5, max_attempts: 10, backoff: { base: 1, cap: 300 } },
           cooldown: 600,
         },
+        audit: { retention_days: 90 },
       });
     });
 

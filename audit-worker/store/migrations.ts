@@ -1,0 +1,52 @@
+/**
+ * Every schema change of the audit store, in order: the one place for the list. run-migrations.ts
+ * applies those a database has not recorded (table audit_schema_migrations), each once.
+ * An applied step is never edited: a change is a new step at the end. Steps 1-5 are the schema
+ * as the worker made it before versions (CREATE ... IF NOT EXISTS), so a database made then is
+ * adopted: they change nothing there and are recorded.
+ */
+import { ALERTS_DDL } from '../anomaly/alert-store.js';
+import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
+import { ALL_COLUMNS, PARTITIONED_DDL, REJECTED_DDL, UNPARTITIONED_DDL, UNPARTITIONED_INDEXES } from './audit-events-table.js';
+import { createPartition } from './partitions.js';
+import { SECURITY_EVENTS_DDL } from './security-event-store.js';
+import type { SqlQueries } from './sql-client.js';
+
+export interface Migration {
+  /** 1, 2, 3, ... in list order. */
+  version: number;
+  /** What it does, in a few words (recorded beside the version). */
+  name: string;
+  /** SQL statements, or a step that needs to look before it acts; run inside the migration transaction. */
+  up: string | ((tx: SqlQueries) => Promise<void>);
+}
+
+/**
+ * Turns the unpartitioned audit_events into one partitioned by day, keeping every row: the old
+ * table is renamed, the new one made with a partition for each day the old one holds, the rows
+ * copied, the old table dropped; all in the migration's transaction, so a failure leaves the old
+ * table as it was. The copy takes as long as the table's size asks, once.
+ */
+async function partitionAuditEvents(tx: SqlQueries): Promise<void> {
+  const { rows } = await tx.query<{ kind: string }>(`SELECT relkind::text AS kind FROM pg_class WHERE oid = to_regclass('audit_events')`);
+  if (rows[0]?.kind === 'p') return;
+  await tx.exec(`
+    ALTER TABLE audit_events RENAME TO audit_events_unpartitioned;
+    ALTER INDEX audit_events_pkey RENAME TO audit_events_unpartitioned_pkey;
+    DROP INDEX IF EXISTS ${UNPARTITIONED_INDEXES.join(', ')};
+    ${PARTITIONED_DDL}`);
+  const days = await tx.query<{ day: string }>(`SELECT DISTINCT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM audit_events_unpartitioned`);
+  for (const { day } of days.rows) await createPartition(tx, day);
+  await tx.exec(`
+    INSERT INTO audit_events (${ALL_COLUMNS}) SELECT ${ALL_COLUMNS} FROM audit_events_unpartitioned;
+    DROP TABLE audit_events_unpartitioned;`);
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'audit_events', up: UNPARTITIONED_DDL },
+  { version: 2, name: 'audit_events_rejected', up: REJECTED_DDL },
+  { version: 3, name: 'audit_alerts', up: ALERTS_DDL },
+  { version: 4, name: 'audit_alert_webhooks', up: WEBHOOK_OUTBOX_DDL },
+  { version: 5, name: 'audit_security_events', up: SECURITY_EVENTS_DDL },
+  { version: 6, name: 'audit_events partitioned by day', up: partitionAuditEvents },
+];

@@ -1,0 +1,36 @@
+/** `audit` in the config file: the store's retention, its default and each bad value named. */
+import { expect } from 'chai';
+import { ConfigError, parseConfig } from '../../common/config/load.js';
+
+const ROUTES = 'routes: [{ name: a, paths: [/a], upstream: "http://127.0.0.1:1" }]\n';
+
+const audit = (yaml: string) => parseConfig(`${ROUTES}${yaml}`, 'gw.yml', {}).audit;
+
+function problems(yaml: string): string[] {
+  try {
+    audit(yaml);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  return expect.fail('expected the config to be refused');
+}
+
+describe('audit config', () => {
+  it('keeps 90 days of audit events when the section or the key is absent', () => {
+    expect(audit('')).to.deep.equal({ retention_days: 90 });
+    expect(audit('audit: {}\n')).to.deep.equal({ retention_days: 90 });
+  });
+
+  it('reads audit.retention_days', () => {
+    expect(audit('audit: { retention_days: 1 }\n')).to.deep.equal({ retention_days: 1 });
+    expect(audit('audit: { retention_days: 400 }\n')).to.deep.equal({ retention_days: 400 });
+  });
+
+  it('refuses a retention under one day, a fraction, a string or an unknown key, naming the key', () => {
+    expect(problems('audit: { retention_days: 0 }\n')).to.deep.equal(['audit.retention_days: Too small: expected number to be >=1']);
+    expect(problems('audit: { retention_days: 1.5 }\n')).to.deep.equal(['audit.retention_days: Invalid input: expected int, received number']);
+    expect(problems('audit: { retention_days: 30d }\n')).to.deep.equal(['audit.retention_days: Invalid input: expected number, received string']);
+    expect(problems('audit: { retention: 30 }\n')).to.deep.equal(['audit: Unrecognized key: "retention"']);
+  });
+});
