@@ -46,7 +46,7 @@ export class AnomalyRules {
     // volume_spike counts a batch the store took as new: a redelivered one, or its retry after
     // it was stored, adds nothing (that retry's counts are lost: a second's worth at most).
     if (newToStore) this.volume.add(events);
-    const { held, incidents } = await this.detector.run(events);
+    const incidents = await this.detector.run(events);
     for (const [i, incident] of incidents.entries()) {
       try {
         await this.responder.respond(incident);
@@ -55,7 +55,6 @@ export class AnomalyRules {
         throw err;
       }
     }
-    if (held) await this.detector.settle(events);
   }
 
   /** Sends volume_spike's sums every second. */

@@ -10,7 +10,7 @@ ARGV: [1] nSeen, then the ttl (s) of each seen key, then per group: threshold, c
       cooldown (s), id for a new alert, number of hits n, and n pairs: seen-key index (1-based)
       and weight of the previous window at that hit (1 - elapsed part of the current window).
 A batch whose key is there was claimed before: nothing is counted and the reply is that key's
-value ('1', or the incidents the worker holds there until it has acted on them). Otherwise each
+value ('1', or incidents a worker failed to act on and held there, which this call takes). Otherwise each
 seen key is set (its ttl restarted); a hit whose key was not there yet is counted: the sliding-window estimate (current count + previous count × weight, rounded up, so
 a burst across a window boundary is not undercounted) reaching the threshold is a crossing,
 which restarts both counters (the next crossing needs a full threshold of new events) and
@@ -20,7 +20,12 @@ group's order) that added to it.
 ]]
 local nSeen = tonumber(ARGV[1])
 local claimed = redis.call('GET', KEYS[1])
-if claimed then return { claimed } end
+if claimed then
+  -- Held incidents go to this call alone: the key says "counted" again (the worker holds them
+  -- anew should acting on them fail again).
+  if claimed ~= '1' then redis.call('SET', KEYS[1], '1', 'KEEPTTL') end
+  return { claimed }
+end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
 local fresh = { true }
 for i = 2, nSeen do

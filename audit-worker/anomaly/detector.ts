@@ -76,10 +76,10 @@ export class Detector {
    * Counts a batch's rule hits. A batch comes back whole (a redelivered job, a spooled batch
    * replayed, a failed job retried), so its first event names it, and a batch with hits is
    * claimed by the same atomic call that counts them. A batch claimed before counts nothing; its
-   * incidents are then the ones held for it (`held`), which acting on failed last time.
+   * incidents are then the ones held for it, which acting on failed last time, taken by this call.
    */
-  async run(events: readonly AuditEvent[]): Promise<{ held: boolean; incidents: Incident[] }> {
-    if (events.length === 0) return { held: false, incidents: [] };
+  async run(events: readonly AuditEvent[]): Promise<Incident[]> {
+    if (events.length === 0) return [];
     const batchKey = this.batchKey(events);
     const groups = new Map<string, Group>();
     const seenKeys = [batchKey];
@@ -112,7 +112,7 @@ export class Detector {
       }
     }
     // No hit: nothing to count, and nothing to claim (most batches of ordinary traffic).
-    if (groups.size === 0) return { held: false, incidents: [] };
+    if (groups.size === 0) return [];
     const groupKeys: string[] = [];
     const args: (string | number)[] = [];
     for (const { hits, window, weights, indices } of groups.values()) {
@@ -125,24 +125,19 @@ export class Detector {
     }
     const command = (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<Reply>>).anomalyDetect!;
     const [claim, ...reply] = await command.call(this.redis, seenKeys.length + groupKeys.length, ...seenKeys, ...groupKeys, seenKeys.length, ...seenTtls, ...args);
-    if (claim === '1') return { held: false, incidents: [] };
-    if (claim !== 1) return { held: true, incidents: JSON.parse(claim) as Incident[] };
+    if (claim !== 1) return claim === '1' ? [] : (JSON.parse(claim) as Incident[]);
     this.sightings.counted(pairs);
     const incidents = [...groups.values()].map((group, i) => toIncident(group.hits, reply[i]!)).filter((incident) => incident !== undefined);
-    return { held: false, incidents: merge(incidents) };
+    return merge(incidents);
   }
 
   /**
-   * Keeps incidents of a claimed batch that could not be acted on in its key, until `settle`: the
-   * job's retry finds them there. Kept past the job's whole retry span.
+   * Keeps incidents of a claimed batch that could not be acted on in its key: the next delivery
+   * of the batch (the job's retry) takes them, and only that one. Kept past the job's whole
+   * retry span.
    */
   async hold(events: readonly AuditEvent[], incidents: readonly Incident[]): Promise<void> {
     await this.redis.set(this.batchKey(events), JSON.stringify(incidents), 'EX', HELD_TTL_S);
-  }
-
-  /** The held incidents were acted on: the batch's key goes back to plain "counted". */
-  async settle(events: readonly AuditEvent[]): Promise<void> {
-    await this.redis.set(this.batchKey(events), '1', 'EX', SEEN_TTL_S);
   }
 
   private batchKey(events: readonly AuditEvent[]): string {
