@@ -93,6 +93,6 @@ function summary(scope: string, subject: string, revocations: SecurityEvent[], r
   const first = revocations[0];
   if (!first) return `no revocation of ${scope} ${subject} is recorded`;
   const at = revocations.length === 1 ? `the revocation at ${first.ts}` : `the ${revocations.length} revocations (first at ${first.ts})`;
-  const line = `${allowed} of ${requests} request${requests === 1 ? '' : 's'} after ${at} ${allowed === 1 ? 'was' : 'were'} allowed`;
+  const line = `${allowed} of ${requests} request${requests === 1 ? '' : 's'} after ${at} ${allowed === 1 || requests === 1 ? 'was' : 'were'} allowed`;
   return allowed === 0 ? line : `${line} (${failOpen} by fail_open while Redis was unreachable)`;
 }
