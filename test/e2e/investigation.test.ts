@@ -106,6 +106,35 @@ gateway: { check_deadline_ms: 1000 }
     expect(answer.events.find((e) => e.request_id === through.requestId)).to.include({ fail_open: true });
   });
 
+  it('draws a timeline, ranks the top subjects, exports JSON lines and refuses bad flags with exit 2', async () => {
+    const jti = randomUUID();
+    const sub = `gina-${jti.slice(0, 8)}`;
+    const bearer = { Authorization: `Bearer ${stack.token({ sub, jti })}` };
+    const calls = [await stack.call('/users', bearer), await stack.call('/users', { Authorization: 'Bearer not-a-token' })];
+    await stack.auditEvent(calls[0]!.requestId);
+    await stack.auditEvent(calls[1]!.requestId);
+
+    const timeline = await audit('timeline', '--jti', jti, '--since', '5m', '--bucket', '1m');
+    const lines = timeline.trimEnd().split('\n');
+    expect(lines[1]).to.equal('█ deny  ░ allow');
+    expect(lines.slice(2)).to.have.length.within(5, 6);
+    expect(lines.filter((l) => l.includes('░')).join('')).to.match(/ 1 allow +0 deny/);
+
+    const top = JSON.parse(await audit('top', '--by', 'reason', '--decision', 'deny', '--since', '5m', '--limit', '50', '--json')) as { rows: { value: string; deny: number }[] };
+    expect(top.rows.map((r) => r.value)).to.include('token_invalid');
+
+    const exported = (await audit('export', '--since', '5m', '--kind', 'request')).trimEnd().split('\n').map((l) => JSON.parse(l) as { source: string; request_id: string });
+    expect(exported.map((e) => e.request_id)).to.include.members(calls.map((c) => c.requestId));
+    expect(new Set(exported.map((e) => e.source))).to.deep.equal(new Set(['request']));
+
+    const bad = await runCli('cli/audit.js', ['timeline', '--since', '5m', '--bucket', '1w'], env);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.include('bucket: must be a duration from 1s to 366d');
+    const missing = await runCli('cli/audit.js', ['top', '--since', '5m'], env);
+    expect(missing.code).to.equal(2);
+    expect(missing.stderr).to.include('top needs --by').and.to.include('usage:');
+  });
+
   it('audits each query of the API as an admin_query security event, naming a hash of the token', async () => {
     const marker = randomUUID();
     await audit('events', '--sub', marker);
