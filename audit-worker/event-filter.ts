@@ -8,6 +8,7 @@ import { inTimeRange, TIME_RANGE_MESSAGE } from './store/time-range.js';
 
 export const MAX_LIMIT = 1000;
 export const DEFAULT_LIMIT = 100;
+export const EVENT_KINDS = ['request', 'security', 'all'] as const;
 
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const RELATIVE = /^(\d{1,9})([smhd])$/;
@@ -49,6 +50,12 @@ export function eventFilterSchema(now: () => number = Date.now) {
       decision: z.enum(['allow', 'deny']).optional(),
       reason: value.optional(),
       request_id: value.optional(),
+      jti: value.optional(),
+      status: z.coerce.number().int().min(0).max(999).optional(),
+      /** Events whose path starts with this text (no wildcards: `%` and `_` are literal). */
+      path_prefix: value.optional(),
+      /** request: audit events (the default); security: security events; all: both, merged. */
+      kind: z.enum(EVENT_KINDS).optional(),
       since: timeParam(now).optional(),
       until: timeParam(now).optional(),
       limit: z.coerce.number().int().min(1).max(MAX_LIMIT).default(DEFAULT_LIMIT),

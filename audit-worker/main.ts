@@ -54,7 +54,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   webhook?.start();
 
   if (!env.ADMIN_TOKEN) logger.warn('ADMIN_TOKEN is not set: the query API answers 503 admin_disabled');
-  const server = buildQueryApi({ store, alerts, security, adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
+  const server = buildQueryApi({ store, alerts, security, investigation: sql, auditQueries: security, adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
   await once(server, 'listening');
   const address = server.address();
   logger.info('ready', {

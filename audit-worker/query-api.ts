@@ -12,6 +12,10 @@ import { alertId, parseAlertFilter } from './anomaly/alert-filter.js';
 import type { AlertStore } from './anomaly/alert-store.js';
 import { parseSecurityEventFilter } from './security-event-filter.js';
 import type { SecurityEventStore } from './store/security-event-store.js';
+import type { SqlClient } from './store/sql-client.js';
+import { adminQueryEvent } from './investigation/admin-query-audit.js';
+import { mergedEvents } from './investigation/merged-events.js';
+import { mountInvestigationRoutes } from './investigation/routes.js';
 
 export interface QueryApiDeps {
   store: Pick<EventStore, 'query'>;
@@ -19,6 +23,10 @@ export interface QueryApiDeps {
   alerts?: Pick<AlertStore, 'query' | 'ack'>;
   /** Unset: /v1/security-events answers 404 (tests of the other routes alone). */
   security?: Pick<SecurityEventStore, 'query'>;
+  /** The store's client for the investigation routes (trace, timeline, top, after-revocation, export) and events of kind security|all. Unset: those answer 404. */
+  investigation?: SqlClient;
+  /** Set: each authorized /v1 call is stored first as an `admin_query` security event. */
+  auditQueries?: Pick<SecurityEventStore, 'insert'>;
   /** Unset: every /v1 call answers 503 admin_disabled. */
   adminToken: string | undefined;
   logger: Logger;
@@ -36,7 +44,7 @@ function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   return timingSafeEqual(presented, expected) && match !== null;
 }
 
-export function buildQueryApi({ store, alerts, security, adminToken, logger, now = Date.now, health = () => ({}) }: QueryApiDeps): Express {
+export function buildQueryApi({ store, alerts, security, investigation, auditQueries, adminToken, logger, now = Date.now, health = () => ({}) }: QueryApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   const expected = adminToken ? sha256(adminToken) : undefined;
@@ -45,7 +53,7 @@ export function buildQueryApi({ store, alerts, security, adminToken, logger, now
     res.json({ status: 'ok', ...health() });
   });
 
-  app.use('/v1', (req, res, next) => {
+  app.use('/v1', async (req, res, next) => {
     if (!expected) {
       res.status(503).json({ error: 'the admin API is disabled: ADMIN_TOKEN is not set', reason: 'admin_disabled' });
       return;
@@ -54,13 +62,24 @@ export function buildQueryApi({ store, alerts, security, adminToken, logger, now
       res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'admin token required', reason: 'unauthorized' });
       return;
     }
+    if (auditQueries && adminToken) {
+      const [path = '', query = ''] = req.originalUrl.split(/\?(.*)/s);
+      await auditQueries.insert([adminQueryEvent(adminToken, { method: req.method, path, query }, now)]);
+    }
     next();
   });
 
   app.get('/v1/events', async (req, res) => {
     const filter = parseEventFilter(req.query, now);
+    if (filter.kind === 'security' || filter.kind === 'all') {
+      if (!investigation) throw new EventFilterError('kind: only request events are served here');
+      res.json(await mergedEvents(investigation, store, filter));
+      return;
+    }
     res.json(await store.query(filter));
   });
+
+  if (investigation) mountInvestigationRoutes(app, investigation, logger, now);
 
   if (alerts) {
     app.get('/v1/alerts', async (req, res) => {

@@ -4,11 +4,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { INVESTIGATION_COMMANDS, INVESTIGATION_USAGE, runInvestigation } from './audit/investigate.js';
 
 const USAGE = `usage: audit events [filters] [--limit N] [--json]
        audit alerts [--open] [--rule RULE] [--subject S] [--since TIME] [--limit N] [--json]
        audit ack ALERT_ID
-       audit security [--kind ban|unban|revoke] [--subject S] [--actor A] [--since TIME] [--limit N] [--json]
+       audit security [--kind ban|unban|revoke|admin_query] [--subject S] [--actor A] [--since TIME] [--limit N] [--json]
+${INVESTIGATION_USAGE}
 
 filters (all optional, combined with AND):
   --sub SUB            token subject
@@ -18,6 +20,11 @@ filters (all optional, combined with AND):
   --decision allow|deny
   --reason REASON      e.g. token_revoked, rate_limited
   --request-id ID      one request
+  --jti ID             one token
+  --status CODE        HTTP status answered, e.g. 401
+  --path-prefix TEXT   paths starting with TEXT (no wildcards)
+  --kind K             request (default), security (bans, revocations, admin queries) or all (merged,
+                       each tagged with source: request|security)
   --since TIME         ISO timestamp or a duration before now: 30s, 15m, 1h, 7d
   --until TIME         same forms as --since
 alerts (anomaly alerts, most recently active first):
@@ -27,7 +34,7 @@ alerts (anomaly alerts, most recently active first):
   --since TIME         active since (last event at or after) TIME
 ack ALERT_ID           acknowledge an alert (it stays stored, status acked)
 security (bans, unbans and revocations, by hand or by a rule, newest first):
-  --kind K             ban, unban or revoke
+  --kind K             ban, unban, revoke or admin_query
   --subject S          an ip, consumer id or jti
   --actor A            e.g. admin-cli:alice, rule:auth_failure_burst
   --since TIME         at or after TIME
@@ -48,6 +55,10 @@ const FILTERS = {
   decision: 'decision',
   reason: 'reason',
   'request-id': 'request_id',
+  jti: 'jti',
+  status: 'status',
+  'path-prefix': 'path_prefix',
+  kind: 'kind',
   since: 'since',
   until: 'until',
 } as const;
@@ -90,7 +101,7 @@ function parse(argv: string[]) {
   }
   if (command === 'alerts') {
     if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
-    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since'), 'kind', 'actor'].filter((flag) => values[flag] !== undefined);
+    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since' && flag !== 'kind'), 'kind', 'actor'].filter((flag) => values[flag] !== undefined);
     if (stray.length > 0) throw new UsageError(`alerts does not take --${stray.join(', --')}`);
     const query = new URLSearchParams();
     if (values.open) query.set('status', 'open');
@@ -102,7 +113,7 @@ function parse(argv: string[]) {
   }
   if (command === 'security') {
     if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
-    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since'), 'open', 'rule'].filter((flag) => values[flag] !== undefined);
+    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since' && flag !== 'kind'), 'open', 'rule'].filter((flag) => values[flag] !== undefined);
     if (stray.length > 0) throw new UsageError(`security does not take --${stray.join(', --')}`);
     const query = new URLSearchParams();
     for (const flag of ['kind', 'subject', 'actor', 'since', 'limit'] as const) {
@@ -112,9 +123,9 @@ function parse(argv: string[]) {
     return { help: false as const, command: 'security' as const, query, json: Boolean(values.json) };
   }
   if (positionals.length !== 1 || command !== 'events') {
-    throw new UsageError(positionals.length === 0 ? 'missing command (events, alerts, ack, security)' : `unknown command: ${positionals.join(' ')}`);
+    throw new UsageError(positionals.length === 0 ? 'missing command (events, alerts, ack, security, trace, timeline, top, after-revocation, export)' : `unknown command: ${positionals.join(' ')}`);
   }
-  for (const flag of ['open', 'subject', 'rule', 'kind', 'actor'] as const) {
+  for (const flag of ['open', 'subject', 'rule', 'actor'] as const) {
     if (values[flag] !== undefined) throw new UsageError(`events does not take --${flag}`);
   }
   const limitText = (values.limit as string | undefined) ?? '100';
@@ -163,15 +174,17 @@ async function fetchEvents(base: string, token: string, query: URLSearchParams, 
   return events.slice(0, limit);
 }
 
+/** A security event in a merged answer (events --kind security|all) shows its kind as the decision. */
+const isSecurity = (e: Event): boolean => e.source === 'security';
 const COLUMNS: [string, (e: Event) => unknown][] = [
   ['TS', (e) => e.ts],
-  ['DECISION', (e) => e.decision],
+  ['DECISION', (e) => (isSecurity(e) ? `security:${String(e.kind)}` : e.decision)],
   ['STATUS', (e) => e.status],
-  ['REASON/DETAIL', (e) => [e.reason, e.detail].filter((v) => v != null).join('/')],
+  ['REASON/DETAIL', (e) => (isSecurity(e) ? `${String(e.reason)} (by ${String(e.actor)})` : [e.reason, e.detail].filter((v) => v != null).join('/'))],
   ['ROUTE', (e) => e.route],
   ['METHOD', (e) => e.method],
   ['PATH', (e) => e.path],
-  ['SUB', (e) => e.sub],
+  ['SUB', (e) => (isSecurity(e) ? `${String(e.subject_kind)}:${String(e.subject)}` : e.sub)],
   ['CLIENT_IP', (e) => e.client_ip],
   ['REQUEST_ID', (e) => e.request_id],
 ];
@@ -226,6 +239,9 @@ function table(events: Event[], COLUMNS: [string, (e: Event) => unknown][]): str
 
 async function main(argv: string[]): Promise<number> {
   try {
+    if (INVESTIGATION_COMMANDS.has(argv[0] ?? '')) {
+      return await runInvestigation(argv, () => ({ base: (process.env.AUDIT_URL || 'http://127.0.0.1:8090').replace(/\/+$/, ''), token: adminToken() }), USAGE);
+    }
     const args = parse(argv);
     if (args.help) {
       console.log(USAGE);

@@ -17,8 +17,9 @@ export const SECURITY_TEXT_LIMITS = {
   reason: 500,
 } as const;
 
-export const SECURITY_EVENT_KINDS = ['ban', 'unban', 'revoke'] as const;
-export const SECURITY_SUBJECT_KINDS = ['ip', 'consumer', 'jti'] as const;
+/** `admin_query`: one use of the query API by the admin token (its subject the route). */
+export const SECURITY_EVENT_KINDS = ['ban', 'unban', 'revoke', 'admin_query'] as const;
+export const SECURITY_SUBJECT_KINDS = ['ip', 'consumer', 'jti', 'route'] as const;
 
 export type SecurityEventKind = (typeof SECURITY_EVENT_KINDS)[number];
 export type SecuritySubjectKind = (typeof SECURITY_SUBJECT_KINDS)[number];
@@ -44,7 +45,7 @@ export const securityEventSchema = z.strictObject({
   event_id: z.uuid(),
   ts: z.iso.datetime({ offset: true }),
   kind: z.enum(SECURITY_EVENT_KINDS),
-  /** Who: `admin-cli:<os user>`, `rule:<rule name>`, later `api-token:<id>`. */
+  /** Who: `admin-cli:<os user>`, `rule:<rule name>`, `api-token:<short hash of the token>`. */
   actor: line(SECURITY_TEXT_LIMITS.actor),
   subject_kind: z.enum(SECURITY_SUBJECT_KINDS),
   subject: line(SECURITY_TEXT_LIMITS.subject),
@@ -76,7 +77,7 @@ export function ruleActor(rule: string): string {
 }
 
 export interface SecurityEventInput {
-  kind: SecurityEventKind;
+  kind: Exclude<SecurityEventKind, 'admin_query'>;
   actor: string;
   target: BanTarget;
   reason: string;
@@ -87,7 +88,7 @@ export interface SecurityEventInput {
 }
 
 /** Subject kind and subject of a ban target. */
-export function subjectOf(target: BanTarget): { subject_kind: SecuritySubjectKind; subject: string } {
+export function subjectOf(target: BanTarget): { subject_kind: Exclude<SecuritySubjectKind, 'route'>; subject: string } {
   if ('ip' in target) return { subject_kind: 'ip', subject: target.ip };
   if ('consumer' in target) return { subject_kind: 'consumer', subject: target.consumer };
   return { subject_kind: 'jti', subject: target.jti };

@@ -61,7 +61,7 @@ export interface Alert extends AlertWrite {
 const UTC_MS = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
 const ts = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', ${UTC_MS}) AS ${column}`;
 /** The columns of an Alert as the API answers it, from audit_alerts or a CTE returning its rows. */
-const ALERT_COLUMNS = `id, rule, severity, subject_kind, subject, count, window_s, ${ts('first_ts')}, ${ts('last_ts')},
+export const ALERT_COLUMNS = `id, rule, severity, subject_kind, subject, count, window_s, ${ts('first_ts')}, ${ts('last_ts')},
   sample_event_ids::text[] AS sample_event_ids, sample_request_ids, action, shadow, allow_listed,
   ${ts('ban_until')}, status, ${ts('acked_at')}`;
 const SELECT = `SELECT ${ALERT_COLUMNS} FROM audit_alerts`;

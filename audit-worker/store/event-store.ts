@@ -45,12 +45,15 @@ ON CONFLICT (event_id) DO NOTHING`;
 
 const escapeNul = (text: string): string => text.replaceAll('\0', '\\u0000');
 
-const SELECT_COLUMNS = NAMES.map((n) => (n === 'ts' ? `to_char(ts AT TIME ZONE 'UTC', ${UTC_US}) AS ts` : n)).join(', ');
+export const SELECT_COLUMNS = NAMES.map((n) => (n === 'ts' ? `to_char(ts AT TIME ZONE 'UTC', ${UTC_US}) AS ts` : n)).join(', ');
 
 /** Equality filters: query parameter → column. */
-const EQUALS = ['sub', 'consumer', 'client_ip', 'route', 'decision', 'reason', 'request_id'] as const;
+const EQUALS = ['sub', 'consumer', 'client_ip', 'route', 'decision', 'reason', 'request_id', 'jti', 'status'] as const;
 
-type Row = Omit<AuditEvent, 'latency_ms' | 'bytes_out'> & { latency_ms: number | string; bytes_out: number | string | bigint };
+/** A LIKE pattern matching text that starts with `prefix`, its wildcards taken literally. */
+export const likePrefix = (prefix: string): string => `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
+
+export type Row = Omit<AuditEvent, 'latency_ms' | 'bytes_out'> & { latency_ms: number | string; bytes_out: number | string | bigint };
 
 export interface EventPage {
   events: AuditEvent[];
@@ -63,7 +66,7 @@ function isoTs(us: string): string {
   return us.replace(/(\.\d{3})000Z$/, '$1Z');
 }
 
-function toEvent(row: Row): AuditEvent {
+export function toEvent(row: Row): AuditEvent {
   // pg returns bigint as a string (PGlite as a number), so both are converted here.
   const event = {} as Record<string, unknown>;
   for (const n of NAMES) event[n] = row[n];
@@ -145,6 +148,7 @@ export class EventStore {
       const value = filter[key];
       if (value !== undefined) where.push(`${key} = ${param(value)}`);
     }
+    if (filter.path_prefix !== undefined) where.push(`path LIKE ${param(likePrefix(filter.path_prefix))}`);
     if (filter.since !== undefined) where.push(`ts >= ${param(filter.since)}::timestamptz`);
     if (filter.until !== undefined) where.push(`ts < ${param(filter.until)}::timestamptz`);
     if (filter.cursor !== undefined) {

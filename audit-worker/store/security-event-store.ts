@@ -3,9 +3,25 @@
  * bans, unbans and revocations, by hand (the admin CLI, through the queue) or automatic (the
  * worker's anomaly responder, directly). The insert is idempotent by event_id, as for audit events.
  */
-import type { SecurityEvent } from '../../common/security-event.js';
+import { SECURITY_EVENT_KINDS, SECURITY_SUBJECT_KINDS, type SecurityEvent } from '../../common/security-event.js';
 import type { SecurityEventFilter } from '../security-event-filter.js';
 import type { SqlClient } from './sql-client.js';
+
+const KIND_CHECK = `CHECK (kind IN (${SECURITY_EVENT_KINDS.map((k) => `'${k}'`).join(', ')}))`;
+const SUBJECT_KIND_CHECK = `CHECK (subject_kind IN (${SECURITY_SUBJECT_KINDS.map((k) => `'${k}'`).join(', ')}))`;
+
+/**
+ * Tables made before a kind was added keep the older CHECKs: each is replaced once, when its
+ * definition lacks the newest value (a no-op on later starts, so no lock or scan each time).
+ */
+const widenCheck = (name: string, check: string, newest: string) => `
+DO $widen$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = '${name}' AND conrelid = 'audit_security_events'::regclass
+             AND position('${newest}' IN pg_get_constraintdef(oid)) = 0) THEN
+    ALTER TABLE audit_security_events DROP CONSTRAINT ${name};
+    ALTER TABLE audit_security_events ADD CONSTRAINT ${name} ${check};
+  END IF;
+END $widen$;`;
 
 export const SECURITY_EVENTS_DDL = `
 CREATE TABLE IF NOT EXISTS audit_security_events (
@@ -19,9 +35,9 @@ CREATE TABLE IF NOT EXISTS audit_security_events (
   until timestamptz,
   alert_id uuid,
   stored_at timestamptz NOT NULL DEFAULT now(),
-  CONSTRAINT audit_security_events_kind CHECK (kind IN ('ban', 'unban', 'revoke')),
-  CONSTRAINT audit_security_events_subject_kind CHECK (subject_kind IN ('ip', 'consumer', 'jti'))
-);
+  CONSTRAINT audit_security_events_kind ${KIND_CHECK},
+  CONSTRAINT audit_security_events_subject_kind ${SUBJECT_KIND_CHECK}
+);${widenCheck('audit_security_events_kind', KIND_CHECK, SECURITY_EVENT_KINDS.at(-1)!)}${widenCheck('audit_security_events_subject_kind', SUBJECT_KIND_CHECK, SECURITY_SUBJECT_KINDS.at(-1)!)}
 CREATE INDEX IF NOT EXISTS audit_security_events_ts ON audit_security_events (ts DESC, event_id DESC);
 CREATE INDEX IF NOT EXISTS audit_security_events_subject_ts ON audit_security_events (subject, ts);`;
 
