@@ -9,7 +9,7 @@ import { ALERTS_DDL } from '../anomaly/alert-store.js';
 import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
 import { ALL_COLUMNS, PARTITIONED_DDL, REJECTED_DDL, UNPARTITIONED_DDL, UNPARTITIONED_INDEXES } from './audit-events-table.js';
 import { createPartition } from './partitions.js';
-import { SECURITY_EVENTS_DDL } from './security-event-store.js';
+import { SECURITY_EVENTS_DDL, SECURITY_KIND_CHECKS_WIDENED } from './security-event-store.js';
 import type { SqlQueries } from './sql-client.js';
 
 export interface Migration {
@@ -49,4 +49,12 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: 'audit_alert_webhooks', up: WEBHOOK_OUTBOX_DDL },
   { version: 5, name: 'audit_security_events', up: SECURITY_EVENTS_DDL },
   { version: 6, name: 'audit_events partitioned by day', up: partitionAuditEvents },
+  { version: 7, name: 'audit_security_events kinds: admin_query', up: SECURITY_KIND_CHECKS_WIDENED },
+  {
+    version: 8,
+    name: 'investigation indexes: alerts and security events citing a request or alert',
+    up: `
+CREATE INDEX IF NOT EXISTS audit_alerts_sample_request_ids ON audit_alerts USING gin (sample_request_ids);
+CREATE INDEX IF NOT EXISTS audit_security_events_alert_id ON audit_security_events (alert_id) WHERE alert_id IS NOT NULL;`,
+  },
 ];

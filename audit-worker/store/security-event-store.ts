@@ -11,8 +11,8 @@ const KIND_CHECK = `CHECK (kind IN (${SECURITY_EVENT_KINDS.map((k) => `'${k}'`).
 const SUBJECT_KIND_CHECK = `CHECK (subject_kind IN (${SECURITY_SUBJECT_KINDS.map((k) => `'${k}'`).join(', ')}))`;
 
 /**
- * Tables made before a kind was added keep the older CHECKs: each is replaced once, when its
- * definition lacks the newest value (a no-op on later starts, so no lock or scan each time).
+ * Tables made before a kind was added keep the older CHECKs: each is replaced when its definition
+ * lacks the newest value (a migration step: SECURITY_KIND_CHECKS_WIDENED).
  */
 const widenCheck = (name: string, check: string, newest: string) => `
 DO $widen$ BEGIN
@@ -37,9 +37,12 @@ CREATE TABLE IF NOT EXISTS audit_security_events (
   stored_at timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT audit_security_events_kind ${KIND_CHECK},
   CONSTRAINT audit_security_events_subject_kind ${SUBJECT_KIND_CHECK}
-);${widenCheck('audit_security_events_kind', KIND_CHECK, SECURITY_EVENT_KINDS.at(-1)!)}${widenCheck('audit_security_events_subject_kind', SUBJECT_KIND_CHECK, SECURITY_SUBJECT_KINDS.at(-1)!)}
+);
 CREATE INDEX IF NOT EXISTS audit_security_events_ts ON audit_security_events (ts DESC, event_id DESC);
 CREATE INDEX IF NOT EXISTS audit_security_events_subject_ts ON audit_security_events (subject, ts);`;
+
+/** Migration step: the kind checks of a table made before `admin_query` (and any later kind) widened. */
+export const SECURITY_KIND_CHECKS_WIDENED = `${widenCheck('audit_security_events_kind', KIND_CHECK, SECURITY_EVENT_KINDS.at(-1)!)}${widenCheck('audit_security_events_subject_kind', SUBJECT_KIND_CHECK, SECURITY_SUBJECT_KINDS.at(-1)!)}`;
 
 const COLUMNS = ['event_id', 'ts', 'kind', 'actor', 'subject_kind', 'subject', 'reason', 'until', 'alert_id'] as const satisfies readonly (keyof SecurityEvent)[];
 const TYPES: Record<(typeof COLUMNS)[number], string> = {
