@@ -5,6 +5,7 @@
 import type { AuditEvent } from '../../common/audit-event.js';
 import type { EventFilter } from '../event-filter.js';
 import { ALERTS_DDL } from '../anomaly/alert-store.js';
+import { CHAIN_DDL } from '../chain/chain-sql.js';
 import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
 import { encodeCursor } from './cursor.js';
 import { SECURITY_EVENTS_DDL } from './security-event-store.js';
@@ -76,6 +77,7 @@ CREATE TABLE IF NOT EXISTS audit_events_rejected (
 ${ALERTS_DDL}
 ${WEBHOOK_OUTBOX_DDL}
 ${SECURITY_EVENTS_DDL}
+${CHAIN_DDL}
 COMMIT;`;
 
 // One statement per batch: the batch travels as one jsonb parameter; conflicts are skipped.
