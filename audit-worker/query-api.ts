@@ -1,5 +1,5 @@
 /**
- * The investigation API: `GET /v1/events`, `/v1/alerts`, `/v1/security-events` behind the admin
+ * The investigation API: `GET /v1/events`, `/v1/alerts`, `/v1/security-events`, `/v1/verify` behind the admin
  * token, `GET /healthz` open.
  * Built without listening, so tests bind 127.0.0.1:0 and main.ts binds the configured port.
  */
@@ -12,6 +12,8 @@ import { alertId, parseAlertFilter } from './anomaly/alert-filter.js';
 import type { AlertStore } from './anomaly/alert-store.js';
 import { parseSecurityEventFilter } from './security-event-filter.js';
 import type { SecurityEventStore } from './store/security-event-store.js';
+import { parseVerifyParams } from './chain/verify-params.js';
+import type { VerifyOptions, VerifyReport } from './chain/verifier.js';
 
 export interface QueryApiDeps {
   store: Pick<EventStore, 'query'>;
@@ -19,6 +21,8 @@ export interface QueryApiDeps {
   alerts?: Pick<AlertStore, 'query' | 'ack'>;
   /** Unset: /v1/security-events answers 404 (tests of the other routes alone). */
   security?: Pick<SecurityEventStore, 'query'>;
+  /** Walks the hash chain (chain/verifier.ts); unset: /v1/verify answers 404. */
+  verify?: (options: VerifyOptions) => Promise<VerifyReport>;
   /** Unset: every /v1 call answers 503 admin_disabled. */
   adminToken: string | undefined;
   logger: Logger;
@@ -36,7 +40,7 @@ function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   return timingSafeEqual(presented, expected) && match !== null;
 }
 
-export function buildQueryApi({ store, alerts, security, adminToken, logger, now = Date.now, health = () => ({}) }: QueryApiDeps): Express {
+export function buildQueryApi({ store, alerts, security, verify, adminToken, logger, now = Date.now, health = () => ({}) }: QueryApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   const expected = adminToken ? sha256(adminToken) : undefined;
@@ -77,6 +81,13 @@ export function buildQueryApi({ store, alerts, security, adminToken, logger, now
   if (security) {
     app.get('/v1/security-events', async (req, res) => {
       res.json({ events: await security.query(parseSecurityEventFilter(req.query, now)) });
+    });
+  }
+
+  if (verify) {
+    // 200 whether intact or broken: the answer is the report (status, first broken link).
+    app.get('/v1/verify', async (req, res) => {
+      res.json(await verify(parseVerifyParams(req.query, now)));
     });
   }
 
