@@ -13,45 +13,43 @@
 export const CHAIN_LOCK_KEY = 7_311_417;
 
 /**
- * Version 1 of the canonical row serialization: every column, in this order, as one JSON array
- * (jsonb text output is deterministic: object keys sorted, no whitespace choices). Listed here,
- * not taken from the table, so a column added later does not change the digest of old links.
- * Times as UTC microsecond text and the double as its 8 IEEE bytes: neither depends on the
- * session's TimeZone or extra_float_digits.
+ * Version 1 of the canonical row serialization: every column, in this order, in PostgreSQL's
+ * binary form (record_send: the column count, then each column's type oid, length and bytes).
+ * Lengths make it unambiguous; times are integers of microseconds and the double its IEEE bytes,
+ * so nothing depends on TimeZone, DateStyle or extra_float_digits; jsonb is sent as its
+ * canonical text (keys sorted). Text is sent in the client encoding: every client of the store
+ * (pg, PGlite) uses UTF8, and the sealing function sets it. Listed here, not taken from the
+ * table, so a column added later does not change the digest of old links. Measured against
+ * json_build_array of the same columns: 7.5 → 5 µs a row.
  */
-const utc = (column: string): string => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-
 const EVENT_ROW = (e: string): string =>
-  `jsonb_build_array(${[
-    `${e}.event_id`, utc(`${e}.ts`), `${e}.request_id`, `${e}.gateway_id`, `${e}.route`, `${e}.method`, `${e}.path`,
-    `${e}.status`, `${e}.decision`, `${e}.reason`, `${e}.detail`, `${e}.sub`, `${e}.consumer`, `${e}.jti`,
-    `${e}.client_ip`, `${e}.user_agent`, `encode(float8send(${e}.latency_ms), 'hex')`, `${e}.upstream_status`,
-    `${e}.bytes_out`, `${e}.rate_limit`, `${e}.fail_open`, `${e}.shadow`, `${e}.truncated`, utc(`${e}.stored_at`),
-  ].join(', ')})::text`;
+  `record_send(row(${[
+    'event_id', 'ts', 'request_id', 'gateway_id', 'route', 'method', 'path', 'status', 'decision', 'reason', 'detail', 'sub',
+    'consumer', 'jti', 'client_ip', 'user_agent', 'latency_ms', 'upstream_status', 'bytes_out', 'rate_limit', 'fail_open',
+    'shadow', 'truncated', 'stored_at',
+  ].map((c) => `${e}.${c}`).join(', ')}))`;
 
 const SECURITY_ROW = (s: string): string =>
-  `jsonb_build_array(${[
-    `${s}.event_id`, utc(`${s}.ts`), `${s}.kind`, `${s}.actor`, `${s}.subject_kind`, `${s}.subject`, `${s}.reason`,
-    utc(`${s}.until`), `${s}.alert_id`, utc(`${s}.stored_at`),
-  ].join(', ')})::text`;
+  `record_send(row(${['event_id', 'ts', 'kind', 'actor', 'subject_kind', 'subject', 'reason', 'until', 'alert_id', 'stored_at'].map((c) => `${s}.${c}`).join(', ')}))`;
+
+/** Microseconds since the epoch (extract gives an exact numeric). */
+const micros = (t: string): string => `(extract(epoch FROM ${t}) * 1000000)::bigint`;
 
 /**
  * count, min(ts) and digest of one table's rows with stored_at in [start, end): digest =
- * SHA-256 of the concatenated SHA-256 of each row's serialization, in (event_id, ts) order (the
- * per-row hashes keep the aggregate at 32 bytes a row, however large the bucket).
+ * SHA-256 of the concatenated SHA-256 of each row's serialization, in (event_id, ts) order. The
+ * per-row hashes keep what is sorted and aggregated at 32 bytes a row, however large the bucket
+ * (hashing one ordered text instead sorts the whole rows, on disk past work_mem: measured slower).
  */
 function digestQuery(table: string, row: (alias: string) => string, start: string, end: string, into: string): string {
   return `SELECT count(*)::bigint AS n, min(r.ts) AS min_ts,
-    sha256(coalesce(string_agg(sha256(convert_to(${row('r')}, 'UTF8')), ''::bytea ORDER BY r.event_id, r.ts), ''::bytea)) AS digest
+    sha256(coalesce(string_agg(sha256(${row('r')}), ''::bytea ORDER BY r.event_id, r.ts), ''::bytea)) AS digest
     ${into} FROM ${table} r WHERE r.stored_at >= ${start} AND r.stored_at < ${end}`;
 }
 
 /** `into`: a plpgsql `INTO target` clause, or nothing for a plain query. */
 export const eventsDigestQuery = (start: string, end: string, into = ''): string => digestQuery('audit_events', EVENT_ROW, start, end, into);
 export const securityDigestQuery = (start: string, end: string, into = ''): string => digestQuery('audit_security_events', SECURITY_ROW, start, end, into);
-
-/** Microseconds since the epoch (extract gives an exact numeric). */
-const micros = (t: string): string => `(extract(epoch FROM ${t}) * 1000000)::bigint`;
 
 /**
  * The link, as the verifier recomputes it in Node (link-hash.ts): SHA-256 of prev_hash ||
@@ -91,7 +89,9 @@ CREATE INDEX IF NOT EXISTS audit_security_events_stored_at ON audit_security_eve
 -- the start of every open transaction: a row's stored_at is its transaction's start (now()),
 -- so no transaction still in flight can add a row to a closed bucket.
 CREATE OR REPLACE FUNCTION audit_chain_seal(p_bucket_s integer, p_margin_s integer, p_max_links integer)
-RETURNS SETOF audit_chain LANGUAGE plpgsql SET TimeZone = 'UTC' AS $fn$
+RETURNS SETOF audit_chain LANGUAGE plpgsql
+-- Custom plans: a generic plan of the bucket scans does not use the BRIN index.
+SET plan_cache_mode = force_custom_plan SET client_encoding = 'UTF8' AS $fn$
 DECLARE
   v_bucket interval := make_interval(secs => p_bucket_s);
   v_cutoff timestamptz;
@@ -107,6 +107,13 @@ BEGIN
   IF NOT pg_try_advisory_xact_lock(${CHAIN_LOCK_KEY}) THEN
     RETURN; -- another worker is sealing
   END IF;
+  -- Summarize the BRIN ranges filled since the last run (of every partition, when partitioned):
+  -- autosummarize needs autovacuum, which PGlite does not run, and an unsummarized range is
+  -- scanned by every bucket query.
+  PERFORM brin_summarize_new_values(i.indexrelid)
+    FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+    WHERE am.amname = 'brin' AND ic.relkind = 'i'
+      AND i.indrelid IN (SELECT relid FROM pg_partition_tree('audit_events') UNION ALL SELECT relid FROM pg_partition_tree('audit_security_events'));
   SELECT min(a.xact_start) INTO v_oldest_open FROM pg_stat_activity a
     WHERE a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL AND a.datname = current_database();
   v_cutoff := date_bin(v_bucket, least(now() - make_interval(secs => p_margin_s), v_oldest_open), 'epoch'::timestamptz);
