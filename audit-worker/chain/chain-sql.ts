@@ -60,6 +60,10 @@ const LINK_HASH = `sha256(v_prev || int8send(${micros('v_start')}) || int8send($
       || int8send(v_ev.n) || int8send(coalesce(${micros('v_ev.min_ts')}, 0)) || v_ev.digest
       || int8send(v_sec.n) || v_sec.digest)`;
 
+/** The sealed tables and, once partitioned, their partitions (pg_partition_tree lists nothing for a plain table). */
+const SEALED_TABLES = `SELECT 'audit_events'::regclass UNION SELECT relid FROM pg_partition_tree('audit_events')
+      UNION SELECT 'audit_security_events'::regclass UNION SELECT relid FROM pg_partition_tree('audit_security_events')`;
+
 /** Empty buckets at most merged into one link (a worker down for days seals its gap in a few links). */
 const MAX_EMPTY_SPAN = `interval '1 hour'`;
 
@@ -87,8 +91,10 @@ CREATE INDEX IF NOT EXISTS audit_events_stored_at ON audit_events USING brin (st
 CREATE INDEX IF NOT EXISTS audit_security_events_stored_at ON audit_security_events USING brin (stored_at) WITH (pages_per_range = 32, autosummarize = on);
 -- Seals every closed bucket after the chain's head, oldest first, at most p_max_links; returns
 -- the links it wrote. A bucket is closed when it ended before now() - p_margin_s and before
--- the start of every open transaction: a row's stored_at is its transaction's start (now()),
--- so no transaction still in flight can add a row to a closed bucket.
+-- the start of every open transaction writing to the tables: a row's stored_at is its
+-- transaction's start (now()), so no transaction still in flight can add a row to a closed
+-- bucket. (xact_start of another role's session is hidden without pg_read_all_stats: then the
+-- margin alone guards.)
 CREATE OR REPLACE FUNCTION audit_chain_seal(p_bucket_s integer, p_margin_s integer, p_max_links integer)
 RETURNS SETOF audit_chain LANGUAGE plpgsql
 -- Custom plans: a generic plan of the bucket scans does not use the BRIN index.
@@ -114,9 +120,11 @@ BEGIN
   PERFORM brin_summarize_new_values(i.indexrelid)
     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
     WHERE am.amname = 'brin' AND ic.relkind = 'i'
-      AND i.indrelid IN (SELECT relid FROM pg_partition_tree('audit_events') UNION ALL SELECT relid FROM pg_partition_tree('audit_security_events'));
-  SELECT min(a.xact_start) INTO v_oldest_open FROM pg_stat_activity a
-    WHERE a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL AND a.datname = current_database();
+      AND i.indrelid IN (${SEALED_TABLES});
+  -- Transactions writing (or waiting to write) either table, whatever else runs in the database.
+  SELECT min(a.xact_start) INTO v_oldest_open FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()
+      AND l.relation IN (${SEALED_TABLES});
   v_cutoff := date_bin(v_bucket, least(now() - make_interval(secs => p_margin_s), v_oldest_open), 'epoch'::timestamptz);
   SELECT c.seq + 1, c.hash, c.bucket_end INTO v_seq, v_prev, v_start FROM audit_chain c ORDER BY c.seq DESC LIMIT 1;
   IF NOT FOUND THEN

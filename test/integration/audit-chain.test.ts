@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import pg from 'pg';
 import { silentLogger } from '../../common/logger.js';
 import { securityEvent } from '../../common/security-event.js';
 import { ChainSealer, type SealedLink } from '../../audit-worker/chain/sealer.js';
@@ -11,6 +12,7 @@ import { EventStore } from '../../audit-worker/store/event-store.js';
 import { insertSecurityEvents } from '../../audit-worker/store/security-event-store.js';
 import { openPGlite, openPostgres, type SqlClient } from '../../audit-worker/store/sql-client.js';
 import { auditEvent } from '../helpers/audit-events.js';
+import { eventually } from '../helpers/net.js';
 import { PG_URL } from '../helpers/postgres.js';
 
 interface Backend {
@@ -259,3 +261,41 @@ for (const backend of backends) {
     });
   });
 }
+
+describe('audit hash chain sealing beside a transaction in flight (PostgreSQL)', function () {
+  this.timeout(60_000);
+
+  it('does not seal the bucket of an insert that began before the bucket ended and commits after', async () => {
+    const schema = `audit_chain_${randomBytes(6).toString('hex')}`;
+    const sql = await openPostgres(PG_URL, schema);
+    const held = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` });
+    try {
+      const store = new EventStore(sql);
+      await store.migrate();
+      await held.connect();
+      // One connection as a SqlClient, so the insert runs inside the transaction held open here.
+      const heldStore = new EventStore({ query: async (q, p) => ({ rows: (await held.query(q, p)).rows }), exec: async (q) => void (await held.query(q)), close: () => held.end() });
+      await held.query('BEGIN');
+      const late = auditEvent();
+      await heldStore.insert([late]);
+      const { rows } = await held.query<{ started: string }>(`SELECT now()::text AS started`);
+      const started = rows[0]!.started;
+      await store.insert([auditEvent()]); // committed, in the same bucket or the next
+
+      // 1 s buckets, 1 s margin: wait (on the database's clock) until the held row's bucket is long closed.
+      const sealer = new ChainSealer(sql, silentLogger(), { bucketSeconds: 1, marginSeconds: 1 });
+      await eventually(async () => ((await sql.query<{ ok: boolean }>(`SELECT now() > $1::timestamptz + interval '3 s' AS ok`, [started])).rows[0]!.ok ? true : undefined), 20_000, 'the held bucket to end');
+      const before = await sealer.sealOnce();
+      for (const link of before) expect(Date.parse(link.bucket_end)).to.be.at.most(Date.parse(started));
+
+      await held.query('COMMIT');
+      await sealer.sealOnce();
+      const report = await verifyChain(sql);
+      expect(report, report.message).to.include({ status: 'intact', events_verified: 2, not_yet_sealed: 0 });
+    } finally {
+      await held.end().catch(() => undefined);
+      await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await sql.close();
+    }
+  });
+});
