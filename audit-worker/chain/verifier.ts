@@ -189,8 +189,13 @@ export async function verifyChain(sql: SqlClient, options: VerifyOptions = {}): 
       if (!recomputed.equals(hash)) return breakAt({ what: 'link_mismatch', ...here });
 
       const beyondRetention = row.min_ts_us !== null && (horizonUs === null || BigInt(row.min_ts_us) < BigInt(horizonUs));
-      if (beyondRetention) report.links_beyond_retention += 1;
-      else {
+      if (beyondRetention) {
+        // Retention only removes: more rows than sealed is an insertion, however old the link.
+        if (BigInt(row.ev_n) > BigInt(row.count)) {
+          return breakAt({ what: 'count_mismatch', ...here, table: 'audit_events', sealed_count: Number(row.count), stored_count: Number(row.ev_n) });
+        }
+        report.links_beyond_retention += 1;
+      } else {
         const mismatch = rowsMismatch('audit_events', row.count, row.digest, row.ev_n, row.ev_digest);
         if (mismatch) return breakAt({ ...mismatch, ...here });
         report.events_verified += Number(row.count);

@@ -252,6 +252,12 @@ for (const backend of backends) {
         const report = await verifyChain(other.sql);
         expect(report, report.message).to.include({ status: 'intact', links_beyond_retention: 1, events_verified: 2 });
         expect(report.message).to.include('1 links beyond retention');
+        // Retention only removes: more rows in that link than it sealed is an insertion.
+        const forged = [auditEvent(), auditEvent(), auditEvent()];
+        await store.insert(forged);
+        await other.sql.query(`UPDATE audit_events SET stored_at = $1::timestamptz WHERE event_id = ANY($2::uuid[])`, [bucketTime(0), forged.map((e) => e.event_id)]);
+        expect((await verifyChain(other.sql)).broken).to.deep.include({ what: 'count_mismatch', seq: 1, sealed_count: 3, stored_count: 4 });
+        await other.sql.query(`DELETE FROM audit_events WHERE event_id = ANY($1::uuid[])`, [forged.map((e) => e.event_id)]);
         // Retention drops whole days: one recent row deleted is still tampering.
         await other.sql.query(`DELETE FROM audit_events WHERE event_id = $1`, [recent[0]!.event_id]);
         expect((await verifyChain(other.sql)).broken).to.deep.include({ what: 'count_mismatch', seq: 2, sealed_count: 2, stored_count: 1 });
