@@ -41,6 +41,7 @@ FROM audit_chain_seal($1, $2, $3) ORDER BY seq`;
 export class ChainSealer {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
+  private stopped = false;
   private readonly options: SealerOptions;
 
   constructor(
@@ -94,8 +95,6 @@ export class ChainSealer {
     this.timer = setTimeout(tick, ms);
     this.timer.unref();
   }
-
-  private stopped = false;
 
   /** Stops the loop and waits for a run in progress (before the store closes). */
   async stop(): Promise<void> {
