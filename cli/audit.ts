@@ -9,7 +9,7 @@ const USAGE = `usage: audit events [filters] [--limit N] [--json]
        audit alerts [--open] [--rule RULE] [--subject S] [--since TIME] [--limit N] [--json]
        audit ack ALERT_ID
        audit security [--kind ban|unban|revoke] [--subject S] [--actor A] [--since TIME] [--limit N] [--json]
-       audit verify [--since TIME] [--json]
+       audit verify [--since TIME] [--anchor SEQ:HASH] [--json]
 
 filters (all optional, combined with AND):
   --sub SUB            token subject
@@ -34,6 +34,7 @@ security (bans, unbans and revocations, by hand or by a rule, newest first):
   --since TIME         at or after TIME
 verify (walk the hash chain over stored events; exit 3 when a link is broken):
   --since TIME         from the first link starting at or after TIME (default: the first link)
+  --anchor SEQ:HASH    a head logged earlier (audit_chain_sealed: head_seq, head_hash): link SEQ must still have HASH
 output:
   --limit N            print at most N events, newest first (default 100)
   --json               print the events as one JSON array
@@ -74,6 +75,7 @@ function parse(argv: string[]) {
     rule: { type: 'string' as const },
     kind: { type: 'string' as const },
     actor: { type: 'string' as const },
+    anchor: { type: 'string' as const },
     json: { type: 'boolean' as const },
     help: { type: 'boolean' as const, short: 'h' },
   };
@@ -93,7 +95,7 @@ function parse(argv: string[]) {
   }
   if (command === 'alerts') {
     if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
-    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since'), 'kind', 'actor'].filter((flag) => values[flag] !== undefined);
+    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since'), 'kind', 'actor', 'anchor'].filter((flag) => values[flag] !== undefined);
     if (stray.length > 0) throw new UsageError(`alerts does not take --${stray.join(', --')}`);
     const query = new URLSearchParams();
     if (values.open) query.set('status', 'open');
@@ -105,7 +107,7 @@ function parse(argv: string[]) {
   }
   if (command === 'security') {
     if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
-    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since'), 'open', 'rule'].filter((flag) => values[flag] !== undefined);
+    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since'), 'open', 'rule', 'anchor'].filter((flag) => values[flag] !== undefined);
     if (stray.length > 0) throw new UsageError(`security does not take --${stray.join(', --')}`);
     const query = new URLSearchParams();
     for (const flag of ['kind', 'subject', 'actor', 'since', 'limit'] as const) {
@@ -116,16 +118,18 @@ function parse(argv: string[]) {
   }
   if (command === 'verify') {
     if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
-    const stray = Object.keys(options).filter((flag) => !['since', 'json', 'help'].includes(flag) && values[flag] !== undefined);
+    const stray = Object.keys(options).filter((flag) => !['since', 'anchor', 'json', 'help'].includes(flag) && values[flag] !== undefined);
     if (stray.length > 0) throw new UsageError(`verify does not take --${stray.join(', --')}`);
     const query = new URLSearchParams();
-    if (values.since !== undefined) query.set('since', values.since as string);
+    for (const flag of ['since', 'anchor'] as const) {
+      if (values[flag] !== undefined) query.set(flag, values[flag] as string);
+    }
     return { help: false as const, command: 'verify' as const, query, json: Boolean(values.json) };
   }
   if (positionals.length !== 1 || command !== 'events') {
     throw new UsageError(positionals.length === 0 ? 'missing command (events, alerts, ack, security, verify)' : `unknown command: ${positionals.join(' ')}`);
   }
-  for (const flag of ['open', 'subject', 'rule', 'kind', 'actor'] as const) {
+  for (const flag of ['open', 'subject', 'rule', 'kind', 'actor', 'anchor'] as const) {
     if (values[flag] !== undefined) throw new UsageError(`events does not take --${flag}`);
   }
   const limitText = (values.limit as string | undefined) ?? '100';

@@ -19,7 +19,9 @@ export type Breakage =
   /** As many rows as sealed, other contents: a row edited (or one deleted and one inserted). */
   | 'digest_mismatch'
   /** Rows stored before the chain's first link, which sealed from the oldest row: inserted since. */
-  | 'rows_before_chain';
+  | 'rows_before_chain'
+  /** The link named by `anchor` is missing or has another hash than the one published: the chain was rewritten. */
+  | 'anchor_mismatch';
 
 export interface BrokenLink {
   what: Breakage;
@@ -59,6 +61,8 @@ export interface VerifyReport {
 export interface VerifyOptions {
   /** ISO time: walk from the first link starting at or after it; unset: from the first link. */
   since?: string;
+  /** A head published earlier (the sealer's log): link `seq` must still have this hash. */
+  anchor?: { seq: number; hash: string };
   /**
    * Links per query (default 20). Small on purpose: a page's cost estimate grows with its links,
    * and past jit_above_cost PostgreSQL spent ~0.7 s compiling a 100-link page that ran in 0.6 s.
@@ -120,6 +124,10 @@ function describeBreak(b: BrokenLink): string {
       return `broken at ${where}: digest mismatch in ${b.table}, ${b.stored_count} rows as sealed but other contents (a row edited, or deleted and another inserted)`;
     case 'rows_before_chain':
       return `broken before ${where}: ${b.stored_count} rows of ${b.table} stored before the chain's first link (inserted after sealing)`;
+    case 'anchor_mismatch':
+      return b.bucket_start === ''
+        ? `broken at link #${b.seq}: anchor mismatch, no such link (the chain was cut or rewritten)`
+        : `broken at ${where}: anchor mismatch, its hash is not the one published (the chain was rewritten)`;
   }
 }
 
@@ -187,6 +195,7 @@ export async function verifyChain(sql: SqlClient, options: VerifyOptions = {}): 
         securityDigest: Buffer.from(row.security_digest, 'hex'),
       });
       if (!recomputed.equals(hash)) return breakAt({ what: 'link_mismatch', ...here });
+      if (options.anchor && options.anchor.seq === here.seq && options.anchor.hash !== row.hash) return breakAt({ what: 'anchor_mismatch', ...here });
 
       const beyondRetention = row.min_ts_us !== null && (horizonUs === null || BigInt(row.min_ts_us) < BigInt(horizonUs));
       if (beyondRetention) {
@@ -212,6 +221,17 @@ export async function verifyChain(sql: SqlClient, options: VerifyOptions = {}): 
     next = rows.length === pageSize && prev ? String(prev.seq + 1n) : undefined;
   }
 
+  // An anchor the walk did not reach (before since, or past the head): its stored hash at least.
+  const anchor = options.anchor;
+  if (anchor && (report.head === null || anchor.seq > report.head.seq || (startSeq !== undefined && anchor.seq < Number(startSeq)))) {
+    const { rows } = await sql.query<{ hash: string; start_us: string; end_us: string }>(
+      `SELECT encode(hash, 'hex') AS hash, ${us('bucket_start')} AS start_us, ${us('bucket_end')} AS end_us FROM audit_chain WHERE seq = $1`,
+      [anchor.seq],
+    );
+    const link = rows[0];
+    if (!link) return breakAt({ what: 'anchor_mismatch', seq: anchor.seq, bucket_start: '', bucket_end: '' });
+    if (link.hash !== anchor.hash) return breakAt({ what: 'anchor_mismatch', seq: anchor.seq, bucket_start: iso(link.start_us), bucket_end: iso(link.end_us) });
+  }
   report.not_yet_sealed = await countFrom(sql, prev === null ? null : iso(prev.endUs));
   report.message = intactMessage(report, options.since);
   return report;

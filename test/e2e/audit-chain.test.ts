@@ -61,6 +61,9 @@ routes:
     const logged = stack.process('audit-worker').output.join('');
     expect(logged).to.include(`"head_hash":"${sealed.head!.hash}"`);
 
+    const anchored = await audit('verify', '--anchor', `${sealed.head!.seq}:${sealed.head!.hash}`);
+    expect(anchored.code, anchored.stderr).to.equal(0);
+
     const client = new pg.Client({ connectionString: stack.pgUrl });
     await client.connect();
     try {
@@ -76,11 +79,12 @@ routes:
     expect(report.message).to.match(/^broken at link #\d+ \[/);
   });
 
-  it('answers a bad since with 400 naming it, and the CLI with exit 2', async () => {
+  it('answers a bad since or anchor with 400 naming it, and the CLI with exit 2', async () => {
     const { status, body } = await verify('?since=yesterday');
     expect(status).to.equal(400);
     expect(body.error).to.match(/^since: /);
     expect((await verify('?until=1h')).body.error).to.equal('unknown parameter: until');
+    expect((await verify('?anchor=12:abc')).body.error).to.match(/^anchor: must be SEQ:HASH/);
     const cli = await audit('verify', '--since', 'yesterday');
     expect(cli.code).to.equal(2);
     expect(cli.stderr).to.match(/^audit: the audit API answered 400: since: /);

@@ -207,6 +207,30 @@ for (const backend of backends) {
       expect((await verifyChain(sql)).status).to.equal('intact');
     });
 
+    it('checks a published head: a chain rewritten consistently verifies, but not against its anchor', async () => {
+      const head = sealed.at(-1)!;
+      expect((await verifyChain(sql, { anchor: { seq: head.seq, hash: head.hash } })).status).to.equal('intact');
+      // The attack the anchor exists for: a row edited, then that link and every later one recomputed.
+      await sql.query(`UPDATE audit_events SET status = 200 WHERE event_id = $1`, [ids[3]![1]]);
+      const { rows: saved } = await sql.query<{ row: string }>(`SELECT row_to_json(c)::text AS row FROM audit_chain c WHERE seq >= 4 ORDER BY seq`);
+      await sql.query(`DELETE FROM audit_chain WHERE seq >= 4`);
+      await sealAll(sealer);
+      const rewritten = await verifyChain(sql);
+      expect(rewritten.status, rewritten.message).to.equal('intact');
+      const anchored = await verifyChain(sql, { anchor: { seq: head.seq, hash: head.hash } });
+      expect(anchored.broken).to.deep.include({ what: 'anchor_mismatch', seq: head.seq });
+      expect(anchored.message).to.match(/^broken at link #\d+ \[.*\): anchor mismatch, its hash is not the one published \(the chain was rewritten\)$/);
+      // Walking from after the anchor still checks it; an anchor past the head is a cut chain.
+      const since = new Date(Date.parse(head.bucket_end)).toISOString();
+      expect((await verifyChain(sql, { since, anchor: { seq: head.seq, hash: head.hash } })).broken).to.deep.include({ what: 'anchor_mismatch' });
+      expect((await verifyChain(sql, { anchor: { seq: 1_000_000, hash: head.hash } })).message).to.equal('broken at link #1000000: anchor mismatch, no such link (the chain was cut or rewritten)');
+      // Put the original chain and row back.
+      await sql.query(`DELETE FROM audit_chain WHERE seq >= 4`);
+      for (const { row } of saved) await sql.query(`INSERT INTO audit_chain SELECT * FROM json_populate_record(null::audit_chain, $1::json)`, [row]);
+      await sql.query(`UPDATE audit_events SET status = 401 WHERE event_id = $1`, [ids[3]![1]]);
+      expect((await verifyChain(sql, { anchor: { seq: head.seq, hash: head.hash } })).status).to.equal('intact');
+    });
+
     it('two workers sealing at once write one chain, without a duplicate or a fork', async () => {
       // A database of its own: twelve buckets of events an hour back, none sealed yet.
       const other = await backend.open();
