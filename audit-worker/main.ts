@@ -12,6 +12,8 @@ import { AlertStore } from './anomaly/alert-store.js';
 import { AnomalyRules } from './anomaly/anomaly-rules.js';
 import { WebhookDelivery, webhookDeliveryOptions } from './anomaly/webhook-delivery.js';
 import { WebhookOutbox } from './anomaly/webhook-outbox.js';
+import { ChainSealer } from './chain/sealer.js';
+import { verifyChain } from './chain/verifier.js';
 import { FailedJobsWatch } from './failed-jobs.js';
 import { buildQueryApi } from './query-api.js';
 import { EventStore } from './store/event-store.js';
@@ -52,9 +54,11 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const failed = new FailedJobsWatch(new Queue(AUDIT_QUEUE, { connection: redis, prefix }), logger);
   failed.start();
   webhook?.start();
+  const sealer = new ChainSealer(sql, logger);
+  sealer.start();
 
   if (!env.ADMIN_TOKEN) logger.warn('ADMIN_TOKEN is not set: the query API answers 503 admin_disabled');
-  const server = buildQueryApi({ store, alerts, security, investigation: sql, auditQueries: security, adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
+  const server = buildQueryApi({ store, alerts, security, investigation: sql, auditQueries: security, verify: (options) => verifyChain(sql, options), adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
   await once(server, 'listening');
   const address = server.address();
   logger.info('ready', {
@@ -73,6 +77,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
     await retention.stop();
     await anomaly.close().catch((err: Error) => logger.warn('last volume_spike counts not sent', { code: 'anomaly_volume_failed', error: err.message }));
     await webhook?.stop(); // after the jobs, which may queue changes; before the store closes
+    await sealer.stop();
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await sql.close();

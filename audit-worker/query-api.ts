@@ -1,5 +1,5 @@
 /**
- * The investigation API: `GET /v1/events`, `/v1/alerts`, `/v1/security-events` behind the admin
+ * The investigation API: `GET /v1/events`, `/v1/alerts`, `/v1/security-events`, `/v1/verify` behind the admin
  * token, `GET /healthz` open.
  * Built without listening, so tests bind 127.0.0.1:0 and main.ts binds the configured port.
  */
@@ -16,6 +16,8 @@ import type { SqlClient } from './store/sql-client.js';
 import { adminQueryEvent } from './investigation/admin-query-audit.js';
 import { mergedEvents } from './investigation/merged-events.js';
 import { mountInvestigationRoutes } from './investigation/routes.js';
+import { parseVerifyParams } from './chain/verify-params.js';
+import type { VerifyOptions, VerifyReport } from './chain/verifier.js';
 
 export interface QueryApiDeps {
   store: Pick<EventStore, 'query'>;
@@ -27,6 +29,8 @@ export interface QueryApiDeps {
   investigation?: SqlClient;
   /** Set: each authorized /v1 call is stored first as an `admin_query` security event. */
   auditQueries?: Pick<SecurityEventStore, 'insert'>;
+  /** Walks the hash chain (chain/verifier.ts); unset: /v1/verify answers 404. */
+  verify?: (options: VerifyOptions) => Promise<VerifyReport>;
   /** Unset: every /v1 call answers 503 admin_disabled. */
   adminToken: string | undefined;
   logger: Logger;
@@ -44,7 +48,7 @@ function bearerMatches(header: string | undefined, expected: Buffer): boolean {
   return timingSafeEqual(presented, expected) && match !== null;
 }
 
-export function buildQueryApi({ store, alerts, security, investigation, auditQueries, adminToken, logger, now = Date.now, health = () => ({}) }: QueryApiDeps): Express {
+export function buildQueryApi({ store, alerts, security, investigation, auditQueries, verify, adminToken, logger, now = Date.now, health = () => ({}) }: QueryApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   const expected = adminToken ? sha256(adminToken) : undefined;
@@ -96,6 +100,13 @@ export function buildQueryApi({ store, alerts, security, investigation, auditQue
   if (security) {
     app.get('/v1/security-events', async (req, res) => {
       res.json({ events: await security.query(parseSecurityEventFilter(req.query, now)) });
+    });
+  }
+
+  if (verify) {
+    // 200 whether intact or broken: the answer is the report (status, first broken link).
+    app.get('/v1/verify', async (req, res) => {
+      res.json(await verify(parseVerifyParams(req.query, now)));
     });
   }
 

@@ -10,6 +10,7 @@ const USAGE = `usage: audit events [filters] [--limit N] [--json]
        audit alerts [--open] [--rule RULE] [--subject S] [--since TIME] [--limit N] [--json]
        audit ack ALERT_ID
        audit security [--kind ban|unban|revoke|admin_query] [--subject S] [--actor A] [--since TIME] [--limit N] [--json]
+       audit verify [--since TIME] [--anchor SEQ:HASH] [--json]
 ${INVESTIGATION_USAGE}
 
 filters (all optional, combined with AND):
@@ -38,13 +39,16 @@ security (bans, unbans and revocations, by hand or by a rule, newest first):
   --subject S          an ip, consumer id or jti
   --actor A            e.g. admin-cli:alice, rule:auth_failure_burst
   --since TIME         at or after TIME
+verify (walk the hash chain over stored events; exit 3 when a link is broken):
+  --since TIME         from the first link starting at or after TIME (default: the first link)
+  --anchor SEQ:HASH    a head logged earlier (audit_chain_sealed: head_seq, head_hash): link SEQ must still have HASH
 output:
   --limit N            print at most N events, newest first (default 100)
   --json               print the events as one JSON array
   -h, --help           this text
 
 environment: AUDIT_URL (default http://127.0.0.1:8090), ADMIN_TOKEN (default: contents of ./data/admin-token)
-exit codes: 0 ok, 1 API or network error, 2 bad usage`;
+exit codes: 0 ok (verify: intact), 1 API or network error, 2 bad usage, 3 verify: the chain is broken`;
 
 /** CLI flag → query parameter of GET /v1/events. */
 const FILTERS = {
@@ -82,6 +86,7 @@ function parse(argv: string[]) {
     rule: { type: 'string' as const },
     kind: { type: 'string' as const },
     actor: { type: 'string' as const },
+    anchor: { type: 'string' as const },
     json: { type: 'boolean' as const },
     help: { type: 'boolean' as const, short: 'h' },
   };
@@ -101,7 +106,7 @@ function parse(argv: string[]) {
   }
   if (command === 'alerts') {
     if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
-    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since' && flag !== 'kind'), 'kind', 'actor'].filter((flag) => values[flag] !== undefined);
+    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since' && flag !== 'kind'), 'kind', 'actor', 'anchor'].filter((flag) => values[flag] !== undefined);
     if (stray.length > 0) throw new UsageError(`alerts does not take --${stray.join(', --')}`);
     const query = new URLSearchParams();
     if (values.open) query.set('status', 'open');
@@ -113,7 +118,7 @@ function parse(argv: string[]) {
   }
   if (command === 'security') {
     if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
-    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since' && flag !== 'kind'), 'open', 'rule'].filter((flag) => values[flag] !== undefined);
+    const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since' && flag !== 'kind'), 'open', 'rule', 'anchor'].filter((flag) => values[flag] !== undefined);
     if (stray.length > 0) throw new UsageError(`security does not take --${stray.join(', --')}`);
     const query = new URLSearchParams();
     for (const flag of ['kind', 'subject', 'actor', 'since', 'limit'] as const) {
@@ -122,10 +127,20 @@ function parse(argv: string[]) {
     }
     return { help: false as const, command: 'security' as const, query, json: Boolean(values.json) };
   }
-  if (positionals.length !== 1 || command !== 'events') {
-    throw new UsageError(positionals.length === 0 ? 'missing command (events, alerts, ack, security, trace, timeline, top, after-revocation, export)' : `unknown command: ${positionals.join(' ')}`);
+  if (command === 'verify') {
+    if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+    const stray = Object.keys(options).filter((flag) => !['since', 'anchor', 'json', 'help'].includes(flag) && values[flag] !== undefined);
+    if (stray.length > 0) throw new UsageError(`verify does not take --${stray.join(', --')}`);
+    const query = new URLSearchParams();
+    for (const flag of ['since', 'anchor'] as const) {
+      if (values[flag] !== undefined) query.set(flag, values[flag] as string);
+    }
+    return { help: false as const, command: 'verify' as const, query, json: Boolean(values.json) };
   }
-  for (const flag of ['open', 'subject', 'rule', 'actor'] as const) {
+  if (positionals.length !== 1 || command !== 'events') {
+    throw new UsageError(positionals.length === 0 ? 'missing command (events, alerts, ack, security, verify, trace, timeline, top, after-revocation, export)' : `unknown command: ${positionals.join(' ')}`);
+  }
+  for (const flag of ['open', 'subject', 'rule', 'actor', 'anchor'] as const) {
     if (values[flag] !== undefined) throw new UsageError(`events does not take --${flag}`);
   }
   const limitText = (values.limit as string | undefined) ?? '100';
@@ -258,6 +273,11 @@ async function main(argv: string[]): Promise<number> {
       if (args.json) console.log(JSON.stringify(events, null, 2));
       else console.log(events.length ? table(events, SECURITY_COLUMNS) : '(no security events)');
       return 0;
+    }
+    if (args.command === 'verify') {
+      const report = await callApi(`${base}/v1/verify?${args.query}`, adminToken(), 'GET');
+      console.log(args.json ? JSON.stringify(report, null, 2) : String(report.message));
+      return report.status === 'intact' ? 0 : 3;
     }
     if (args.command === 'alerts') {
       const { alerts } = (await callApi(`${base}/v1/alerts?${args.query}`, adminToken(), 'GET')) as { alerts: Event[] };

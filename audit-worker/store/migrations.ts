@@ -6,6 +6,7 @@
  * adopted: they change nothing there and are recorded.
  */
 import { ALERTS_DDL } from '../anomaly/alert-store.js';
+import { CHAIN_DDL } from '../chain/chain-sql.js';
 import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
 import { ALL_COLUMNS, PARTITIONED_DDL, REJECTED_DDL, UNPARTITIONED_DDL, UNPARTITIONED_INDEXES } from './audit-events-table.js';
 import { createPartition } from './partitions.js';
@@ -57,4 +58,5 @@ export const MIGRATIONS: readonly Migration[] = [
 CREATE INDEX IF NOT EXISTS audit_alerts_sample_request_ids ON audit_alerts USING gin (sample_request_ids);
 CREATE INDEX IF NOT EXISTS audit_security_events_alert_id ON audit_security_events (alert_id) WHERE alert_id IS NOT NULL;`,
   },
+  { version: 9, name: 'audit_chain: the hash chain, its sealing function, BRIN on stored_at', up: CHAIN_DDL },
 ];
