@@ -91,11 +91,13 @@ export interface BanLatency {
 }
 
 /**
- * `incidents` times: 30 refused tokens from one loopback address (127.0.0.100 and up), then the
+ * `incidents` times: 30 refused tokens from one loopback address (127.0.0.100 and up), then a
  * valid token from it every 5 ms until it is refused 403: the time from the 30th refusal's answer
- * to that 403 is how long the ban took (event → queue → worker → rules → Redis → sidecar).
+ * to that 403 is how long the ban took (event → queue → worker → rules → Redis → sidecar). Each
+ * incident presents a token of its own (`token()`): one token seen from 10 addresses would be
+ * revoked by token_many_ips, and answered 401 rather than 403.
  */
-export async function banLatency(gatewayUrl: string, token: string, incidents = 20, threshold = 30): Promise<BanLatency> {
+export async function banLatency(gatewayUrl: string, token: () => string, incidents = 20, threshold = 30): Promise<BanLatency> {
   const url = new URL(gatewayUrl);
   let requests = 0;
   const ms: number[] = [];
@@ -105,11 +107,12 @@ export async function banLatency(gatewayUrl: string, token: string, incidents = 
       requests += 1;
       return statusOf(agent, url, bearer);
     };
+    const valid = token();
     try {
       for (let i = 0; i < threshold; i++) await get('forged.token.value');
       const crossed = performance.now();
       const deadline = crossed + 30_000;
-      while ((await get(token)) !== 403) {
+      while ((await get(valid)) !== 403) {
         if (performance.now() > deadline) throw new Error(`no ban within 30 s of ${threshold} refused tokens from 127.0.0.${100 + n}`);
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
