@@ -246,6 +246,8 @@ gateway: { check_deadline_ms: ${CHECK_DEADLINE_MS} }
     await answersOf(load, 10, (a) => a.status === 200, 'allowed answers before the kill');
     // Hold the table so the worker's insert waits: the kill then certainly lands mid-batch.
     const holder = new pg.Client({ connectionString: stack.pgUrl });
+    // A failure here must not leave this session to die with PostgreSQL in the next test.
+    holder.on('error', () => undefined);
     await holder.connect();
     await holder.query(`BEGIN; LOCK TABLE "${stack.schema}".audit_events IN EXCLUSIVE MODE`);
     const waitingInserts = await eventually(async () => {
@@ -253,7 +255,10 @@ gateway: { check_deadline_ms: ${CHECK_DEADLINE_MS} }
         `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%insert%audit_events%' AND pid <> pg_backend_pid()`,
       );
       return rows[0]!.n > 0 ? rows[0]!.n : undefined;
-    }, 10_000, "the worker's insert waiting");
+    }, 30_000, "the worker's insert waiting").catch(async (err: Error) => {
+      await holder.query('ROLLBACK').finally(() => holder.end());
+      throw err;
+    });
     const killedAt = Date.now();
     await stack.process('audit-worker').kill('SIGKILL');
     // The dead worker's sessions would still run their inserts once the lock goes: end them
