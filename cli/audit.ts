@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { INVESTIGATION_COMMANDS, INVESTIGATION_USAGE, runInvestigation } from './audit/investigate.js';
+import { ALERT_COLUMNS, SECURITY_COLUMNS, table, type Columns } from './audit/views.js';
 
 const USAGE = `usage: audit events [filters] [--limit N] [--json]
        audit alerts [--open] [--rule RULE] [--subject S] [--since TIME] [--limit N] [--json]
@@ -191,7 +192,7 @@ async function fetchEvents(base: string, token: string, query: URLSearchParams, 
 
 /** A security event in a merged answer (events --kind security|all) shows its kind as the decision. */
 const isSecurity = (e: Event): boolean => e.source === 'security';
-const COLUMNS: [string, (e: Event) => unknown][] = [
+const COLUMNS: Columns = [
   ['TS', (e) => e.ts],
   ['DECISION', (e) => (isSecurity(e) ? `security:${String(e.kind)}` : e.decision)],
   ['STATUS', (e) => e.status],
@@ -202,32 +203,6 @@ const COLUMNS: [string, (e: Event) => unknown][] = [
   ['SUB', (e) => (isSecurity(e) ? `${String(e.subject_kind)}:${String(e.subject)}` : e.sub)],
   ['CLIENT_IP', (e) => e.client_ip],
   ['REQUEST_ID', (e) => e.request_id],
-];
-
-function cell(value: unknown): string {
-  const text = value == null || value === '' ? '-' : String(value).replace(/[\x00-\x1f\x7f]/g, '?');
-  return text.length > 60 ? `${text.slice(0, 59)}…` : text;
-}
-
-const ALERT_COLUMNS: [string, (e: Event) => unknown][] = [
-  ['ID', (a) => a.id],
-  ['STATUS', (a) => a.status],
-  ['SEVERITY', (a) => a.severity],
-  ['RULE', (a) => a.rule],
-  ['SUBJECT', (a) => `${String(a.subject_kind)}:${String(a.subject)}`],
-  ['COUNT', (a) => a.count],
-  ['LAST_TS', (a) => a.last_ts],
-  ['ACTION', (a) => (a.shadow ? `${String(a.action)} (shadow)` : a.allow_listed ? `${String(a.action)} (allow-listed)` : a.action)],
-];
-
-const SECURITY_COLUMNS: [string, (e: Event) => unknown][] = [
-  ['TS', (e) => e.ts],
-  ['KIND', (e) => e.kind],
-  ['SUBJECT', (e) => `${String(e.subject_kind)}:${String(e.subject)}`],
-  ['ACTOR', (e) => e.actor],
-  ['UNTIL', (e) => (e.kind === 'unban' ? '-' : (e.until ?? 'until lifted'))],
-  ['REASON', (e) => e.reason],
-  ['ALERT', (e) => e.alert_id],
 ];
 
 /** One call of the alerts API; a 400 or 404 is the operator's input (bad usage). */
@@ -244,12 +219,6 @@ async function callApi(url: string, token: string, method: 'GET' | 'POST'): Prom
     throw res.status === 400 || res.status === 404 ? new UsageError(message, false) : new ApiError(message);
   }
   return body;
-}
-
-function table(events: Event[], COLUMNS: [string, (e: Event) => unknown][]): string {
-  const rows = [COLUMNS.map(([title]) => title), ...events.map((e) => COLUMNS.map(([, get]) => cell(get(e))))];
-  const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {

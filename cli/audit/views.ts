@@ -45,6 +45,7 @@ export const ALERT_COLUMNS: Columns = [
   ['SUBJECT', (a) => `${String(a.subject_kind)}:${String(a.subject)}`],
   ['COUNT', (a) => a.count],
   ['LAST_TS', (a) => a.last_ts],
+  ['ACTION', (a) => (a.shadow ? `${String(a.action)} (shadow)` : a.allow_listed ? `${String(a.action)} (allow-listed)` : a.action)],
 ];
 
 /** A titled section: the table, or `(none)`. */
