@@ -1,45 +1,12 @@
 /** audit_alerts on both stores: created by EventStore.migrate, upserts add up, filters and ack. */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import { parseAlertFilter } from '../../audit-worker/anomaly/alert-filter.js';
 import { AlertStore, type AlertWrite } from '../../audit-worker/anomaly/alert-store.js';
 import { EventStore } from '../../audit-worker/store/event-store.js';
-import { openPGlite, openPostgres, type SqlClient } from '../../audit-worker/store/sql-client.js';
-import { PG_URL } from '../helpers/postgres.js';
+import type { SqlClient } from '../../audit-worker/store/sql-client.js';
+import { STORE_BACKENDS } from '../helpers/audit-stores.js';
 
-const backends: { name: string; open(): Promise<{ sql: SqlClient; cleanup(): Promise<void> }> }[] = [
-  {
-    name: 'PostgreSQL',
-    async open() {
-      const schema = `alert_test_${randomBytes(6).toString('hex')}`;
-      const sql = await openPostgres(PG_URL, schema);
-      return {
-        sql,
-        async cleanup() {
-          await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-          await sql.close();
-        },
-      };
-    },
-  },
-  {
-    name: 'PGlite',
-    async open() {
-      const dir = await mkdtemp(join(tmpdir(), 'alert-store-'));
-      const sql = await openPGlite(dir);
-      return {
-        sql,
-        async cleanup() {
-          await sql.close();
-          await rm(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  },
-];
 
 function part(overrides: Partial<AlertWrite>): AlertWrite {
   return {
@@ -62,7 +29,7 @@ function part(overrides: Partial<AlertWrite>): AlertWrite {
   };
 }
 
-for (const backend of backends) {
+for (const backend of STORE_BACKENDS) {
   describe(`AlertStore on ${backend.name}`, function () {
     this.timeout(30_000);
     let sql: SqlClient;

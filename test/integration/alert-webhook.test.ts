@@ -4,8 +4,6 @@
  * delivery loop's retries, failures, signatures, shutdown and two loops sharing one store.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parseAlertFilter } from '../../audit-worker/anomaly/alert-filter.js';
@@ -14,11 +12,12 @@ import { WebhookDelivery, type WebhookDeliveryOptions } from '../../audit-worker
 import { WebhookOutbox } from '../../audit-worker/anomaly/webhook-outbox.js';
 import { verifyWebhookSignature } from '../../audit-worker/anomaly/webhook-signature.js';
 import { EventStore } from '../../audit-worker/store/event-store.js';
-import { openPGlite, openPostgres, type SqlClient } from '../../audit-worker/store/sql-client.js';
+import { openPostgres, type SqlClient } from '../../audit-worker/store/sql-client.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { eventually, freePort } from '../helpers/net.js';
 import { dropSchema, PG_URL, uniqueSchema } from '../helpers/postgres.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { STORE_BACKENDS } from '../helpers/audit-stores.js';
 
 const SECRET = 'webhook-test-secret-0123456789abcdef';
 
@@ -58,26 +57,8 @@ async function outboxRows(sql: SqlClient, alertId?: string): Promise<OutboxRow[]
   return (await sql.query<OutboxRow>(`SELECT id, alert_id, state, status, attempts, last_error, alert FROM audit_alert_webhooks ${where} ORDER BY created_at, state`, alertId ? [alertId] : [])).rows;
 }
 
-const backends: { name: string; open(): Promise<{ sql: SqlClient; cleanup(): Promise<void> }> }[] = [
-  {
-    name: 'PostgreSQL',
-    async open() {
-      const schema = uniqueSchema('webhook_test');
-      const sql = await openPostgres(PG_URL, schema);
-      return { sql, cleanup: async () => (await sql.close(), await dropSchema(schema)) };
-    },
-  },
-  {
-    name: 'PGlite',
-    async open() {
-      const dir = await mkdtemp(join(tmpdir(), 'webhook-outbox-'));
-      const sql = await openPGlite(dir);
-      return { sql, cleanup: async () => (await sql.close(), await rm(dir, { recursive: true, force: true })) };
-    },
-  },
-];
 
-for (const backend of backends) {
+for (const backend of STORE_BACKENDS) {
   describe(`alert webhook outbox on ${backend.name}`, function () {
     this.timeout(30_000);
     let sql: SqlClient;

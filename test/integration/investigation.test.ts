@@ -6,11 +6,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'chai';
 import { AlertStore } from '../../audit-worker/anomaly/alert-store.js';
 import { apiTokenActor } from '../../audit-worker/investigation/admin-query-audit.js';
@@ -18,52 +15,22 @@ import { EXPORT_PAGE } from '../../audit-worker/investigation/export.js';
 import { buildQueryApi } from '../../audit-worker/query-api.js';
 import { EventStore } from '../../audit-worker/store/event-store.js';
 import { SecurityEventStore } from '../../audit-worker/store/security-event-store.js';
-import { openPGlite, openPostgres, type SqlClient } from '../../audit-worker/store/sql-client.js';
+import type { SqlClient } from '../../audit-worker/store/sql-client.js';
 import type { AuditEvent } from '../../common/audit-event.js';
 import { silentLogger } from '../../common/logger.js';
 import { securityEvent, type SecurityEvent, type SecurityEventInput } from '../../common/security-event.js';
 import { auditEvent } from '../helpers/audit-events.js';
-import { PG_URL } from '../helpers/postgres.js';
+import { STORE_BACKENDS } from '../helpers/audit-stores.js';
 
 const TOKEN = 'investigation-admin-token-0123456789';
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
 const NOW = T0 + 3600_000;
 const at = (seconds: number): string => new Date(T0 + seconds * 1000).toISOString();
 
-const backends: { name: string; open(): Promise<{ sql: SqlClient; cleanup(): Promise<void> }> }[] = [
-  {
-    name: 'PostgreSQL',
-    async open() {
-      const schema = `investigation_test_${randomBytes(6).toString('hex')}`;
-      const sql = await openPostgres(PG_URL, schema);
-      return {
-        sql,
-        async cleanup() {
-          await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-          await sql.close();
-        },
-      };
-    },
-  },
-  {
-    name: 'PGlite',
-    async open() {
-      const dir = await mkdtemp(join(tmpdir(), 'investigation-'));
-      const sql = await openPGlite(dir);
-      return {
-        sql,
-        async cleanup() {
-          await sql.close();
-          await rm(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  },
-];
 
 const security = (input: Omit<SecurityEventInput, 'now'>, seconds: number): SecurityEvent => securityEvent({ ...input, now: () => T0 + seconds * 1000 });
 
-for (const backend of backends) {
+for (const backend of STORE_BACKENDS) {
   describe(`investigation API on ${backend.name}`, function () {
     this.timeout(60_000);
     let sql: SqlClient;

@@ -3,7 +3,7 @@
  * jobs through real BullMQ and Redis (malformed jobs and events, unknown job names), the query
  * route, and listBans() over real Redis keys.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
@@ -17,7 +17,7 @@ import { buildQueryApi } from '../../audit-worker/query-api.js';
 import { parseSecurityEventFilter } from '../../audit-worker/security-event-filter.js';
 import { EventStore } from '../../audit-worker/store/event-store.js';
 import { SecurityEventStore } from '../../audit-worker/store/security-event-store.js';
-import { openPGlite, openPostgres, type SqlClient } from '../../audit-worker/store/sql-client.js';
+import { openPGlite, type SqlClient } from '../../audit-worker/store/sql-client.js';
 import { buildWorker, type AuditJobResult } from '../../audit-worker/worker.js';
 import { newWorkerStats, type WorkerStats } from '../../audit-worker/worker-stats.js';
 import { AUDIT_JOB_OPTIONS, AUDIT_QUEUE, SECURITY_JOB } from '../../common/audit-queue.js';
@@ -29,46 +29,16 @@ import { publishSecurityEvents } from '../../common/security-publisher.js';
 import { ban, listBans, revokeConsumer, revokeJti } from '../../common/security-state.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 import { eventually } from '../helpers/net.js';
-import { PG_URL } from '../helpers/postgres.js';
 import { TestRedis } from '../helpers/redis-server.js';
+import { STORE_BACKENDS } from '../helpers/audit-stores.js';
 
-const backends: { name: string; open(): Promise<{ sql: SqlClient; cleanup(): Promise<void> }> }[] = [
-  {
-    name: 'PostgreSQL',
-    async open() {
-      const schema = `security_test_${randomBytes(6).toString('hex')}`;
-      const sql = await openPostgres(PG_URL, schema);
-      return {
-        sql,
-        async cleanup() {
-          await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-          await sql.close();
-        },
-      };
-    },
-  },
-  {
-    name: 'PGlite',
-    async open() {
-      const dir = await mkdtemp(join(tmpdir(), 'security-store-'));
-      const sql = await openPGlite(dir);
-      return {
-        sql,
-        async cleanup() {
-          await sql.close();
-          await rm(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  },
-];
 
 /** An event at `at` (ms), overriding the builder's inputs. */
 function event(at: number, input: Partial<SecurityEventInput> = {}): SecurityEvent {
   return securityEvent({ kind: 'ban', actor: 'admin-cli:ops', target: { ip: '203.0.113.9' }, reason: 'credential stuffing', ttlSeconds: 600, now: () => at, ...input });
 }
 
-for (const backend of backends) {
+for (const backend of STORE_BACKENDS) {
   describe(`security event store (${backend.name})`, function () {
     this.timeout(60_000);
     let sql: SqlClient;
