@@ -13,6 +13,7 @@ import { timeline } from '../audit-worker/investigation/timeline.js';
 import { top } from '../audit-worker/investigation/top.js';
 import { trace } from '../audit-worker/investigation/trace.js';
 import { EventStore } from '../audit-worker/store/event-store.js';
+import { utcDay } from '../audit-worker/store/partitions.js';
 import { openPostgres } from '../audit-worker/store/sql-client.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 1_000_000);
@@ -36,6 +37,7 @@ async function p95(name: string, fn: () => Promise<unknown>, runs = 40): Promise
 try {
   const store = new EventStore(sql);
   await store.migrate();
+  await store.partitions.ensure([utcDay(Date.now() - 86_400_000)]); // the 24 h reach into yesterday
   const spacing = (86_400_000 / N).toFixed(3);
   let started = performance.now();
   // One request in ten refused as revoked; ten requests per token, 10,000 subjects, 50,000 addresses.
@@ -70,6 +72,8 @@ try {
   await p95('after-revocation --jti', () => afterRevocation(sql, parseAfterRevocationQuery({ jti: `jti-${rnd(N / 1000) * 100}` })));
   await p95('after-revocation --sub', () => afterRevocation(sql, parseAfterRevocationQuery({ sub: `user-${rnd(SUBS / 100) * 100}` })));
 } finally {
-  await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  // BENCH_INVESTIGATION_KEEP=1 keeps the schema, to look at the plans.
+  if (process.env.BENCH_INVESTIGATION_KEEP) console.log(`kept schema ${schema}`);
+  else await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await sql.close();
 }

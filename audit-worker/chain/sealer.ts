@@ -1,10 +1,13 @@
 /**
  * Seals the audit store's closed buckets into the hash chain, every few seconds, off the insert
  * path: inserts never wait for a chain head. Several workers may each run one; the sealing
- * function takes an advisory lock, so one seals at a time and the chain stays one.
+ * function takes an advisory lock, so one seals at a time and the chain stays one. In the same
+ * transaction, the events sealed are added to the minute rollup (store/minute-rollup.ts).
  */
 import type { Logger } from '../../common/logger.js';
+import { rollUpSealed } from '../store/minute-rollup.js';
 import type { SqlClient } from '../store/sql-client.js';
+import { CHAIN_LOCK_KEY } from './chain-sql.js';
 
 export interface SealerOptions {
   /** Bucket length: a link ends on a multiple of it (since the epoch). */
@@ -59,7 +62,12 @@ export class ChainSealer {
    */
   async sealOnce(): Promise<SealedLink[]> {
     const { bucketSeconds, marginSeconds, maxLinksPerRun } = this.options;
-    const { rows } = await this.sql.query<SealedLink>(SEAL, [bucketSeconds, marginSeconds, maxLinksPerRun]);
+    const { rows, rolledUp } = await this.sql.transaction(async (tx) => {
+      const locked = await tx.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(${CHAIN_LOCK_KEY}) AS got`);
+      if (!locked.rows[0]?.got) return { rows: [], rolledUp: 0 }; // another worker is sealing
+      const sealed = await tx.query<SealedLink>(SEAL, [bucketSeconds, marginSeconds, maxLinksPerRun]);
+      return { rows: sealed.rows, rolledUp: await rollUpSealed(tx) };
+    });
     const head = rows.at(-1);
     if (head) {
       this.logger.info('audit chain sealed', {
@@ -67,6 +75,7 @@ export class ChainSealer {
         links: rows.length,
         events: rows.reduce((n, r) => n + r.count, 0),
         security_events: rows.reduce((n, r) => n + r.security_count, 0),
+        rolled_up: rolledUp,
         head_seq: head.seq,
         head_end: head.bucket_end,
         head_hash: head.hash,

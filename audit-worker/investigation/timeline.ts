@@ -3,7 +3,9 @@
  * to multiples of their size since the epoch (a 1m bucket starts on the minute), every bucket of
  * the range is listed, empty ones with zeros, oldest first.
  */
-import type { SqlClient } from '../store/sql-client.js';
+import { withMinuteCounts } from '../store/minute-rollup.js';
+import type { SqlClient, SqlQueries } from '../store/sql-client.js';
+import { rawCounts } from './raw-counts.js';
 import type { TimelineQuery } from './params.js';
 
 export interface TimelineBucket {
@@ -24,20 +26,27 @@ export interface Timeline {
 
 const SUBJECTS = ['sub', 'consumer', 'client_ip', 'jti', 'route'] as const;
 
+/**
+ * Whole-minute buckets filtered at most by route are counted from the minute rollup (the cut
+ * minutes at the range's ends from the events); any other question reads the events.
+ */
 export async function timeline(sql: SqlClient, q: TimelineQuery): Promise<Timeline> {
-  const params: unknown[] = [q.bucket, q.since, q.until];
-  const where = ['ts >= $2::timestamptz', 'ts < $3::timestamptz'];
-  for (const key of SUBJECTS) {
-    const value = q[key];
-    if (value !== undefined) where.push(`${key} = $${params.push(value)}`);
-  }
-  const { rows } = await sql.query<{ bucket: number | string; decision: 'allow' | 'deny'; reason: string | null; count: number | string }>(
-    // date_bin on the timestamp is about twice as fast as epoch arithmetic on numeric (1M rows: 1.4 s against 3.1 s).
-    `SELECT extract(epoch FROM bucket)::bigint AS bucket, decision, reason, count
-     FROM (SELECT date_bin(make_interval(secs => $1::int), ts, timestamptz '1970-01-01 00:00:00+00') AS bucket, decision, reason, count(*) AS count
-           FROM audit_events WHERE ${where.join(' AND ')} GROUP BY 1, 2, 3) AS counted`,
-    params,
-  );
+  const filters = SUBJECTS.filter((key) => q[key] !== undefined);
+  const count = async (tx: SqlQueries, source: string, params: unknown[], param: (value: unknown) => string) => {
+    const where = filters.map((key) => `${key} = ${param(q[key])}`);
+    const { rows } = await tx.query<{ bucket: number | string; decision: 'allow' | 'deny'; reason: string | null; count: number | string }>(
+      // date_bin on the timestamp is about twice as fast as epoch arithmetic on numeric (1M rows: 1.4 s against 3.1 s).
+      `SELECT extract(epoch FROM bucket)::bigint AS bucket, decision, reason, count
+       FROM (SELECT date_bin(make_interval(secs => ${param(q.bucket)}::int), ts, timestamptz '1970-01-01 00:00:00+00') AS bucket, decision, reason, sum(count) AS count
+             FROM ${source} AS counted ${where.length ? `WHERE ${where.join(' AND ')}` : ''} GROUP BY 1, 2, 3) AS binned`,
+      params,
+    );
+    return rows;
+  };
+  const rows =
+    q.bucket % 60 === 0 && filters.every((key) => key === 'route')
+      ? await withMinuteCounts(sql, q.since, q.until, count)
+      : await rawCounts(sql, q.since, q.until, ['ts', 'decision', 'reason', ...SUBJECTS], count);
   const bucketMs = q.bucket * 1000;
   const first = Math.floor(Date.parse(q.since) / bucketMs) * bucketMs;
   const byStart = new Map<number, TimelineBucket>();

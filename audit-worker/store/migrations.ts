@@ -9,6 +9,7 @@ import { ALERTS_DDL } from '../anomaly/alert-store.js';
 import { CHAIN_DDL } from '../chain/chain-sql.js';
 import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
 import { ALL_COLUMNS, PARTITIONED_DDL, REJECTED_DDL, UNPARTITIONED_DDL, UNPARTITIONED_INDEXES } from './audit-events-table.js';
+import { MINUTE_ROLLUP_DDL } from './minute-rollup.js';
 import { createPartition } from './partitions.js';
 import { SECURITY_EVENTS_DDL, SECURITY_KIND_CHECKS_WIDENED } from './security-event-store.js';
 import type { SqlQueries } from './sql-client.js';
@@ -59,4 +60,5 @@ CREATE INDEX IF NOT EXISTS audit_alerts_sample_request_ids ON audit_alerts USING
 CREATE INDEX IF NOT EXISTS audit_security_events_alert_id ON audit_security_events (alert_id) WHERE alert_id IS NOT NULL;`,
   },
   { version: 9, name: 'audit_chain: the hash chain, its sealing function, BRIN on stored_at', up: CHAIN_DDL },
+  { version: 10, name: 'audit_rollup_minute: requests per minute by route, decision and reason', up: MINUTE_ROLLUP_DDL },
 ];

@@ -8,6 +8,7 @@
  * would wait for every running query, and hold every insert behind it). All DDL runs under the
  * advisory lock every worker's migrations take, so workers never race on one day.
  */
+import { dropMinutesBefore } from './minute-rollup.js';
 import { DDL_LOCK_KEY, type SqlClient, type SqlQueries } from './sql-client.js';
 
 export const DAY_MS = 86_400_000;
@@ -95,7 +96,8 @@ export class Partitions {
 
   /**
    * Drops every partition whose whole day ended at or before `cutoffMs`, and resolves their
-   * days. Whole tables only: no row is ever deleted. DROP locks the parent table exclusively,
+   * days. Whole tables only: no event row is ever deleted (the minute rollup's rows of those
+   * days are, in the same transaction, so the two never disagree). DROP locks the parent table exclusively,
    * so it waits at most `lockTimeoutMs` behind a long query (inserts queue behind a waiting
    * DROP) and otherwise throws; the next run tries again.
    */
@@ -104,6 +106,8 @@ export class Partitions {
       await tx.exec(`SELECT pg_advisory_xact_lock(${DDL_LOCK_KEY}); SET LOCAL lock_timeout = ${Math.max(1, Math.trunc(lockTimeoutMs))}`);
       const old = (await partitionDays(tx)).filter((day) => dayStart(day) + DAY_MS <= cutoffMs);
       for (const day of old) await tx.exec(`DROP TABLE ${partitionName(day)}`);
+      // The rollup's minutes of every day that ended by the cutoff (dropped now or by an earlier run).
+      await dropMinutesBefore(tx, Math.floor(cutoffMs / DAY_MS) * DAY_MS);
       return old;
     });
     for (const day of dropped) this.known.delete(day);
