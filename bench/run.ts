@@ -3,7 +3,7 @@
  * on this machine, with interleaved rounds; prints medians and the ratios the targets are set in.
  * Needs redis-server, PostgreSQL at BENCH_PG_URL (default the machine's `test` database) and,
  * preferably, wrk (else autocannon) and nginx (for the nginx auth_request baseline).
- * BENCH_ROUNDS, BENCH_SECONDS, BENCH_SOAK_REQUESTS tune it.
+ * BENCH_ROUNDS, BENCH_SECONDS, BENCH_SOAK_REQUESTS, BENCH_INVESTIGATION_EVENTS tune it.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { throughputCeiling } from './ceiling.js';
 import { HAS_WRK, load, type LoadResult } from './load.js';
 import { httpAtFixedRate } from './open-loop.js';
 import { LiveHeapTrace } from './gc-trace.js';
+import { investigationFigures, printInvestigationFigures } from './investigation.js';
 import { HAS_NGINX, startNginxBaseline } from './nginx-baseline.js';
 import { clientCpuSeconds, cpuSeconds, cpuSecondsNamed, cpuSecondsWithChildren, meterCpu, rssMiB, type Meter } from './proc-stats.js';
 import { streamDecisions, streamDecisionsAtRate, unaryDecisions } from './sidecar-load.js';
@@ -27,6 +28,7 @@ import { start, stopAll, type Running } from './spawn.js';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SOAK_REQUESTS = Number(process.env.BENCH_SOAK_REQUESTS ?? 1_000_000);
+const INVESTIGATION_EVENTS = Number(process.env.BENCH_INVESTIGATION_EVENTS ?? 1_000_000);
 const CONNECTIONS = 50;
 const FIXED_RATE_SECONDS = Math.min(SECONDS, 5);
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -247,6 +249,15 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     const stored = await storedCountAfterDrain(storedCount, sent);
     // wrk does not count requests cut off when a run ends, though the gateway may have answered them.
     console.log(`audit: ${fmt(stored)} events stored for ${fmt(sent)} requests the clients saw answered: none lost`);
+
+    // The investigation questions over a million stored events, and what sealing and rolling them up costs.
+    const investigation = await investigationFigures(PG_URL, INVESTIGATION_EVENTS, postgres.cpu);
+    printInvestigationFigures(investigation);
+    const storeUs = { worker: pipeline.cpuUsPerEvent.worker! + investigation.seal.workerUsPerEvent, postgres: pipeline.cpuUsPerEvent.postgres! + investigation.seal.postgresUsPerEvent };
+    console.log(
+      `audit store, CPU µs per stored event (insert through the queue, then seal and roll up): worker ${fmt(storeUs.worker, 1)}, PostgreSQL ${fmt(storeUs.postgres, 1)} ` +
+        `(target: no worse than worker 26 + PostgreSQL 73, measured before the chain, partitions and rollup)`,
+    );
     console.log(`finished in ${fmt((Date.now() - benchStarted) / 1000)} s`);
   } finally {
     await stopAll();
