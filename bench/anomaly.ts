@@ -40,7 +40,7 @@ const MIXES: Record<string, (i: number) => Partial<AuditEvent>> = {
 function event(ts: string, overrides: Partial<AuditEvent>): AuditEvent {
   return {
     event_id: randomUUID(), ts, request_id: randomUUID(), gateway_id: 'bench-rules', route: 'api', method: 'GET', path: '/users/1', status: 200,
-    decision: 'allow', reason: null, detail: null, sub: null, consumer: null, jti: null, client_ip: '127.0.0.1', user_agent: 'bench',
+    decision: 'allow', reason: null, detail: null, sub: null, consumer: null, jti: null, token_iat: null, client_ip: '127.0.0.1', user_agent: 'bench',
     latency_ms: 1.5, upstream_status: 200, bytes_out: 300, rate_limit: null, fail_open: false, shadow: false, truncated: [], ...overrides,
   };
 }

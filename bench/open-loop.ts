@@ -8,16 +8,19 @@ import { Agent, request } from 'node:http';
 export interface RateResult {
   sent: number;
   failed: number;
+  /** The failures by what they were: an HTTP status, an error code, or `refused` (a decision that was not allow). */
+  failures: Record<string, number>;
   p50ms: number;
   p99ms: number;
 }
 
-/** Sends one request; resolves true when it succeeded. Never rejects. */
-export type Send = () => Promise<boolean>;
+/** Sends one request; resolves true when it succeeded, else what went wrong. Never rejects. */
+export type Send = () => Promise<true | string>;
 
 export async function atFixedRate(send: Send, rate: number, seconds: number): Promise<RateResult> {
   const latencies: number[] = [];
   let failed = 0;
+  const failures: Record<string, number> = {};
   const total = Math.round(rate * seconds);
   const start = performance.now();
   const inFlight: Promise<void>[] = [];
@@ -28,16 +31,19 @@ export async function atFixedRate(send: Send, rate: number, seconds: number): Pr
     // From the schedule when late (no coordinated omission), from the send when up to 1 ms early.
     const from = Math.min(due, performance.now());
     inFlight.push(
-      send().then((ok) => {
-        if (ok) latencies.push(performance.now() - from);
-        else failed++;
+      send().then((outcome) => {
+        if (outcome === true) latencies.push(performance.now() - from);
+        else {
+          failed++;
+          failures[outcome] = (failures[outcome] ?? 0) + 1;
+        }
       }),
     );
   }
   await Promise.all(inFlight);
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  return { sent: total, failed, p50ms: at(0.5), p99ms: at(0.99) };
+  return { sent: total, failed, failures, p50ms: at(0.5), p99ms: at(0.99) };
 }
 
 /** GETs `url` at a fixed rate over keep-alive connections; a 200 counts as success. */
@@ -48,9 +54,9 @@ export async function httpAtFixedRate(url: string, headers: Record<string, strin
     new Promise((resolve) => {
       const req = request({ host: target.hostname, port: target.port, path: target.pathname, headers, agent }, (res) => {
         res.resume();
-        res.once('end', () => resolve(res.statusCode === 200));
+        res.once('end', () => resolve(res.statusCode === 200 || String(res.statusCode)));
       });
-      req.once('error', () => resolve(false));
+      req.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
       req.end();
     });
   try {

@@ -43,7 +43,7 @@ export async function streamDecisions(address: string, token: string, seconds: n
 export async function streamDecisionsAtRate(address: string, token: string, rate: number, seconds: number): Promise<RateResult> {
   const client = new SidecarClient(address, 5000);
   try {
-    return await atFixedRate(() => client.check(checkRequest(token)).then((answer) => answer.allow, () => false), rate, seconds);
+    return await atFixedRate(() => client.check(checkRequest(token)).then((answer) => answer.allow || `refused:${answer.reason}`, (err: Error) => err.message), rate, seconds);
   } finally {
     client.close();
   }

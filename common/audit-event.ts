@@ -54,6 +54,8 @@ export const auditEventSchema = z.strictObject({
   sub: text('sub').nullable(),
   consumer: text('consumer').nullable(),
   jti: text('jti').nullable(),
+  /** When the token was issued (its iat); null without a token or iat, and in events of older gateways. */
+  token_iat: z.iso.datetime({ offset: true }).nullable().default(null),
   client_ip: text('client_ip'),
   user_agent: text('user_agent').nullable(),
   latency_ms: z.number().min(0),

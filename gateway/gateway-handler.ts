@@ -120,6 +120,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
         record.sub = identity.sub;
         record.consumer = identity.consumer;
         record.jti = identity.jti || null;
+        record.tokenIat = identity.iat;
       }
       const limit = answer.rate_limit;
       if (limit) record.rateLimit = { limit: limit.limit, max: limit.max, remaining: limit.remaining, reset_s: limit.reset_s };

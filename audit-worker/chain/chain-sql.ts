@@ -13,21 +13,31 @@
 export const CHAIN_LOCK_KEY = 7_311_417;
 
 /**
- * Version 1 of the canonical row serialization: every column, in this order, in PostgreSQL's
+ * The canonical row serializations, by version: every column, in this order, in PostgreSQL's
  * binary form (record_send: the column count, then each column's type oid, length and bytes).
  * Lengths make it unambiguous; times are integers of microseconds and the double its IEEE bytes,
  * so nothing depends on TimeZone, DateStyle or extra_float_digits; jsonb is sent as its
  * canonical text (keys sorted). Text is sent in the client encoding: every client of the store
  * (pg, PGlite) uses UTF8, and the sealing function sets it. Listed here, not taken from the
- * table, so a column added later does not change the digest of old links. Measured against
- * json_build_array of the same columns: 7.5 → 5 µs a row.
+ * table, so a column added later does not change the digest of old links: a column added is a
+ * new version, which the links sealed from then on record (audit_chain.row_version), and the
+ * verifier serializes each link's rows with its own version. Measured against json_build_array
+ * of the same columns: 7.5 → 5 µs a row.
  */
-const EVENT_ROW = (e: string): string =>
-  `record_send(row(${[
-    'event_id', 'ts', 'request_id', 'gateway_id', 'route', 'method', 'path', 'status', 'decision', 'reason', 'detail', 'sub',
-    'consumer', 'jti', 'client_ip', 'user_agent', 'latency_ms', 'upstream_status', 'bytes_out', 'rate_limit', 'fail_open',
-    'shadow', 'truncated', 'stored_at',
-  ].map((c) => `${e}.${c}`).join(', ')}))`;
+const EVENT_COLUMNS_V1 = [
+  'event_id', 'ts', 'request_id', 'gateway_id', 'route', 'method', 'path', 'status', 'decision', 'reason', 'detail', 'sub',
+  'consumer', 'jti', 'client_ip', 'user_agent', 'latency_ms', 'upstream_status', 'bytes_out', 'rate_limit', 'fail_open',
+  'shadow', 'truncated', 'stored_at',
+];
+/** Version 2: token_iat added (migration 11). */
+const EVENT_COLUMNS_V2 = [...EVENT_COLUMNS_V1, 'token_iat'];
+/** The version the sealer writes. */
+export const EVENT_ROW_VERSION = 2;
+
+const serialize = (e: string, columns: string[]): string => `record_send(row(${columns.map((c) => `${e}.${c}`).join(', ')}))`;
+/** The serialization of row `e` in the version `version` (a SQL expression) names. */
+const EVENT_ROW = (e: string, version: string): string =>
+  `CASE ${version} WHEN 1 THEN ${serialize(e, EVENT_COLUMNS_V1)} ELSE ${serialize(e, EVENT_COLUMNS_V2)} END`;
 
 const SECURITY_ROW = (s: string): string =>
   `record_send(row(${['event_id', 'ts', 'kind', 'actor', 'subject_kind', 'subject', 'reason', 'until', 'alert_id', 'stored_at'].map((c) => `${s}.${c}`).join(', ')}))`;
@@ -47,8 +57,9 @@ function digestQuery(table: string, row: (alias: string) => string, start: strin
     ${into} FROM ${table} r WHERE r.stored_at >= ${start} AND r.stored_at < ${end}`;
 }
 
-/** `into`: a plpgsql `INTO target` clause, or nothing for a plain query. */
-export const eventsDigestQuery = (start: string, end: string, into = ''): string => digestQuery('audit_events', EVENT_ROW, start, end, into);
+/** `version`: the row serialization's version, a SQL expression; `into`: a plpgsql `INTO target` clause, or nothing for a plain query. */
+export const eventsDigestQuery = (start: string, end: string, version: string, into = ''): string =>
+  digestQuery('audit_events', (e) => EVENT_ROW(e, version), start, end, into);
 export const securityDigestQuery = (start: string, end: string, into = ''): string => digestQuery('audit_security_events', SECURITY_ROW, start, end, into);
 
 /**
@@ -67,28 +78,8 @@ const SEALED_TABLES = `SELECT 'audit_events'::regclass UNION SELECT relid FROM p
 /** Empty buckets at most merged into one link (a worker down for days seals its gap in a few links). */
 const MAX_EMPTY_SPAN = `interval '1 hour'`;
 
-/**
- * Appended to the worker's migration (EventStore.migrate). BRIN indexes on stored_at: it grows
- * with insertion order, so a block range summary serves the bucket scans at almost no insert cost
- * (a btree would add a second index write to every stored event). 32 pages a range (~500 events):
- * a bucket scan reads at most that many rows outside its bucket at each end.
- */
-export const CHAIN_DDL = `
-CREATE TABLE IF NOT EXISTS audit_chain (
-  seq bigint PRIMARY KEY,
-  bucket_start timestamptz NOT NULL UNIQUE,
-  bucket_end timestamptz NOT NULL,
-  count bigint NOT NULL,
-  min_ts timestamptz,
-  digest bytea NOT NULL,
-  security_count bigint NOT NULL,
-  security_digest bytea NOT NULL,
-  prev_hash bytea NOT NULL,
-  hash bytea NOT NULL,
-  sealed_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS audit_events_stored_at ON audit_events USING brin (stored_at) WITH (pages_per_range = 32, autosummarize = on);
-CREATE INDEX IF NOT EXISTS audit_security_events_stored_at ON audit_security_events USING brin (stored_at) WITH (pages_per_range = 32, autosummarize = on);
+/** The sealing function, made by version 9 and made again by each version that changes it. */
+const SEAL_FUNCTION_DDL = `
 -- Seals every closed bucket after the chain's head, oldest first, at most p_max_links; returns
 -- the links it wrote. A bucket is closed when it ended before now() - p_margin_s and before
 -- the start of every open transaction writing to the tables: a row's stored_at is its
@@ -144,10 +135,10 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM audit_security_events WHERE stored_at >= v_start AND stored_at < v_end + v_bucket) LOOP
       v_end := v_end + v_bucket;
     END LOOP;
-    ${eventsDigestQuery('v_start', 'v_end', 'INTO v_ev')};
+    ${eventsDigestQuery('v_start', 'v_end', String(EVENT_ROW_VERSION), 'INTO v_ev')};
     ${securityDigestQuery('v_start', 'v_end', 'INTO v_sec')};
-    INSERT INTO audit_chain (seq, bucket_start, bucket_end, count, min_ts, digest, security_count, security_digest, prev_hash, hash)
-    VALUES (v_seq, v_start, v_end, v_ev.n, v_ev.min_ts, v_ev.digest, v_sec.n, v_sec.digest, v_prev, ${LINK_HASH})
+    INSERT INTO audit_chain (seq, bucket_start, bucket_end, count, min_ts, digest, security_count, security_digest, prev_hash, hash, row_version)
+    VALUES (v_seq, v_start, v_end, v_ev.n, v_ev.min_ts, v_ev.digest, v_sec.n, v_sec.digest, v_prev, ${LINK_HASH}, ${EVENT_ROW_VERSION})
     RETURNING * INTO v_link;
     RETURN NEXT v_link;
     v_prev := v_link.hash;
@@ -156,3 +147,32 @@ BEGIN
   END LOOP;
 END
 $fn$;`;
+
+/**
+ * Appended to the worker's migration (EventStore.migrate). BRIN indexes on stored_at: it grows
+ * with insertion order, so a block range summary serves the bucket scans at almost no insert cost
+ * (a btree would add a second index write to every stored event). 32 pages a range (~500 events):
+ * a bucket scan reads at most that many rows outside its bucket at each end.
+ */
+export const CHAIN_DDL = `
+CREATE TABLE IF NOT EXISTS audit_chain (
+  seq bigint PRIMARY KEY,
+  bucket_start timestamptz NOT NULL UNIQUE,
+  bucket_end timestamptz NOT NULL,
+  count bigint NOT NULL,
+  min_ts timestamptz,
+  digest bytea NOT NULL,
+  security_count bigint NOT NULL,
+  security_digest bytea NOT NULL,
+  prev_hash bytea NOT NULL,
+  hash bytea NOT NULL,
+  sealed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS audit_events_stored_at ON audit_events USING brin (stored_at) WITH (pages_per_range = 32, autosummarize = on);
+CREATE INDEX IF NOT EXISTS audit_security_events_stored_at ON audit_security_events USING brin (stored_at) WITH (pages_per_range = 32, autosummarize = on);
+${SEAL_FUNCTION_DDL}`;
+
+/** Version 12: the links record the row serialization they were sealed with (older ones: 1). */
+export const CHAIN_ROW_VERSION_DDL = `
+ALTER TABLE audit_chain ADD COLUMN IF NOT EXISTS row_version smallint NOT NULL DEFAULT 1;
+${SEAL_FUNCTION_DDL}`;

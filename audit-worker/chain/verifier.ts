@@ -96,7 +96,7 @@ const LINK_COLUMNS = `c.seq::text AS seq, ${us('c.bucket_start')} AS start_us, $
 const PAGE = `
 SELECT ${LINK_COLUMNS}, ev.n::text AS ev_n, encode(ev.digest, 'hex') AS ev_digest, sec.n::text AS sec_n, encode(sec.digest, 'hex') AS sec_digest
 FROM audit_chain c
-CROSS JOIN LATERAL (${eventsDigestQuery('c.bucket_start', 'c.bucket_end')}) ev
+CROSS JOIN LATERAL (${eventsDigestQuery('c.bucket_start', 'c.bucket_end', 'c.row_version')}) ev
 CROSS JOIN LATERAL (${securityDigestQuery('c.bucket_start', 'c.bucket_end')}) sec
 WHERE c.seq >= $1 ORDER BY c.seq LIMIT $2`;
 

@@ -3,7 +3,8 @@
  * its consumer) was revoked, and how many were allowed. Revocations come from
  * audit_security_events: a `revoke` of the jti or the consumer, and a `ban` of the jti (the same
  * key: a revoked token). A jti's revocation lasts until its `until` or the first `unban` of the
- * jti after it; a consumer's has no end (`revoke --consumer` is not lifted by an unban). `--sub S`
+ * jti after it; a consumer's has no end (`revoke --consumer` is not lifted by an unban) but covers
+ * only the tokens issued up to it (inWindow). `--sub S`
  * takes the revocations of every consumer `<issuer>:S` and each consumer's own requests.
  */
 import type { AuditEvent } from '../../common/audit-event.js';
@@ -45,10 +46,16 @@ function revocationsSql(scope: 'jti' | 'sub' | 'consumer'): string {
     FROM audit_security_events r WHERE ${match}`;
 }
 
-/** Requests in scope inside a revocation's window: `e` the request, `v` the revocations. */
+/**
+ * Requests in scope inside a revocation's window: `e` the request, `v` the revocations. A
+ * consumer's revocation revokes the tokens issued up to its second (iat <= that second), so a
+ * request with a token issued after it is not one; an event without token_iat (a token without
+ * iat, which the sidecar counts as revoked, or an event of an older gateway) is counted.
+ */
 function inWindow(scope: 'jti' | 'sub' | 'consumer'): string {
   const owner = scope === 'jti' ? 'e.jti = $1::text' : scope === 'consumer' ? 'e.consumer = $1::text' : 'e.sub = $1::text';
-  const same = scope === 'jti' ? '' : ' AND e.consumer = v.subject';
+  const same =
+    scope === 'jti' ? '' : ` AND e.consumer = v.subject AND (e.token_iat IS NULL OR e.token_iat < date_trunc('second', v.from_ts) + interval '1 second')`;
   return `${owner} AND EXISTS (SELECT 1 FROM revocations v WHERE e.ts >= v.from_ts AND e.ts < v.to_ts${same})`;
 }
 

@@ -21,6 +21,7 @@ export const COLUMNS = {
   sub: 'text',
   consumer: 'text',
   jti: 'text',
+  token_iat: 'timestamptz',
   client_ip: 'text',
   user_agent: 'text',
   latency_ms: 'double precision',
@@ -38,13 +39,20 @@ const NOT_NULL = new Set<string>(['event_id', 'ts', 'request_id', 'gateway_id', 
 /** Defaults of the columns added after the table's first version, so existing rows get a value. */
 const DEFAULTS: Partial<Record<keyof AuditEvent, string>> = { truncated: `'{}'` };
 /** Columns added after the first version of the table: ADD COLUMN IF NOT EXISTS on existing databases. */
-const ADDED_LATER: (keyof AuditEvent)[] = ['truncated'];
+const ADDED_LATER: (keyof AuditEvent)[] = ['truncated', 'token_iat'];
 
 function columnDefinition(n: keyof AuditEvent, primaryKey: boolean): string {
   const key = primaryKey && n === 'event_id' ? ' PRIMARY KEY' : NOT_NULL.has(n) ? ' NOT NULL' : '';
   const fallback = DEFAULTS[n] ? ` DEFAULT ${DEFAULTS[n]}` : '';
   return `${n} ${COLUMNS[n]}${key}${fallback}`;
 }
+
+/**
+ * The columns added after the table's first version, added where missing: part of version 1,
+ * run on the old table before it is partitioned (version 6), and a step of its own for a table
+ * partitioned before a column was added (version 11: token_iat).
+ */
+export const ADDED_COLUMNS_DDL = ADDED_LATER.map((n) => `ALTER TABLE audit_events ADD COLUMN IF NOT EXISTS ${columnDefinition(n, true)};`).join('\n');
 
 /** Version 1: the table as the worker made it before migrations were versioned (adopts such a database). */
 export const UNPARTITIONED_DDL = `
@@ -53,7 +61,7 @@ CREATE TABLE IF NOT EXISTS audit_events (
   stored_at timestamptz NOT NULL DEFAULT now(),
   CONSTRAINT audit_events_decision CHECK (decision IN ('allow', 'deny'))
 );
-${ADDED_LATER.map((n) => `ALTER TABLE audit_events ADD COLUMN IF NOT EXISTS ${columnDefinition(n, true)};`).join('\n')}
+${ADDED_COLUMNS_DDL}
 CREATE INDEX IF NOT EXISTS audit_events_ts ON audit_events (ts DESC, event_id DESC);
 CREATE INDEX IF NOT EXISTS audit_events_sub_ts ON audit_events (sub, ts);
 CREATE INDEX IF NOT EXISTS audit_events_consumer_ts ON audit_events (consumer, ts);

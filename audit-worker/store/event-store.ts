@@ -45,7 +45,9 @@ ON CONFLICT (event_id) DO NOTHING`;
 
 const escapeNul = (text: string): string => text.replaceAll('\0', '\\u0000');
 
-export const SELECT_COLUMNS = NAMES.map((n) => (n === 'ts' ? `to_char(ts AT TIME ZONE 'UTC', ${UTC_US}) AS ts` : n)).join(', ');
+/** The times as text (microseconds, UTC): pg would make them Dates, which keep milliseconds only. */
+const TIMES = new Set<string>(['ts', 'token_iat']);
+export const SELECT_COLUMNS = NAMES.map((n) => (TIMES.has(n) ? `to_char(${n} AT TIME ZONE 'UTC', ${UTC_US}) AS ${n}` : n)).join(', ');
 
 /** Equality filters: query parameter → column. */
 const EQUALS = ['sub', 'consumer', 'client_ip', 'route', 'decision', 'reason', 'request_id', 'jti', 'status'] as const;
@@ -71,6 +73,7 @@ export function toEvent(row: Row): AuditEvent {
   const event = {} as Record<string, unknown>;
   for (const n of NAMES) event[n] = row[n];
   event.ts = isoTs(row.ts);
+  event.token_iat = row.token_iat === null ? null : isoTs(row.token_iat);
   event.latency_ms = Number(row.latency_ms);
   event.bytes_out = Number(row.bytes_out);
   return event as AuditEvent;

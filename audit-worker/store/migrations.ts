@@ -1,14 +1,16 @@
 /**
  * Every schema change of the audit store, in order: the one place for the list. run-migrations.ts
  * applies those a database has not recorded (table audit_schema_migrations), each once.
- * An applied step is never edited: a change is a new step at the end. Steps 1-5 are the schema
+ * An applied step is never edited: a change is a new step at the end. (The chain's sealing
+ * function is made by step 9 and made again, CREATE OR REPLACE, by each step that changes it, so
+ * step 9 makes the current one on a new database; the later step then makes it once more.) Steps 1-5 are the schema
  * as the worker made it before versions (CREATE ... IF NOT EXISTS), so a database made then is
  * adopted: they change nothing there and are recorded.
  */
 import { ALERTS_DDL } from '../anomaly/alert-store.js';
-import { CHAIN_DDL } from '../chain/chain-sql.js';
+import { CHAIN_DDL, CHAIN_ROW_VERSION_DDL } from '../chain/chain-sql.js';
 import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
-import { ALL_COLUMNS, PARTITIONED_DDL, REJECTED_DDL, UNPARTITIONED_DDL, UNPARTITIONED_INDEXES } from './audit-events-table.js';
+import { ADDED_COLUMNS_DDL, ALL_COLUMNS, PARTITIONED_DDL, REJECTED_DDL, UNPARTITIONED_DDL, UNPARTITIONED_INDEXES } from './audit-events-table.js';
 import { MINUTE_ROLLUP_DDL } from './minute-rollup.js';
 import { createPartition } from './partitions.js';
 import { SECURITY_EVENTS_DDL, SECURITY_KIND_CHECKS_WIDENED } from './security-event-store.js';
@@ -33,6 +35,7 @@ async function partitionAuditEvents(tx: SqlQueries): Promise<void> {
   const { rows } = await tx.query<{ kind: string }>(`SELECT relkind::text AS kind FROM pg_class WHERE oid = to_regclass('audit_events')`);
   if (rows[0]?.kind === 'p') return;
   await tx.exec(`
+    ${ADDED_COLUMNS_DDL}
     ALTER TABLE audit_events RENAME TO audit_events_unpartitioned;
     ALTER INDEX audit_events_pkey RENAME TO audit_events_unpartitioned_pkey;
     DROP INDEX IF EXISTS ${UNPARTITIONED_INDEXES.join(', ')};
@@ -61,4 +64,6 @@ CREATE INDEX IF NOT EXISTS audit_security_events_alert_id ON audit_security_even
   },
   { version: 9, name: 'audit_chain: the hash chain, its sealing function, BRIN on stored_at', up: CHAIN_DDL },
   { version: 10, name: 'audit_rollup_minute: requests per minute by route, decision and reason', up: MINUTE_ROLLUP_DDL },
+  { version: 11, name: 'audit_events.token_iat: when the token presented was issued', up: ADDED_COLUMNS_DDL },
+  { version: 12, name: 'audit_chain.row_version: token_iat in the rows sealed from now on', up: CHAIN_ROW_VERSION_DDL },
 ];

@@ -78,5 +78,6 @@ function identityMessage(identity: TokenIdentity): CheckResponse['identity'] {
     jti: identity.jti,
     tier: identity.tier ?? '',
     issuer: identity.issuer,
+    iat: identity.iat ?? 0,
   };
 }

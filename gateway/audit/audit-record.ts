@@ -22,6 +22,8 @@ export interface RequestRecord {
   sub: string | null;
   consumer: string | null;
   jti: string | null;
+  /** The token's iat, unix seconds; 0 when there is none. */
+  tokenIat: number;
   upstreamStatus: number | null;
   upstreamTimedOut: boolean;
   /** The request to the upstream while it runs: aborted when the client leaves first. */
@@ -46,6 +48,7 @@ export function startRecord(req: IncomingMessage, res: ServerResponse, requestId
     sub: null,
     consumer: null,
     jti: null,
+    tokenIat: 0,
     upstreamStatus: null,
     upstreamTimedOut: false,
     upstreamRequest: null,
@@ -80,6 +83,7 @@ export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: S
     sub: record.sub,
     consumer: record.consumer,
     jti: record.jti,
+    token_iat: record.tokenIat > 0 ? new Date(record.tokenIat * 1000).toISOString() : null,
     client_ip: record.clientIp,
     user_agent: req.headers['user-agent'] ?? null,
     latency_ms: performance.now() - record.startedMs,
@@ -112,6 +116,7 @@ export function refusedRequestEvent(requestId: string, clientIp: string, status:
     sub: null,
     consumer: null,
     jti: null,
+    token_iat: null,
     client_ip: clientIp,
     user_agent: null,
     latency_ms: 0,

@@ -179,6 +179,20 @@ routes:
     expect(Number(res.headers.get('retry-after'))).to.be.within(1, 86_400);
   });
 
+  it("stores the token's iat in the event (a consumer revocation covers the tokens issued up to it), and none without a token", async () => {
+    const iat = Math.floor(Date.now() / 1000) - 42;
+    const stored = async (headers: Record<string, string>) => {
+      const requestId = `e2e-${randomUUID()}`;
+      await fetch(`${gatewayUrl}/users/7`, { headers: { ...headers, 'X-Request-Id': requestId } });
+      return eventually(async () => {
+        const found = await fetch(`${auditUrl}/v1/events?request_id=${requestId}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+        return ((await found.json()) as { events: { token_iat: string | null }[] }).events[0];
+      }, 15_000, `the audit event of ${requestId}`);
+    };
+    expect((await stored({ Authorization: `Bearer ${token({ iat })}` })).token_iat).to.equal(new Date(iat * 1000).toISOString());
+    expect((await stored({})).token_iat).to.equal(null);
+  });
+
   it('stores the event of a path and a user agent over the audit limits, cut to them and marked truncated', async () => {
     const requestId = `e2e-${randomUUID()}`;
     const path = `/users/${'a'.repeat(4200)}`;

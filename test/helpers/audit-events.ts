@@ -18,6 +18,7 @@ export function auditEvent(overrides: Partial<AuditEvent> = {}): AuditEvent {
     sub: 'alice',
     consumer: 'local:alice',
     jti: randomUUID(),
+    token_iat: null,
     client_ip: '203.0.113.7',
     user_agent: 'curl/8.5.0',
     latency_ms: 1.234567,

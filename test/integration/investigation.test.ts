@@ -75,8 +75,11 @@ for (const backend of STORE_BACKENDS) {
     const revokeD = security({ kind: 'revoke', actor: 'admin-cli:ops', target: { consumer: `e2e:${subD}` }, reason: 'account closed' }, 400);
     const deniedD = auditEvent({ sub: subD, consumer: `e2e:${subD}`, ts: at(410), reason: 'token_revoked', status: 401 });
     const otherIssuerD = auditEvent({ sub: subD, consumer: `partner:${subD}`, ts: at(420), decision: 'allow', status: 200, reason: null });
+    // After the revocation: a token issued in its second (revoked) let through by fail_open, and one issued the second after (not revoked).
+    const oldTokenD = auditEvent({ sub: subD, consumer: `e2e:${subD}`, ts: at(430), token_iat: at(400.9).replace(/\.\d+Z$/, '.000Z'), decision: 'allow', status: 200, reason: null, fail_open: true });
+    const newTokenD = auditEvent({ sub: subD, consumer: `e2e:${subD}`, ts: at(440), token_iat: at(401), decision: 'allow', status: 200, reason: null });
 
-    const all: AuditEvent[] = [...beforeA, ...afterA, lateA, ...eventsB, inBanC, afterBanC, deniedD, otherIssuerD];
+    const all: AuditEvent[] = [...beforeA, ...afterA, lateA, ...eventsB, inBanC, afterBanC, deniedD, otherIssuerD, oldTokenD, newTokenD];
     const securityEvents = [revokeA, banIpA, revokeB, banC, revokeD];
 
     const get = async (path: string): Promise<{ status: number; body: any }> => {
@@ -131,10 +134,11 @@ for (const backend of STORE_BACKENDS) {
         expect(body.events.map((e: AuditEvent) => e.event_id)).to.deep.equal([inBanC.event_id]);
       });
 
-      it("takes a sub's consumer revocations and only that consumer's requests", async () => {
+      it("takes a sub's consumer revocations, that consumer's requests, and only tokens issued up to the revocation's second", async () => {
         const { body } = await get(`/v1/after-revocation?sub=${subD}`);
-        expect(body.summary).to.equal(`0 of 1 request after the revocation at ${at(400)} was allowed`);
-        expect(body.events.map((e: AuditEvent) => e.event_id)).to.deep.equal([deniedD.event_id]);
+        expect(body.summary).to.equal(`1 of 2 requests after the revocation at ${at(400)} was allowed (1 by fail_open while Redis was unreachable)`);
+        expect(body.events.map((e: AuditEvent) => e.event_id)).to.deep.equal([deniedD.event_id, oldTokenD.event_id]);
+        expect(body.events[1].token_iat).to.equal(oldTokenD.token_iat);
         expect((await get(`/v1/after-revocation?consumer=partner:${subD}`)).body.summary).to.equal(`no revocation of consumer partner:${subD} is recorded`);
       });
 

@@ -10,6 +10,7 @@ export interface Identity {
   'jti'?: (string);
   'tier'?: (string);
   'issuer'?: (string);
+  'iat'?: (number);
 }
 
 export interface Identity__Output {
@@ -20,4 +21,5 @@ export interface Identity__Output {
   'jti': (string);
   'tier': (string);
   'issuer': (string);
+  'iat': (number);
 }
