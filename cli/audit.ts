@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { CliUsageError, getJson, type Api } from './audit/api.js';
 import { INVESTIGATION_COMMANDS, INVESTIGATION_USAGE, runInvestigation } from './audit/investigate.js';
 import { ALERT_COLUMNS, SECURITY_COLUMNS, table, type Columns } from './audit/views.js';
 
@@ -69,12 +70,6 @@ const FILTERS = {
 } as const;
 const PAGE_MAX = 1000;
 
-class UsageError extends Error {
-  constructor(message: string, readonly showUsage = true) {
-    super(message);
-  }
-}
-class ApiError extends Error {}
 
 type Event = Record<string, unknown>;
 
@@ -95,20 +90,20 @@ function parse(argv: string[]) {
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new CliUsageError((err as Error).message);
   }
   const { positionals } = parsed;
   const values = parsed.values as Record<string, string | boolean | undefined>;
   if (values.help) return { help: true as const };
   const [command, ...rest] = positionals;
   if (command === 'ack') {
-    if (rest.length !== 1) throw new UsageError('ack takes one alert id');
+    if (rest.length !== 1) throw new CliUsageError('ack takes one alert id');
     return { help: false as const, command: 'ack' as const, id: rest[0] as string };
   }
   if (command === 'alerts') {
-    if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+    if (rest.length !== 0) throw new CliUsageError(`unknown command: ${positionals.join(' ')}`);
     const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since' && flag !== 'kind'), 'kind', 'actor', 'anchor'].filter((flag) => values[flag] !== undefined);
-    if (stray.length > 0) throw new UsageError(`alerts does not take --${stray.join(', --')}`);
+    if (stray.length > 0) throw new CliUsageError(`alerts does not take --${stray.join(', --')}`);
     const query = new URLSearchParams();
     if (values.open) query.set('status', 'open');
     for (const flag of ['rule', 'subject', 'since', 'limit'] as const) {
@@ -118,9 +113,9 @@ function parse(argv: string[]) {
     return { help: false as const, command: 'alerts' as const, query, json: Boolean(values.json) };
   }
   if (command === 'security') {
-    if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+    if (rest.length !== 0) throw new CliUsageError(`unknown command: ${positionals.join(' ')}`);
     const stray = [...Object.keys(FILTERS).filter((flag) => flag !== 'since' && flag !== 'kind'), 'open', 'rule', 'anchor'].filter((flag) => values[flag] !== undefined);
-    if (stray.length > 0) throw new UsageError(`security does not take --${stray.join(', --')}`);
+    if (stray.length > 0) throw new CliUsageError(`security does not take --${stray.join(', --')}`);
     const query = new URLSearchParams();
     for (const flag of ['kind', 'subject', 'actor', 'since', 'limit'] as const) {
       const value = values[flag] as string | undefined;
@@ -129,9 +124,9 @@ function parse(argv: string[]) {
     return { help: false as const, command: 'security' as const, query, json: Boolean(values.json) };
   }
   if (command === 'verify') {
-    if (rest.length !== 0) throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+    if (rest.length !== 0) throw new CliUsageError(`unknown command: ${positionals.join(' ')}`);
     const stray = Object.keys(options).filter((flag) => !['since', 'anchor', 'json', 'help'].includes(flag) && values[flag] !== undefined);
-    if (stray.length > 0) throw new UsageError(`verify does not take --${stray.join(', --')}`);
+    if (stray.length > 0) throw new CliUsageError(`verify does not take --${stray.join(', --')}`);
     const query = new URLSearchParams();
     for (const flag of ['since', 'anchor'] as const) {
       if (values[flag] !== undefined) query.set(flag, values[flag] as string);
@@ -139,13 +134,13 @@ function parse(argv: string[]) {
     return { help: false as const, command: 'verify' as const, query, json: Boolean(values.json) };
   }
   if (positionals.length !== 1 || command !== 'events') {
-    throw new UsageError(positionals.length === 0 ? 'missing command (events, alerts, ack, security, verify, trace, timeline, top, after-revocation, export)' : `unknown command: ${positionals.join(' ')}`);
+    throw new CliUsageError(positionals.length === 0 ? 'missing command (events, alerts, ack, security, verify, trace, timeline, top, after-revocation, export)' : `unknown command: ${positionals.join(' ')}`);
   }
   for (const flag of ['open', 'subject', 'rule', 'actor', 'anchor'] as const) {
-    if (values[flag] !== undefined) throw new UsageError(`events does not take --${flag}`);
+    if (values[flag] !== undefined) throw new CliUsageError(`events does not take --${flag}`);
   }
   const limitText = (values.limit as string | undefined) ?? '100';
-  if (!/^\d+$/.test(limitText) || Number(limitText) < 1) throw new UsageError('--limit must be a positive integer');
+  if (!/^\d+$/.test(limitText) || Number(limitText) < 1) throw new CliUsageError('--limit must be a positive integer');
   const query = new URLSearchParams();
   for (const [flag, param] of Object.entries(FILTERS)) {
     const value = values[flag] as string | undefined;
@@ -160,32 +155,21 @@ function adminToken(): string {
   try {
     return readFileSync('data/admin-token', 'utf8').trim();
   } catch {
-    throw new UsageError('ADMIN_TOKEN is not set and ./data/admin-token cannot be read', false);
+    throw new CliUsageError('ADMIN_TOKEN is not set and ./data/admin-token cannot be read', false);
   }
 }
 
-async function fetchEvents(base: string, token: string, query: URLSearchParams, limit: number): Promise<Event[]> {
+/** Pages of /v1/events until `limit` events or the last page. */
+async function fetchEvents(api: Api, query: URLSearchParams, limit: number): Promise<Event[]> {
   const events: Event[] = [];
   let cursor: string | null = null;
   do {
     const page = new URLSearchParams(query);
     page.set('limit', String(Math.min(PAGE_MAX, limit - events.length)));
     if (cursor) page.set('cursor', cursor);
-    const url = `${base.replace(/\/+$/, '')}/v1/events?${page}`;
-    let res: Response;
-    try {
-      res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
-    } catch (err) {
-      throw new ApiError(`cannot reach the audit API at ${base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
-    }
-    const body = (await res.json().catch(() => ({}))) as { events?: Event[]; next_cursor?: string | null; error?: string };
-    if (!res.ok) {
-      const message = `the audit API answered ${res.status}: ${body.error ?? res.statusText}`;
-      // A filter the API refuses is the operator's input: report it as bad usage.
-      throw res.status === 400 ? new UsageError(message, false) : new ApiError(message);
-    }
-    events.push(...(body.events ?? []));
-    cursor = body.next_cursor ?? null;
+    const body: { events: Event[]; next_cursor: string | null } = await getJson(api, `/v1/events?${page}`);
+    events.push(...body.events);
+    cursor = body.next_cursor;
   } while (cursor && events.length < limit);
   return events.slice(0, limit);
 }
@@ -205,61 +189,50 @@ const COLUMNS: Columns = [
   ['REQUEST_ID', (e) => e.request_id],
 ];
 
-/** One call of the alerts API; a 400 or 404 is the operator's input (bad usage). */
-async function callApi(url: string, token: string, method: 'GET' | 'POST'): Promise<Record<string, unknown>> {
-  let res: Response;
-  try {
-    res = await fetch(url, { method, headers: { authorization: `Bearer ${token}` } });
-  } catch (err) {
-    throw new ApiError(`cannot reach the audit API at ${url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
-  }
-  const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-  if (!res.ok) {
-    const message = `the audit API answered ${res.status}: ${typeof body.error === 'string' ? body.error : res.statusText}`;
-    throw res.status === 400 || res.status === 404 ? new UsageError(message, false) : new ApiError(message);
-  }
-  return body;
+/** The query API at AUDIT_URL (default the local worker's), with the admin token. */
+function auditApi(): Api {
+  return { base: (process.env.AUDIT_URL || 'http://127.0.0.1:8090').replace(/\/+$/, ''), token: adminToken() };
 }
 
 async function main(argv: string[]): Promise<number> {
   try {
     if (INVESTIGATION_COMMANDS.has(argv[0] ?? '')) {
-      return await runInvestigation(argv, () => ({ base: (process.env.AUDIT_URL || 'http://127.0.0.1:8090').replace(/\/+$/, ''), token: adminToken() }), USAGE);
+      return await runInvestigation(argv, auditApi, USAGE);
     }
     const args = parse(argv);
     if (args.help) {
       console.log(USAGE);
       return 0;
     }
-    const base = (process.env.AUDIT_URL || 'http://127.0.0.1:8090').replace(/\/+$/, '');
+    const api = auditApi();
     if (args.command === 'ack') {
-      const alert = await callApi(`${base}/v1/alerts/${encodeURIComponent(args.id)}/ack`, adminToken(), 'POST');
+      const alert: Event = await getJson(api, `/v1/alerts/${encodeURIComponent(args.id)}/ack`, 'POST');
       console.log(`acked alert ${String(alert.id)} (${String(alert.rule)} ${String(alert.subject)})`);
       return 0;
     }
     if (args.command === 'security') {
-      const { events } = (await callApi(`${base}/v1/security-events?${args.query}`, adminToken(), 'GET')) as { events: Event[] };
+      const { events }: { events: Event[] } = await getJson(api, `/v1/security-events?${args.query}`);
       if (args.json) console.log(JSON.stringify(events, null, 2));
       else console.log(events.length ? table(events, SECURITY_COLUMNS) : '(no security events)');
       return 0;
     }
     if (args.command === 'verify') {
-      const report = await callApi(`${base}/v1/verify?${args.query}`, adminToken(), 'GET');
+      const report: Event = await getJson(api, `/v1/verify?${args.query}`);
       console.log(args.json ? JSON.stringify(report, null, 2) : String(report.message));
       return report.status === 'intact' ? 0 : 3;
     }
     if (args.command === 'alerts') {
-      const { alerts } = (await callApi(`${base}/v1/alerts?${args.query}`, adminToken(), 'GET')) as { alerts: Event[] };
+      const { alerts }: { alerts: Event[] } = await getJson(api, `/v1/alerts?${args.query}`);
       if (args.json) console.log(JSON.stringify(alerts, null, 2));
       else console.log(alerts.length ? table(alerts, ALERT_COLUMNS) : '(no alerts)');
       return 0;
     }
-    const events = await fetchEvents(process.env.AUDIT_URL || 'http://127.0.0.1:8090', adminToken(), args.query, args.limit);
+    const events = await fetchEvents(api, args.query, args.limit);
     if (args.json) console.log(JSON.stringify(events, null, 2));
     else console.log(events.length ? table(events, COLUMNS) : '(no events)');
     return 0;
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof CliUsageError) {
       console.error(err.showUsage ? `audit: ${err.message}\n\n${USAGE}` : `audit: ${err.message}`);
       return 2;
     }

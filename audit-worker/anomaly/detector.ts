@@ -22,7 +22,7 @@ const SCRIPT = readFileSync(join(PROJECT_ROOT, 'audit-worker/anomaly/detect.lua'
  * seconds (a job orphaned by a Redis kill is recovered within ~6 s) or on the first retries of a
  * failed alert write.
  */
-export const SEEN_TTL_S = 900;
+const SEEN_TTL_S = 900;
 /** Incidents held for a batch outlive the job's retries (AUDIT_JOB_OPTIONS: about 36 hours). */
 const HELD_TTL_S = 2 * 86400;
 /** Evidence kept on an alert. */

@@ -16,9 +16,9 @@ export interface Api {
   token: string;
 }
 
-async function request(api: Api, path: string): Promise<Response> {
+async function request(api: Api, path: string, method: 'GET' | 'POST' = 'GET'): Promise<Response> {
   try {
-    return await fetch(`${api.base}${path}`, { headers: { authorization: `Bearer ${api.token}` } });
+    return await fetch(`${api.base}${path}`, { method, headers: { authorization: `Bearer ${api.token}` } });
   } catch (err) {
     throw new CliApiError(`cannot reach the audit API at ${api.base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
   }
@@ -31,8 +31,8 @@ async function failure(res: Response): Promise<Error> {
   return res.status === 400 || res.status === 404 ? new CliUsageError(message, false) : new CliApiError(message);
 }
 
-export async function getJson<T>(api: Api, path: string): Promise<T> {
-  const res = await request(api, path);
+export async function getJson<T>(api: Api, path: string, method: 'GET' | 'POST' = 'GET'): Promise<T> {
+  const res = await request(api, path, method);
   if (!res.ok) throw await failure(res);
   return (await res.json()) as T;
 }
