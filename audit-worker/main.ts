@@ -12,7 +12,7 @@ import { AlertStore } from './anomaly/alert-store.js';
 import { AnomalyRules } from './anomaly/anomaly-rules.js';
 import { WebhookDelivery, webhookDeliveryOptions } from './anomaly/webhook-delivery.js';
 import { WebhookOutbox } from './anomaly/webhook-outbox.js';
-import { ChainSealer } from './chain/sealer.js';
+import { ChainSealer, sealerOptions } from './chain/sealer.js';
 import { verifyChain } from './chain/verifier.js';
 import { FailedJobsWatch } from './failed-jobs.js';
 import { buildQueryApi } from './query-api.js';
@@ -54,11 +54,11 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const failed = new FailedJobsWatch(new Queue(AUDIT_QUEUE, { connection: redis, prefix }), logger);
   failed.start();
   webhook?.start();
-  const sealer = new ChainSealer(sql, logger);
+  const sealer = new ChainSealer(sql, logger, sealerOptions(config.audit.chain));
   sealer.start();
 
   if (!env.ADMIN_TOKEN) logger.warn('ADMIN_TOKEN is not set: the query API answers 503 admin_disabled');
-  const server = buildQueryApi({ store, alerts, security, investigation: sql, auditQueries: security, verify: (options) => verifyChain(sql, options), adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
+  const server = buildQueryApi({ store, alerts, security, investigation: sql, auditQueries: security, verify: (options) => verifyChain(sql, options), adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null, chain: sealer.status() }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
   await once(server, 'listening');
   const address = server.address();
   logger.info('ready', {

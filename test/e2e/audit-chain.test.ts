@@ -62,6 +62,10 @@ routes:
     // The head is published in the worker's log (the anchor to compare a later verify with).
     const logged = stack.process('audit-worker').output.join('');
     expect(logged).to.include(`"head_hash":"${sealed.head!.hash}"`);
+    // /healthz (open, no token) shows the chain keeping up.
+    const health = (await (await fetch(`${stack.auditUrl}/healthz`)).json()) as { chain: { head_lag_s: number; lagging: boolean; failed_runs: number } };
+    expect(health.chain).to.include({ lagging: false, failed_runs: 0 });
+    expect(health.chain.head_lag_s).to.be.within(0, 17);
 
     const anchored = await audit('verify', '--anchor', `${sealed.head!.seq}:${sealed.head!.hash}`);
     expect(anchored.code, anchored.stderr).to.equal(0);

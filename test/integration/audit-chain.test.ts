@@ -12,6 +12,7 @@ import { EventStore } from '../../audit-worker/store/event-store.js';
 import { insertSecurityEvents } from '../../audit-worker/store/security-event-store.js';
 import { openPGlite, openPostgres, type SqlClient } from '../../audit-worker/store/sql-client.js';
 import { auditEvent } from '../helpers/audit-events.js';
+import { captureLogger } from '../helpers/capture-logger.js';
 import { eventually } from '../helpers/net.js';
 import { PG_URL } from '../helpers/postgres.js';
 
@@ -307,6 +308,36 @@ for (const backend of backends) {
 
 describe('audit hash chain sealing beside a transaction in flight (PostgreSQL)', function () {
   this.timeout(60_000);
+
+  it('reports a chain held back by a transaction left open: error log and /healthz status, cleared once it ends', async () => {
+    const schema = `audit_chain_${randomBytes(6).toString('hex')}`;
+    const sql = await openPostgres(PG_URL, schema);
+    const held = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` });
+    const { logger, lines } = captureLogger();
+    const sealer = new ChainSealer(sql, logger, { bucketSeconds: 1, marginSeconds: 0, intervalMs: 200, lagAlertSeconds: 3 });
+    try {
+      const store = new EventStore(sql);
+      await store.migrate();
+      await store.insert([auditEvent()]);
+      await held.connect();
+      await held.query('BEGIN');
+      await held.query('LOCK TABLE audit_events IN ROW EXCLUSIVE MODE'); // as an insert in flight holds it
+      sealer.start();
+      await eventually(async () => lines.find((l) => l.code === 'audit_chain_lagging'), 20_000, 'the lagging chain to be logged');
+      const line = lines.find((l) => l.code === 'audit_chain_lagging')!;
+      expect(line).to.include({ level: 'error', lag_alert_s: 3, failed_runs: 0 });
+      expect(line.head_lag_s).to.be.above(3);
+      expect(sealer.status()).to.include({ lagging: true, failed_runs: 0 });
+      await held.query('COMMIT');
+      await eventually(async () => (sealer.status().lagging ? undefined : true), 20_000, 'the chain to catch up');
+      expect(sealer.status().head_lag_s).to.be.at.most(3);
+    } finally {
+      await sealer.stop();
+      await held.end().catch(() => undefined);
+      await sql.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await sql.close();
+    }
+  });
 
   it('does not seal the bucket of an insert that began before the bucket ended and commits after', async () => {
     const schema = `audit_chain_${randomBytes(6).toString('hex')}`;
