@@ -124,7 +124,7 @@ describe('config', () => {
           webhook: { timeout: 5, max_attempts: 10, backoff: { base: 1, cap: 300 } },
           cooldown: 600,
         },
-        audit: { retention_days: 90 },
+        audit: { retention_days: 90, chain: { bucket_s: 10, margin_s: 2, interval_s: 5, lag_alert_s: 120 } },
       });
     });
 
