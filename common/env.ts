@@ -3,6 +3,7 @@
  * once in its `main.ts`, and a bad value stops it with a message naming the variable.
  */
 import { z } from 'zod';
+import { parseSidecarTarget } from './sidecar-target.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
@@ -20,7 +21,17 @@ export const gatewayEnvSchema = z.object({
   GATEWAY_PORT: port.default(8080),
   GATEWAY_HOST: z.string().default('0.0.0.0'),
   GATEWAY_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
-  SIDECAR_ADDR: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:50051'),
+  SIDECAR_ADDR: z
+    .string()
+    .default('127.0.0.1:50051')
+    .transform((text, ctx) => {
+      try {
+        return parseSidecarTarget(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `${(err as Error).message} (host:port, a comma-separated list of them, or dns:///name:port)` });
+        return z.NEVER;
+      }
+    }),
   AUDIT_SPOOL_DIR: z.string().default('data/spool'),
 });
 

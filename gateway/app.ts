@@ -23,6 +23,8 @@ export interface GatewayDeps {
   logger: Logger;
   /** What `/__gateway/health` reports besides the process being up. */
   health?: () => Record<string, boolean>;
+  /** The sidecars known and connected, reported by `/__gateway/health` (the check `sidecar` is: at least one connected). */
+  sidecars?: () => { connected: number; known: number };
   /** The audit spool's contents, reported by `/__gateway/health` (stranded events are visible). */
   spool?: () => SpoolStats;
 }
@@ -86,7 +88,8 @@ function ownEndpoints(deps: GatewayDeps): express.Express {
     const checks = deps.health?.() ?? {};
     const ok = Object.values(checks).every(Boolean);
     const spool = deps.spool?.();
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', gateway_id: deps.gatewayId, checks, ...(spool && { spool }) });
+    const sidecars = deps.sidecars?.();
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', gateway_id: deps.gatewayId, checks, ...(sidecars && { sidecars }), ...(spool && { spool }) });
   });
   app.use((_req, res) => {
     res.status(404).json({ error: 'no such gateway endpoint', reason: 'no_route' });

@@ -15,7 +15,7 @@ import { DiskSpool } from './audit/disk-spool.js';
 import { AuditPublisher } from './audit/publisher.js';
 import { answerClientError } from './client-error.js';
 import { SpoolOwner } from './audit/spool-owner.js';
-import { SidecarClient } from './sidecar-client.js';
+import { SidecarPool } from './sidecar-pool.js';
 
 /** While stopping, how often keep-alive connections that have become idle are closed. */
 const IDLE_CLOSE_EVERY_MS = 20;
@@ -54,9 +54,9 @@ runMain('gateway', {}, async (onStop) => {
     },
     logger,
   );
-  const sidecar = new SidecarClient(env.SIDECAR_ADDR, settings.check_deadline_ms);
+  const sidecar = await SidecarPool.open(env.SIDECAR_ADDR, settings.check_deadline_ms, logger);
   const health = () => ({ sidecar: sidecar.isConnected(), audit_queue: isReady(redis) });
-  const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger, health, spool: () => publisher.spoolStats() });
+  const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger, health, sidecars: () => sidecar.status(), spool: () => publisher.spoolStats() });
 
   // Tight by default: a client sending a header byte a second is closed within headers_timeout_ms
   // plus one check, not Node's 60 s plus a 30 s check.

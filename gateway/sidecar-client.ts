@@ -28,6 +28,8 @@ interface Pending {
 export interface SidecarClientOptions {
   /** grpc-js moves a channel with no call in flight to IDLE after this long (its default: 30 minutes). */
   idleTimeoutMs?: number;
+  /** Called on every change of the channel's connectivity (SidecarPool keeps its connected set with it). */
+  onConnectivity?: () => void;
 }
 
 /**
@@ -60,7 +62,7 @@ export class SidecarClient {
   private flushScheduled = false;
   private nextId = 1;
 
-  constructor(address: string, private readonly deadlineMs: number, options: SidecarClientOptions = {}) {
+  constructor(address: string, private readonly deadlineMs: number, private readonly options: SidecarClientOptions = {}) {
     const { AuthService } = loadAuthProto().auth.v1;
     this.client = new AuthService(address, grpc.credentials.createInsecure(), {
       ...(options.idleTimeoutMs === undefined ? {} : { 'grpc.client_idle_timeout_ms': options.idleTimeoutMs }),
@@ -84,6 +86,7 @@ export class SidecarClient {
     const channel = this.channel;
     const watch = (): void => {
       const state = channel.getConnectivityState(true);
+      this.options.onConnectivity?.();
       if (state === grpc.connectivityState.SHUTDOWN) return;
       channel.watchConnectivityState(state, Infinity, watch);
     };
@@ -118,6 +121,11 @@ export class SidecarClient {
     this.failAll(new CheckFailedError(grpc.status.CANCELLED, 'client closed'));
     this.stream?.end();
     this.client.close();
+  }
+
+  /** Closes once every check sent so far has settled: each is answered or times out within one deadline. */
+  closeWhenSettled(): void {
+    setTimeout(() => this.close(), this.deadlineMs).unref();
   }
 
   /**
