@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as AuthProto } from '../proto/generated/auth.js';
+import type { ProtoGrpcType as HealthProto } from '../proto/generated/health.js';
 import { PROJECT_ROOT } from './paths.js';
 
 const PROTO_DIR = join(PROJECT_ROOT, 'proto');
@@ -12,6 +13,12 @@ const LOADER_OPTIONS: protoLoader.Options = JSON.parse(readFileSync(join(PROTO_D
 export function loadAuthProto(): AuthProto {
   const definition = protoLoader.loadSync('auth/v1/auth.proto', { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });
   return grpc.loadPackageDefinition(definition) as unknown as AuthProto;
+}
+
+/** grpc.health.v1, for a client of the sidecar's health service (scripts/healthcheck.ts). */
+export function loadHealthProto(): HealthProto {
+  const definition = protoLoader.loadSync('grpc/health/v1/health.proto', { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });
+  return grpc.loadPackageDefinition(definition) as unknown as HealthProto;
 }
 
 export type { CheckRequest, CheckRequest__Output } from '../proto/generated/auth/v1/CheckRequest.js';

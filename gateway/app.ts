@@ -10,6 +10,7 @@ import { createGatewayHandler, observeProxy } from './gateway-handler.js';
 import { HostAllowList } from './host-allow-list.js';
 import { keepRequestFraming } from './request-framing.js';
 import { RouteTable } from './route-table.js';
+import { ClientAddress } from './client-address.js';
 import type { SidecarClient } from './sidecar-client.js';
 
 /** Paths the gateway answers itself; config routes cannot claim them (see schema). */
@@ -66,6 +67,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     gatewayId: deps.gatewayId,
     logger: deps.logger,
     hosts: HostAllowList.from(deps.config.gateway.allowed_hosts),
+    clientAddress: new ClientAddress(deps.config.gateway.trusted_proxies, deps.config.gateway.forwarded_header),
   });
   const own = ownEndpoints(deps);
   return {

@@ -11,6 +11,7 @@ import type { AuditPublisher } from './audit/publisher.js';
 import { CLOSE_CONNECTION, declaredBodyRefusal, limitChunkedBody } from './body-limit.js';
 import { dropHopByHopHeaders, setClientConnection } from './hop-by-hop.js';
 import type { HostAllowList } from './host-allow-list.js';
+import type { ClientAddress } from './client-address.js';
 import { peerAddress } from './peer-address.js';
 import { requestIdOf } from './request-id.js';
 import { normalizeTarget } from './request-target.js';
@@ -30,6 +31,8 @@ export interface HandlerDeps {
   logger: Logger;
   /** `gateway.allowed_hosts`; undefined: any Host. */
   hosts?: HostAllowList | undefined;
+  /** The client's address (the TCP peer, or what trusted proxies forward); default the peer. */
+  clientAddress?: ClientAddress;
 }
 
 /** Headers a client must never be able to set: the gateway owns them (`Proxy-*` are hop-by-hop). */
@@ -55,7 +58,7 @@ function dropClientOwnedHeaders(req: IncomingMessage, allowUnderscores: boolean)
 export function createGatewayHandler(deps: HandlerDeps) {
   return function handle(req: IncomingMessage, res: ServerResponse): void {
     const requestId = requestIdOf(req.headers['x-request-id']);
-    const clientIp = peerAddress(req.socket);
+    const clientIp = deps.clientAddress ? deps.clientAddress.of(req) : peerAddress(req.socket);
     const record = startRecord(req, res, requestId, clientIp);
     (req as RecordedRequest)[RECORD] = record;
     res.setHeader('X-Request-Id', requestId);

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../duration.js';
 import { anomalySchema } from './anomaly-schema.js';
+import { parseCidr } from '../cidr.js';
 import { auditSchema } from './audit-schema.js';
 
 export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
@@ -182,6 +183,15 @@ export const configSchema = z
           .array(z.string().regex(/^([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?$/i, 'must be a host name or [ipv6], with an optional :port'))
           .default([])
           .describe('Host header values served (a name without a port matches it on any port); empty: any (421 misdirected_request otherwise)'),
+        trusted_proxies: z
+          .union([z.array(z.string()), z.string().transform((text) => text.split(',').map((s) => s.trim()).filter((s) => s !== ''))])
+          .pipe(z.array(z.string().refine((cidr) => parseCidr(cidr) !== undefined, 'must be an address or a CIDR range, e.g. 10.0.0.0/8')))
+          .default([])
+          .describe('Peers (addresses or CIDR ranges; a list, or one comma-separated string) whose forwarding header names the client: a balancer in front. Empty: the client is the TCP peer'),
+        forwarded_header: z
+          .enum(['x-forwarded-for', 'forwarded'])
+          .default('x-forwarded-for')
+          .describe('The header the trusted proxies set (only that one is read): X-Forwarded-For, or RFC 7239 Forwarded'),
       })
       .refine((g) => g.request_timeout_ms >= g.headers_timeout_ms, { message: 'request_timeout_ms must be at least headers_timeout_ms', path: ['request_timeout_ms'] })
       .prefault({}),

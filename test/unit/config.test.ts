@@ -109,6 +109,8 @@ describe('config', () => {
           keep_alive_timeout_ms: 15_000,
           connections_check_ms: 1_000,
           allowed_hosts: ['api.example.test', '[::1]:8443'],
+          trusted_proxies: [],
+          forwarded_header: 'x-forwarded-for',
         },
         sidecar: { decision_timeout_ms: 100 },
         anomaly: {
