@@ -4,7 +4,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npm run build && npm prune --omit=dev
+# Production dependencies only, and no test or bench code in the image.
+RUN npm run build && npm prune --omit=dev && rm -rf dist/test dist/bench
+# Every Lua script the processes read at run time, wherever it lives, so a new one is not forgotten.
+RUN mkdir -p /tmp/lua && find auth-sidecar audit-worker -name '*.lua' -exec cp --parents {} /tmp/lua/ \;
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
@@ -12,10 +15,9 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
-# Read at run time: the gRPC contract, the Lua scripts (decision, anomaly detection), the example config.
+# Read at run time: the gRPC contract, the Lua scripts (decision, anomaly rules), the example config.
 COPY proto proto
-COPY auth-sidecar/limiter/decide.lua auth-sidecar/limiter/decide.lua
-COPY audit-worker/anomaly/detect.lua audit-worker/anomaly/detect.lua
+COPY --from=build /tmp/lua/ ./
 COPY config config
 RUN mkdir -p data/spool data/audit && chown -R node:node data
 USER node

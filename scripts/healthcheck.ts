@@ -20,7 +20,10 @@ function grpcHealth(address: string): Promise<boolean> {
   return new Promise((resolve) => {
     client.Check({ service: '' }, { deadline: Date.now() + TIMEOUT_MS }, (err, res) => {
       client.close();
-      resolve(!err && res?.status === 'SERVING');
+      // SERVING is 1 on the wire; grpc-js decodes it as the name or the number depending on the loader.
+      const serving = !err && (String(res?.status) === 'SERVING' || String(res?.status) === '1');
+      if (!serving) console.error(`unhealthy: ${err?.message ?? `status ${String(res?.status)}`}`);
+      resolve(serving);
     });
   });
 }

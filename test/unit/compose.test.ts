@@ -3,7 +3,7 @@
  * variables (PostgreSQL replacing the embedded store), each one a variable its process reads.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
@@ -16,7 +16,7 @@ interface ComposeService {
   environment?: Record<string, string>;
 }
 
-const compose = parse(readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, ComposeService> };
+const compose = parse(readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
 const scripts = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')).scripts as Record<string, string>;
 const configText = readFileSync(join(PROJECT_ROOT, 'config/gateway.yml'), 'utf8');
 /** Variables the example config reads: secret_env names and ${VAR} references. */
@@ -63,17 +63,77 @@ describe('docker-compose.yml', () => {
     });
   }
 
-  it('keeps the audit query API off public interfaces', () => {
-    const ports = (compose.services['audit-worker'] as ComposeService & { ports?: string[] }).ports ?? [];
-    expect(ports.every((p) => p.startsWith('127.0.0.1:'))).to.equal(true);
+  type Service = ComposeService & {
+    ports?: string[];
+    container_name?: string;
+    healthcheck?: { test: string[] };
+    depends_on?: Record<string, { condition: string }>;
+    image?: string;
+    volumes?: string[];
+    networks?: Record<string, { ipv4_address?: string }> | string[];
+  };
+  const all = compose.services as Record<string, Service>;
+
+  it('publishes only the balancer on a public port, the audit API on loopback, and no fixed name', () => {
+    for (const [name, service] of Object.entries(all)) {
+      expect(service.container_name, name).to.equal(undefined);
+      const ports = service.ports ?? [];
+      if (name === 'balancer') expect(ports).to.deep.equal(['8080:8080']);
+      else if (name === 'audit-api') expect(ports).to.deep.equal(['127.0.0.1:8090:8090']);
+      else expect(ports, name).to.deep.equal([]);
+    }
   });
 
-  it('is a valid compose file for docker-compose', function () {
-    const check = spawnSync('docker-compose', ['-f', join(PROJECT_ROOT, 'docker-compose.yml'), 'config', '-q'], {
-      env: { ...process.env, DEMO_JWT_SECRET: 'x'.repeat(32), ADMIN_TOKEN: 'x'.repeat(16) },
-      encoding: 'utf8',
-    });
-    if (check.error) throw new Error(`docker-compose is not installed (.ci/run installs it): ${check.error.message}`);
-    expect(check.status, check.stderr).to.equal(0);
+  it('has a health check on every service, and orders start-up on health', () => {
+    for (const [name, service] of Object.entries(all)) {
+      expect(service.healthcheck?.test, name).to.be.an('array').that.is.not.empty;
+      for (const [dependency, { condition }] of Object.entries(service.depends_on ?? {})) {
+        expect(all[dependency], `${name} depends on ${dependency}`).to.not.equal(undefined);
+        expect(condition, `${name} -> ${dependency}`).to.equal(all[dependency]!.healthcheck ? 'service_healthy' : 'service_started');
+      }
+    }
+    // The checks run what the image has (test/integration/healthcheck.test.ts runs the script).
+    expect(all['auth-sidecar']!.healthcheck!.test).to.deep.equal(['CMD', 'node', 'dist/scripts/healthcheck.js', 'grpc', '127.0.0.1:50051']);
+  });
+
+  it('runs Redis with AOF fsynced on every write and no eviction', () => {
+    const command = (all.redis as Service & { command: string[] }).command.join(' ');
+    expect(command).to.include('--appendonly yes').and.to.include('--appendfsync always').and.to.include('--maxmemory-policy noeviction');
+  });
+
+  it('spreads over every gateway replica behind a balancer whose address the gateways trust, and over every sidecar', () => {
+    const haproxy = readFileSync(join(PROJECT_ROOT, 'deploy/haproxy.cfg'), 'utf8');
+    expect(haproxy).to.match(/^\s*server-template gateway \d+ gateway:8080$/m);
+    expect(haproxy).to.match(/resolvers docker\s+nameserver dns 127\.0\.0\.11:53/);
+    expect(haproxy).to.match(/option httpchk GET \/__gateway\/health/);
+    expect(all.balancer!.volumes).to.deep.equal(['./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro']);
+    const address = (all.balancer!.networks as Record<string, { ipv4_address: string }>).internal!.ipv4_address;
+    expect(all.gateway!.environment!.TRUSTED_PROXIES).to.equal(address);
+    expect(all.gateway!.environment!.SIDECAR_ADDR).to.equal(`dns:///auth-sidecar:${all['auth-sidecar']!.environment!.SIDECAR_PORT}`);
+    expect(all.gateway!.environment!.GATEWAY_PORT).to.equal('8080');
+  });
+
+  it('takes every secret from the environment, each one documented in .env.example', () => {
+    const text = readFileSync(join(PROJECT_ROOT, 'docker-compose.yml'), 'utf8');
+    const required = [...text.matchAll(/\$\{([A-Z_]+):\?/g)].map((m) => m[1]!);
+    const example = readFileSync(join(PROJECT_ROOT, '.env.example'), 'utf8');
+    const documented = [...example.matchAll(/^([A-Z_]+)=/gm)].map((m) => m[1]!);
+    expect(new Set(required)).to.deep.equal(new Set(['DEMO_JWT_SECRET', 'ADMIN_TOKEN', 'POSTGRES_PASSWORD']));
+    expect(documented).to.have.members([...new Set(required)]);
+    expect(readFileSync(join(PROJECT_ROOT, '.dockerignore'), 'utf8').split('\n')).to.include('.env');
+  });
+
+  it('builds an image with every file the processes read at run time, as a non-root user', () => {
+    const dockerfile = readFileSync(join(PROJECT_ROOT, 'Dockerfile'), 'utf8');
+    expect(dockerfile).to.match(/^USER node$/m);
+    expect(dockerfile).to.include('npm prune --omit=dev');
+    for (const [, source] of dockerfile.matchAll(/^COPY (?!--from)(\S+)/gm)) expect(existsSync(join(PROJECT_ROOT, source!)), source).to.equal(true);
+    // Files read with readFileSync(join(PROJECT_ROOT, ...)) outside dist: proto/, config/ and
+    // package.json (npm start's scripts) are copied whole, and every .lua under auth-sidecar/ and audit-worker/ by the find step.
+    expect(dockerfile).to.include("find auth-sidecar audit-worker -name '*.lua'");
+    const sources = spawnSync('grep', ['-rhoE', "join\\(PROJECT_ROOT, '[^']+'", 'auth-sidecar', 'audit-worker', 'gateway', 'common', 'scripts', '--include=*.ts'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).stdout;
+    const read = [...sources.matchAll(/'([^']+)'/g)].map((m) => m[1]!);
+    expect(read).to.include('auth-sidecar/limiter/decide.lua');
+    for (const file of read) expect(file, file).to.match(/^(proto|config|package\.json)$|^(auth-sidecar|audit-worker)\/.*\.lua$/);
   });
 });
