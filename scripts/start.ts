@@ -2,6 +2,10 @@
  * `npm start`: the whole stack on this machine. Uses Redis at REDIS_URL, or starts a private
  * redis-server when nothing answers there; runs the demo upstream, the sidecar, the worker and
  * the gateway with the example config; Ctrl-C stops everything it started.
+ *
+ * `npm run start:scaled` (`--scaled`): the same with 3 gateways behind a local balancer, 2
+ * sidecars and 2 workers sharing the PostgreSQL store at AUDIT_DB_URL (scaled-stack.ts). A
+ * replica that exits is reported and the others go on, as replicas do.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,8 +16,11 @@ import { createInterface } from 'node:readline';
 import { withDemoDefaults } from '../common/demo.js';
 import { isListening, waitForPort } from '../common/net.js';
 import { PROJECT_ROOT } from '../common/paths.js';
-import { stackServices, type StackService } from './stack.js';
+import { localBalancer } from './local-balancer.js';
+import { DEFAULT_REPLICAS, scaledServices } from './scaled-stack.js';
+import { stackServices, type StackService, type StackSettings } from './stack.js';
 
+const SCALED = process.argv.includes('--scaled');
 const children: { name: string; child: ChildProcess }[] = [];
 let stopping = false;
 
@@ -23,7 +30,7 @@ async function main(): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
   const redisUrl = await ensureRedis(env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   const adminToken = env.ADMIN_TOKEN ?? newAdminToken(dataDir);
-  const services = stackServices({
+  const settings: StackSettings = {
     redisUrl,
     adminToken,
     demoJwtSecret: env.DEMO_JWT_SECRET as string,
@@ -34,7 +41,9 @@ async function main(): Promise<void> {
     upstreamPort: Number(env.DEMO_UPSTREAM_PORT ?? 3001),
     dataDir,
     logLevel: env.LOG_LEVEL ?? 'info',
-  });
+  };
+  if (SCALED) return startScaled(settings, env);
+  const services = stackServices(settings);
   for (const service of services) {
     if (await isListening(service.port)) throw new Error(`port ${service.port} for ${service.name} is already taken`);
     run(service.name, scriptCommand(service.script), { ...process.env, ...service.env });
@@ -49,6 +58,39 @@ async function main(): Promise<void> {
     redis         ${redisUrl}   (the CLIs read the same REDIS_URL)
   Try:  TOKEN=$(npm run -s admin -- token --sub alice --groups customers)
         curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:${gateway.port}/users/1
+  Ctrl-C stops everything.
+`);
+}
+
+async function startScaled(settings: StackSettings, env: NodeJS.ProcessEnv): Promise<void> {
+  if (!env.AUDIT_DB_URL) throw new Error('start:scaled runs 2 audit workers, which share a PostgreSQL store: set AUDIT_DB_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres)');
+  const gatewayPorts = Array.from({ length: DEFAULT_REPLICAS.gateways }, (_, i) => settings.gatewayPort + 1 + i);
+  // START_BALANCER=dev uses the development forwarder even where nginx is installed.
+  const balancer = localBalancer(settings.gatewayPort, gatewayPorts, settings.dataDir, env.START_BALANCER === 'dev' ? false : undefined);
+  const services = scaledServices({
+    ...settings,
+    auditDbUrl: env.AUDIT_DB_URL,
+    auditDbSchema: env.AUDIT_DB_SCHEMA,
+    balancerAddress: balancer.forwardsClient ? '127.0.0.1' : undefined,
+  });
+  for (const port of [settings.gatewayPort, ...services.map((s) => s.port)]) {
+    if (await isListening(port)) throw new Error(`port ${port} is already taken`);
+  }
+  // Replicas of a kind start together; kinds in order (the gateways need the sidecars up).
+  for (const kind of ['demo-upstream', 'auth-sidecar', 'audit-worker', 'gateway'] as const) {
+    const replicas = services.filter((s) => s.kind === kind);
+    for (const service of replicas) run(service.name, scriptCommand(service.script), { ...process.env, ...service.env });
+    await Promise.all(replicas.map((s) => waitForPort(s.port, 60_000)));
+  }
+  run(balancer.name, balancer.command, process.env);
+  await waitForPort(settings.gatewayPort, 30_000);
+  console.log(`
+  The scaled stack is up (${services.length + 1} processes).
+    balancer      http://127.0.0.1:${settings.gatewayPort}   (${balancer.name === 'nginx' ? 'nginx' : 'dev-balancer: a TCP forwarder FOR DEVELOPMENT ONLY; install nginx for the real one'})
+    gateways      ${gatewayPorts.map((p) => `127.0.0.1:${p}`).join(', ')}
+    sidecars      ${services.filter((s) => s.kind === 'auth-sidecar').map((s) => `127.0.0.1:${s.port}`).join(', ')}
+    audit API     http://127.0.0.1:${settings.auditPort}   (workers' APIs: ${services.filter((s) => s.kind === 'audit-worker').map((s) => s.port).join(', ')}; admin token in ${env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : join(settings.dataDir, 'admin-token')})
+    redis         ${settings.redisUrl};  store ${env.AUDIT_DB_URL.replace(/\/\/[^@]*@/, '//')}
   Ctrl-C stops everything.
 `);
 }
@@ -87,11 +129,13 @@ function scriptCommand(script: string): string[] {
 function run(name: string, [command, ...args]: string[], env: NodeJS.ProcessEnv): void {
   const child = spawn(command as string, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push({ name, child });
+  if (SCALED) console.log(`[start] ${name} pid ${child.pid}`);
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (line) => console.log(`[${name}] ${line}`));
   }
   child.once('exit', (code, signal) => {
     if (stopping) return;
+    if (SCALED) return console.error(`[${name}] exited (${signal ?? code}); the other replicas go on`);
     console.error(`[${name}] exited (${signal ?? code}); stopping the stack`);
     void stop(1);
   });
