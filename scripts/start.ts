@@ -23,6 +23,8 @@ import { stackServices, type StackService, type StackSettings } from './stack.js
 const SCALED = process.argv.includes('--scaled');
 const children: { name: string; child: ChildProcess }[] = [];
 let stopping = false;
+/** Set once every process is up: from then on a scaled stack outlives a replica's exit. */
+let up = false;
 
 async function main(): Promise<void> {
   const env = withDemoDefaults(process.env);
@@ -84,6 +86,7 @@ async function startScaled(settings: StackSettings, env: NodeJS.ProcessEnv): Pro
   }
   run(balancer.name, balancer.command, process.env);
   await waitForPort(settings.gatewayPort, 30_000);
+  up = true;
   console.log(`
   The scaled stack is up (${services.length + 1} processes).
     balancer      http://127.0.0.1:${settings.gatewayPort}   (${balancer.name === 'nginx' ? 'nginx' : 'dev-balancer: a TCP forwarder FOR DEVELOPMENT ONLY; install nginx for the real one'})
@@ -135,7 +138,7 @@ function run(name: string, [command, ...args]: string[], env: NodeJS.ProcessEnv)
   }
   child.once('exit', (code, signal) => {
     if (stopping) return;
-    if (SCALED) return console.error(`[${name}] exited (${signal ?? code}); the other replicas go on`);
+    if (SCALED && up) return console.error(`[${name}] exited (${signal ?? code}); the other replicas go on`);
     console.error(`[${name}] exited (${signal ?? code}); stopping the stack`);
     void stop(1);
   });
