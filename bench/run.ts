@@ -19,6 +19,7 @@ import { throughputCeiling } from './ceiling.js';
 import { HAS_WRK, load, type LoadResult } from './load.js';
 import { httpAtFixedRate } from './open-loop.js';
 import { LiveHeapTrace } from './gc-trace.js';
+import { gatewayReplicas } from './gateway-replicas.js';
 import { investigationFigures, printInvestigationFigures } from './investigation.js';
 import { HAS_NGINX, startNginxBaseline } from './nginx-baseline.js';
 import { clientCpuSeconds, cpuSeconds, cpuSecondsNamed, cpuSecondsWithChildren, meterCpu, rssMiB, type Meter } from './proc-stats.js';
@@ -192,6 +193,30 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     const bans = await banLatency(urls.full.replace('/users/1', ''), incidentToken);
     sent += bans.requests;
     console.log(`anomaly ban: from the 30th refused token's answer to the ban refusing that address, over ${bans.ms.length} incidents: median ${fmt(median(bans.ms))} ms, max ${fmt(Math.max(...bans.ms))} ms (target <= 2000 ms)`);
+
+    // 1 gateway against 2, both behind the same local balancer.
+    const replicas = await gatewayReplicas({
+      dir,
+      first: gateway,
+      firstPort: ports.gateway,
+      gatewayEnv: { ...env, SIDECAR_ADDR: `127.0.0.1:${ports.sidecar}`, AUDIT_SPOOL_DIR: join(dir, 'spool') },
+      others: [meter(sidecar), meter(redis), meter(worker), postgres, meter(upstream)],
+      headers,
+      connections: CONNECTIONS,
+      seconds: SECONDS,
+      rounds: ROUNDS,
+    });
+    sent += replicas.requests;
+    for (const count of [1, 2] as const) {
+      const mine = replicas.rounds.filter((r) => r.gateways === count);
+      const names = Object.keys(mine[0]!.cpuUsPerRequest);
+      console.log(
+        `${count} gateway${count === 1 ? ' ' : 's'} behind ${replicas.balancer}: ${fmt(median(mine.map((r) => r.rps)))} req/s (${mine.map((r) => fmt(r.rps)).join(', ')}), p99 ${fmt(median(mine.map((r) => r.p99ms)), 2)} ms, ` +
+          `non-2xx ${mine.reduce((n, r) => n + r.non2xx, 0)}; CPU µs/request: ${names.map((n) => `${n} ${fmt(median(mine.map((r) => r.cpuUsPerRequest[n]!)))}`).join(', ')}`,
+      );
+    }
+    const replicaRps = (count: 1 | 2) => median(replicas.rounds.filter((r) => r.gateways === count).map((r) => r.rps));
+    console.log(`2 gateways / 1 gateway throughput on ${cpus().length} cores: ${fmt(replicaRps(2) / replicaRps(1), 2)}x`);
 
     // What the machine allows at best: each part of a request at the cost it has alone.
     const bareCpu = (name: string): number => median(rounds.filter((r) => r.target === 'bare').map((r) => r.cpuUsPerRequest[name]!));

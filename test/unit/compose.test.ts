@@ -128,12 +128,12 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).to.match(/^USER node$/m);
     expect(dockerfile).to.include('npm prune --omit=dev');
     for (const [, source] of dockerfile.matchAll(/^COPY (?!--from)(\S+)/gm)) expect(existsSync(join(PROJECT_ROOT, source!)), source).to.equal(true);
-    // Files read with readFileSync(join(PROJECT_ROOT, ...)) outside dist: proto/, config/ and
-    // package.json (npm start's scripts) are copied whole, and every .lua under auth-sidecar/ and audit-worker/ by the find step.
+    // Files found with join(PROJECT_ROOT, ...): dist/, proto/, config/ and package.json (npm
+    // start's scripts) are copied whole, and every .lua under auth-sidecar/ and audit-worker/ by the find step.
     expect(dockerfile).to.include("find auth-sidecar audit-worker -name '*.lua'");
     const sources = spawnSync('grep', ['-rhoE', "join\\(PROJECT_ROOT, '[^']+'", 'auth-sidecar', 'audit-worker', 'gateway', 'common', 'scripts', '--include=*.ts'], { cwd: PROJECT_ROOT, encoding: 'utf8' }).stdout;
     const read = [...sources.matchAll(/'([^']+)'/g)].map((m) => m[1]!);
     expect(read).to.include('auth-sidecar/limiter/decide.lua');
-    for (const file of read) expect(file, file).to.match(/^(proto|config|package\.json)$|^(auth-sidecar|audit-worker)\/.*\.lua$/);
+    for (const file of read) expect(file, file).to.match(/^(proto|config|package\.json)$|^dist\/|^(auth-sidecar|audit-worker)\/.*\.lua$/);
   });
 });
