@@ -6,6 +6,7 @@ import { loadConfig } from '../common/config/load.js';
 import { readEnv, workerEnvSchema } from '../common/env.js';
 import { createLogger } from '../common/logger.js';
 import { connectPatient } from '../common/redis.js';
+import { redisTarget } from '../common/redis-target.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { runMain } from '../common/run-main.js';
 import { AlertStore } from './anomaly/alert-store.js';
@@ -41,7 +42,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   retention.start();
 
   const stats = newWorkerStats();
-  const redis = connectPatient(env.REDIS_URL);
+  const redis = connectPatient(redisTarget(env));
   redis.on('error', (err) => logger.warn('redis connection error', { code: 'redis_error', error: err.message }));
   const keys = new RedisKeys(env.REDIS_PREFIX);
   const prefix = keys.queuePrefix;

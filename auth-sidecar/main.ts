@@ -2,6 +2,7 @@ import { loadConfig } from '../common/config/load.js';
 import { readEnv, sidecarEnvSchema } from '../common/env.js';
 import { createLogger } from '../common/logger.js';
 import { connectFailFast, NO_LATE_COMMANDS } from '../common/redis.js';
+import { redisTarget } from '../common/redis-target.js';
 import { runMain } from '../common/run-main.js';
 import { loadIssuerKeys } from './jwt/issuer-keys.js';
 import { bindServer, buildSidecar } from './server.js';
@@ -11,7 +12,7 @@ runMain('auth-sidecar', {}, async (onStop) => {
   const logger = createLogger('auth-sidecar', env.LOG_LEVEL);
   const config = loadConfig(env.GATEWAY_CONFIG);
   const issuers = loadIssuerKeys(config.issuers, env.GATEWAY_CONFIG);
-  const redis = connectFailFast(env.REDIS_URL, NO_LATE_COMMANDS);
+  const redis = connectFailFast(redisTarget(env), NO_LATE_COMMANDS);
   redis.on('error', (err: Error) => logger.warn('redis error', { error: err.message }));
 
   const { server, health } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger });

@@ -3,10 +3,11 @@ import { Queue } from 'bullmq';
 import { AUDIT_QUEUE } from '../common/audit-queue.js';
 import { connectFailFast } from '../common/redis.js';
 import { RedisKeys } from '../common/redis-keys.js';
+import type { RedisTarget } from '../common/redis-target.js';
 
 /** Returns how many failed jobs were re-queued (a malformed job fails again at once, and is logged again). */
-export async function retryFailedAuditJobs(redisUrl: string, redisPrefix: string): Promise<number> {
-  const connection = connectFailFast(redisUrl, { maxRetriesPerRequest: 2 });
+export async function retryFailedAuditJobs(redis: RedisTarget, redisPrefix: string): Promise<number> {
+  const connection = connectFailFast(redis, { maxRetriesPerRequest: 2 });
   const queue = new Queue(AUDIT_QUEUE, { connection, prefix: new RedisKeys(redisPrefix).queuePrefix });
   try {
     const failed = await queue.getFailedCount();

@@ -3,14 +3,14 @@
  * once in its `main.ts`, and a bad value stops it with a message naming the variable.
  */
 import { z } from 'zod';
+import { redisEnvShape } from './redis-target.js';
 import { parseSidecarTarget } from './sidecar-target.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
-const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
 const common = {
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   GATEWAY_CONFIG: z.string().min(1).default('config/gateway.yml'),
-  REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  ...redisEnvShape,
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('gw').describe('Namespace of every Redis key and queue'),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
 };

@@ -8,6 +8,7 @@ import { loadConfig } from '../common/config/load.js';
 import { gatewayEnvSchema, readEnv } from '../common/env.js';
 import { createLogger } from '../common/logger.js';
 import { connectFailFast, isReady } from '../common/redis.js';
+import { redisTarget } from '../common/redis-target.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { runMain } from '../common/run-main.js';
 import { buildGateway } from './app.js';
@@ -28,7 +29,7 @@ runMain('gateway', {}, async (onStop) => {
   const gatewayId = env.GATEWAY_ID ?? `${hostname().slice(0, 55)}-${randomBytes(4).toString('hex')}`;
   const settings = config.gateway;
 
-  const redis = connectFailFast(env.REDIS_URL);
+  const redis = connectFailFast(redisTarget(env));
   redis.on('error', (err: Error) => logger.warn('redis error', { error: err.message }));
   const queue = new Queue(AUDIT_QUEUE, { connection: redis, prefix: new RedisKeys(env.REDIS_PREFIX).queuePrefix });
   queue.on('error', (err: Error) => logger.warn('audit queue error', { error: err.message }));

@@ -30,7 +30,8 @@ async function main(): Promise<void> {
   const env = withDemoDefaults(process.env);
   const dataDir = env.DATA_DIR ?? 'data';
   mkdirSync(dataDir, { recursive: true });
-  const redisUrl = await ensureRedis(env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  // Through Sentinel (REDIS_SENTINELS) the processes find Redis themselves; else one must answer at REDIS_URL.
+  const redisUrl = env.REDIS_SENTINELS ? (env.REDIS_URL ?? 'redis://127.0.0.1:6379') : await ensureRedis(env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   const adminToken = env.ADMIN_TOKEN ?? newAdminToken(dataDir);
   const settings: StackSettings = {
     redisUrl,

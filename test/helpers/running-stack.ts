@@ -29,6 +29,8 @@ export interface StackOptions {
   redisAof?: boolean;
   /** Added to the audit worker's environment (e.g. the alert webhook's secret). */
   workerEnv?: Record<string, string>;
+  /** How every process and CLI reaches the stack's Redis (default REDIS_URL); e.g. through a sentinel. */
+  redisEnv?: (redis: TestRedis) => Promise<Record<string, string>>;
 }
 
 interface ProcessSpec {
@@ -60,10 +62,10 @@ export class RunningStack {
     const pgUrl = options.pgUrl ?? PG_URL;
     const schema = uniqueSchema('stack');
     writeFileSync(join(dir, 'gateway.yml'), config(upstream.url));
-    const env = {
+    const env: Record<string, string> = {
       NODE_ENV: 'test',
       GATEWAY_CONFIG: join(dir, 'gateway.yml'),
-      REDIS_URL: redis.url,
+      ...(options.redisEnv ? await options.redisEnv(redis) : { REDIS_URL: redis.url }),
       REDIS_PREFIX: `st${randomUUID().slice(0, 8)}`,
       LOG_LEVEL: 'warn',
       E2E_SECRET: STACK_SECRET,
