@@ -18,6 +18,20 @@ export interface LocalBalancer {
 
 export const HAS_NGINX = spawnSync('nginx', ['-v']).error === undefined;
 
+/** Where an unprivileged nginx keeps its pid, log and temp files: all under `prefix`. */
+export function nginxOwnFiles(prefix: string): { main: string; http: string } {
+  return {
+    main: `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/error.log warn;`,
+    http: `client_body_temp_path ${prefix}/body; proxy_temp_path ${prefix}/proxy; fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi; scgi_temp_path ${prefix}/scgi;`,
+  };
+}
+
+/** nginx in the foreground on `conf`, everything it writes under `prefix`. */
+export function nginxCommand(prefix: string, conf: string): string[] {
+  return ['nginx', '-p', prefix, '-c', conf, '-e', join(prefix, 'error.log'), '-g', 'daemon off;'];
+}
+
 export function localBalancer(port: number, gatewayPorts: number[], dataDir: string, preferNginx = HAS_NGINX): LocalBalancer {
   if (!preferNginx) {
     return { name: 'dev-balancer', command: [process.execPath, join(PROJECT_ROOT, 'dist/scripts/dev-balancer.js'), String(port), ...gatewayPorts.map((p) => `127.0.0.1:${p}`)], forwardsClient: false };
@@ -25,17 +39,16 @@ export function localBalancer(port: number, gatewayPorts: number[], dataDir: str
   const prefix = resolve(dataDir, 'balancer');
   mkdirSync(prefix, { recursive: true });
   const conf = join(prefix, 'nginx.conf');
+  const own = nginxOwnFiles(prefix);
   writeFileSync(
     conf,
     `# Written by npm run start:scaled (scripts/local-balancer.ts).
 worker_processes 1;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log warn;
+${own.main}
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path ${prefix}/body; proxy_temp_path ${prefix}/proxy; fastcgi_temp_path ${prefix}/fastcgi;
-  uwsgi_temp_path ${prefix}/uwsgi; scgi_temp_path ${prefix}/scgi;
+  ${own.http}
   upstream gateways {
 ${gatewayPorts.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=5s;`).join('\n')}
     keepalive 64;
@@ -57,5 +70,5 @@ ${gatewayPorts.map((p) => `    server 127.0.0.1:${p} max_fails=1 fail_timeout=5s
 }
 `,
   );
-  return { name: 'nginx', command: ['nginx', '-p', prefix, '-c', conf, '-e', join(prefix, 'error.log'), '-g', 'daemon off;'], forwardsClient: true };
+  return { name: 'nginx', command: nginxCommand(prefix, conf), forwardsClient: true };
 }
