@@ -57,10 +57,25 @@ describe('sidecar pool', function () {
       // a killed, and at once (before the pool can notice) 40 checks taken in turn: the 20 sent
       // to a fail, the 20 sent to b are answered. Spread, and a loss bounded by a's share.
       servers.get(a)!.forceShutdown();
-      const outcomes = await Promise.all(Array.from({ length: 40 }, () => pool.check(request()).then(() => 'ok', (err: Error & { code?: number }) => `failed:${err.code}`)));
+      // A check that failed is sent again from its rejection: by then the pool has taken the dead
+      // sidecar out of the rotation (its channel left READY before the stream's error arrived).
+      const retries: Promise<string>[] = [];
+      const outcomes = await Promise.all(
+        Array.from({ length: 40 }, () =>
+          pool.check(request()).then(
+            () => 'ok',
+            (err: Error & { code?: number }) => {
+              retries.push(pool.check(request()).then(() => 'ok', (again: Error) => `failed again: ${again.message}`));
+              return `failed:${err.code}`;
+            },
+          ),
+        ),
+      );
       const failed = outcomes.filter((o) => o !== 'ok').length;
       expect(failed, outcomes.join(' ')).to.be.within(1, 20);
       expect(outcomes.filter((o) => o === 'ok').length).to.be.at.least(20);
+      const retried = await Promise.all(retries);
+      expect(retried.every((o) => o === 'ok'), retried.join(' ')).to.equal(true);
       await eventually(async () => (pool.status().connected === 1 ? true : undefined), 10_000, 'the dead sidecar out of the rotation');
       const after = await Promise.all(Array.from({ length: 20 }, () => pool.check(request()).then(() => 'ok', () => 'failed')));
       expect(after.every((o) => o === 'ok'), after.join(' ')).to.equal(true);
