@@ -32,7 +32,7 @@ export interface SidecarPoolStatus {
 
 export class SidecarPool {
   private readonly clients = new Map<string, SidecarClient>();
-  /** The connected clients, in address order; checks take them in turn. */
+  /** The connected clients, in the order they were added; checks take them in turn. */
   private connected: SidecarClient[] = [];
   private all: SidecarClient[] = [];
   private turn = 0;
