@@ -9,17 +9,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { get } from 'node:http';
+import { createServer, get } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
 import pg from 'pg';
-import { isListening } from '../../common/net.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
 import { HAS_NGINX } from '../../scripts/local-balancer.js';
-import { eventually, freePort } from '../helpers/net.js';
+import { eventually } from '../helpers/net.js';
 import { dropSchema, PG_URL, uniqueSchema } from '../helpers/postgres.js';
 import { runCli } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis-server.js';
@@ -28,13 +27,25 @@ const SECRET = 'scaled-secret-that-is-long-enough-0123456789';
 const ADMIN_TOKEN = 'scaled-admin-token-0123456789';
 const LIMIT = 20;
 
-/** A base port with `count` free ports after it (the launcher numbers replicas from it). */
+/** True when `port` can be bound now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A base port with `count` bindable ports after it (the launcher numbers replicas from it),
+ * below Linux's ephemeral range (32768-60999): a port there can be taken by any outgoing
+ * connection between this check and the launcher's bind.
+ */
 async function freeRange(count: number): Promise<number> {
   for (;;) {
-    const base = await freePort();
-    if (base + count > 65_000) continue;
-    const taken = await Promise.all(Array.from({ length: count }, (_, i) => isListening(base + i)));
-    if (!taken.some(Boolean)) return base;
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await Promise.all(Array.from({ length: count }, (_, i) => bindable(base + i)));
+    if (free.every(Boolean)) return base;
   }
 }
 
@@ -61,7 +72,7 @@ class ScaledStack {
   static async start(options: { devBalancer?: boolean } = {}): Promise<ScaledStack> {
     const dir = mkdtempSync(join(tmpdir(), 'gw-scaled-'));
     const redis = await TestRedis.start();
-    const [balancer, sidecar, audit, upstream] = [await freeRange(4), await freeRange(2), await freeRange(2), await freePort()];
+    const [balancer, sidecar, audit, upstream] = [await freeRange(4), await freeRange(2), await freeRange(2), await freeRange(1)];
     writeFileSync(
       join(dir, 'gateway.yml'),
       `issuers:
@@ -93,7 +104,17 @@ routes:
     };
     const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist/scripts/start.js'), '--scaled'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const stack = new ScaledStack(child, env, { balancer, sidecar, audit }, dir, redis);
-    await eventually(async () => (stack.output.join('').includes('The scaled stack is up') ? true : undefined), 90_000, `the scaled stack to start:\n${stack.output.join('').slice(-3000)}`);
+    // Up, or the launcher's own exit (a process failed to start) at once, with what it printed.
+    const exited = once(child, 'exit').then(([code]) => {
+      throw new Error(`the launcher exited (${code}) before the stack was up:\n${stack.output.join('').slice(-4000)}`);
+    });
+    try {
+      await Promise.race([eventually(async () => (stack.output.join('').includes('The scaled stack is up') ? true : undefined), 90_000, 'the scaled stack to start'), exited]);
+    } catch (err) {
+      await stack.stop();
+      throw new Error(`${(err as Error).message}\n${stack.output.join('').slice(-4000)}`);
+    }
+    exited.catch(() => undefined); // its later exit (stop) is expected
     return stack;
   }
 
