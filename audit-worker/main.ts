@@ -44,7 +44,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const stats = newWorkerStats();
   const redis = connectPatient(redisTarget(env));
   redis.on('error', (err) => logger.warn('redis connection error', { code: 'redis_error', error: err.message }));
-  const keys = new RedisKeys(env.REDIS_PREFIX);
+  const keys = RedisKeys.of(env.REDIS_PREFIX, redis);
   const prefix = keys.queuePrefix;
   const webhook = webhookOptions && new WebhookDelivery(new WebhookOutbox(sql), webhookOptions, logger);
   const alerts = new AlertStore(sql, webhook ? { onWebhookQueued: () => webhook.wake() } : {});

@@ -7,7 +7,7 @@
  * backoff (the inserts are idempotent).
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../common/redis.js';
 import type { z } from 'zod';
 import { auditEventSchema } from '../common/audit-event.js';
 import { AUDIT_JOB, AUDIT_QUEUE, auditBatchSchema, SECURITY_JOB, securityBatchSchema } from '../common/audit-queue.js';
@@ -21,7 +21,7 @@ import type { AnomalyRules } from './anomaly/anomaly-rules.js';
 
 export interface WorkerDeps {
   /** Must be a BullMQ-ready connection (maxRetriesPerRequest: null), e.g. connectPatient(). */
-  connection: Redis;
+  connection: RedisClient;
   /** BullMQ prefix, normally `new RedisKeys(REDIS_PREFIX).queuePrefix`. */
   prefix: string;
   store: Pick<EventStore, 'insert' | 'setAside' | 'refusal'>;

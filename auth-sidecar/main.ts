@@ -15,13 +15,14 @@ runMain('auth-sidecar', {}, async (onStop) => {
   const redis = connectFailFast(redisTarget(env), NO_LATE_COMMANDS);
   redis.on('error', (err: Error) => logger.warn('redis error', { error: err.message }));
 
-  const { server, health } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger });
+  const { server, health, mirror } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger });
   const port = await bindServer(server, env.SIDECAR_HOST, env.SIDECAR_PORT);
   logger.info('ready', { port, issuers: issuers.map((i) => i.config.name), routes: config.routes.length });
 
   onStop(async () => {
     health.setStatus('', 'NOT_SERVING');
     await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    mirror?.stop();
     redis.disconnect();
   });
 });

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisClient } from '../common/redis.js';
 import type { GatewayConfig } from '../common/config/schema.js';
 import type { Logger } from '../common/logger.js';
 import { loadAuthProto, type AuthServiceHandlers } from '../common/proto.js';
@@ -8,6 +9,7 @@ import { RedisKeys } from '../common/redis-keys.js';
 import type { TrustedIssuer } from './jwt/issuer-keys.js';
 import { VerifiedTokenCache } from './jwt/verified-cache.js';
 import { TokenVerifier } from './jwt/verifier.js';
+import { BanMirror } from './limiter/ban-mirror.js';
 import { RedisDecider } from './limiter/redis-decider.js';
 import { CheckService } from './service/check-service.js';
 import { serveCheckStream } from './service/check-stream.js';
@@ -18,7 +20,7 @@ const TOKEN_CACHE = { maxEntries: 10_000, maxAgeSeconds: 300 };
 export interface SidecarDeps {
   config: GatewayConfig;
   issuers: readonly TrustedIssuer[];
-  redis: Redis;
+  redis: RedisClient;
   redisPrefix: string;
   logger: Logger;
 }
@@ -27,15 +29,19 @@ export interface Sidecar {
   server: grpc.Server;
   health: HealthImplementation;
   checks: CheckService;
+  /** On a Redis Cluster: the copy of revoked jtis and ip bans (started; stop it on shutdown). */
+  mirror: BanMirror | undefined;
 }
 
 /** Builds the gRPC server (AuthService + grpc.health.v1) without binding a port. */
 export function buildSidecar(deps: SidecarDeps): Sidecar {
-  const keys = new RedisKeys(deps.redisPrefix);
+  const keys = RedisKeys.of(deps.redisPrefix, deps.redis);
+  const mirror = deps.redis instanceof Cluster ? new BanMirror(deps.redis, keys, deps.logger) : undefined;
+  mirror?.start();
   const checks = new CheckService({
     config: deps.config,
     verifier: new VerifiedTokenCache(new TokenVerifier(deps.issuers), TOKEN_CACHE),
-    decider: new RedisDecider(deps.redis, keys),
+    decider: new RedisDecider(deps.redis, keys, mirror),
     keys,
     logger: deps.logger,
   });
@@ -55,7 +61,7 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
   server.addService(loadAuthProto().auth.v1.AuthService.service, handlers);
   const health = new HealthImplementation({ '': 'SERVING', 'auth.v1.AuthService': 'SERVING' });
   health.addToServer(server);
-  return { server, health, checks };
+  return { server, health, checks, mirror };
 }
 
 /** Binds `host:port` (port 0 picks a free one) and resolves the bound port. */

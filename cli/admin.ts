@@ -10,7 +10,7 @@ import { loadConfig } from '../common/config/load.js';
 import type { GatewayConfig } from '../common/config/schema.js';
 import { withDemoDefaults } from '../common/demo.js';
 import { connectFailFast } from '../common/redis.js';
-import { redisEnvSchema, redisTarget, type RedisTarget } from '../common/redis-target.js';
+import { conflictingRedisTargets, redisEnvSchema, redisTarget, type RedisTarget } from '../common/redis-target.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { NotAuditedError } from './admin/audited.js';
 import { bansCommand, type BansAction, type BansRun } from './admin/bans.js';
@@ -46,7 +46,7 @@ commands:
   IP is IPv4 or IPv6 in any spelling (2001:DB8::1 is 2001:db8::1; ::ffff:1.2.3.4 is 1.2.3.4).
   ISSUER is the name of an issuer in the config; SUB the token's sub.
 
-environment: GATEWAY_CONFIG, REDIS_URL (or REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_PASSWORD), REDIS_PREFIX (as the processes read them)
+environment: GATEWAY_CONFIG, REDIS_URL (or REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_PASSWORD; or REDIS_CLUSTER_NODES, REDIS_PASSWORD), REDIS_PREFIX (as the processes read them)
 exit codes: 0 ok, 1 failure (or done but not audited), 2 bad usage`;
 
 /** The reason the older `ban` / `unban` record when --reason is not given. */
@@ -69,7 +69,7 @@ async function main(argv: string[]): Promise<void> {
   const run = commandOf(command, rest, options, config);
   if (typeof run === 'string') return void console.log(run);
   const redis = connectFailFast(redisTargetOf(env), { maxRetriesPerRequest: 2 });
-  const keys = new RedisKeys(env.REDIS_PREFIX ?? 'gw');
+  const keys = RedisKeys.of(env.REDIS_PREFIX ?? 'gw', redis);
   try {
     await run(redis, keys);
   } finally {
@@ -93,10 +93,12 @@ function commandOf(command: string, rest: string[], options: Options, config: ()
   throw new UsageError(`unknown command ${command}`);
 }
 
-/** REDIS_URL or the Sentinel variables, as the processes read them (common/redis-target.ts). */
+/** REDIS_URL, the Sentinel or the Cluster variables, as the processes read them (common/redis-target.ts). */
 function redisTargetOf(env: NodeJS.ProcessEnv): RedisTarget {
   const parsed = redisEnvSchema.safeParse(env);
   if (!parsed.success) throw new UsageError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  const conflict = conflictingRedisTargets(parsed.data);
+  if (conflict) throw new UsageError(conflict);
   return redisTarget(parsed.data);
 }
 

@@ -8,7 +8,7 @@ import type { RedisTarget } from '../common/redis-target.js';
 /** Returns how many failed jobs were re-queued (a malformed job fails again at once, and is logged again). */
 export async function retryFailedAuditJobs(redis: RedisTarget, redisPrefix: string): Promise<number> {
   const connection = connectFailFast(redis, { maxRetriesPerRequest: 2 });
-  const queue = new Queue(AUDIT_QUEUE, { connection, prefix: new RedisKeys(redisPrefix).queuePrefix });
+  const queue = new Queue(AUDIT_QUEUE, { connection, prefix: RedisKeys.of(redisPrefix, connection).queuePrefix });
   try {
     const failed = await queue.getFailedCount();
     // Only jobs that failed before now: one failing again meanwhile is not retried in a loop.

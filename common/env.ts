@@ -3,7 +3,7 @@
  * once in its `main.ts`, and a bad value stops it with a message naming the variable.
  */
 import { z } from 'zod';
-import { redisEnvShape } from './redis-target.js';
+import { conflictingRedisTargets, redisEnvShape, type RedisEnv } from './redis-target.js';
 import { parseSidecarTarget } from './sidecar-target.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -72,6 +72,8 @@ export function readEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv
     throw new EnvError(result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const parsed = result.data as z.output<S> & { NODE_ENV?: string; ADMIN_TOKEN?: string };
+  const redisConflict = conflictingRedisTargets(parsed as Partial<RedisEnv>);
+  if (redisConflict) throw new EnvError([redisConflict]);
   if ('ADMIN_TOKEN' in schema.shape && parsed.NODE_ENV === 'production' && !parsed.ADMIN_TOKEN) {
     throw new EnvError(['ADMIN_TOKEN: required when NODE_ENV is production']);
   }

@@ -1,8 +1,22 @@
 /**
  * Every Redis key of the product is built here (like BullMQ's QueueKeys): the sidecar reads
  * what the worker and the admin CLI write only through these names.
+ *
+ * Two layouts. `single` (one Redis, or Sentinel) is the original one. `cluster` puts each key in
+ * the hash slot of what it is about, with a hash tag, so every Lua call's keys share one slot:
+ * - `{consumer:<id>}`: the consumer's revocation, ban, and every counter counted by consumer;
+ * - `{ip:<address>}`: the ip's ban and every counter counted by ip;
+ * - `{header:<name>:<value>}`: counters counted by a header's value;
+ * - `{jti:<id>}`: a revoked token id;
+ * - `{anomaly}`: every anomaly rule's state (the worker's scripts count a batch at once);
+ * - `{bull}`: the audit queue (BullMQ needs all of a queue's keys in one slot).
+ * Subjects are percent-encoded (part()), so a client-chosen value can never hold a `{` or `}`.
  */
 import type { WindowName } from './config/schema.js';
+import { Cluster } from 'ioredis';
+import type { RedisClient } from './redis.js';
+
+export type KeyLayout = 'single' | 'cluster';
 
 /** Percent-encodes `:` and anything outside a safe set, so client-chosen values cannot forge a key. */
 function part(value: string): string {
@@ -20,27 +34,50 @@ export interface BanKeyPattern {
   match: string;
   /** The (decoded) subject of a key that `match` found. */
   subjectOf(key: string): string;
+  /** Whether `key` is a key of this kind. */
+  owns(key: string): boolean;
 }
 
 export class RedisKeys {
-  constructor(readonly prefix: string) {}
+  constructor(
+    readonly prefix: string,
+    readonly layout: KeyLayout = 'single',
+  ) {}
+
+  /** The keys of `prefix` in the layout `redis` needs: `cluster` on a Redis Cluster. */
+  static of(prefix: string, redis: RedisClient): RedisKeys {
+    return new RedisKeys(prefix, redis instanceof Cluster ? 'cluster' : 'single');
+  }
+
+  /**
+   * `<prefix>:<kind>:<subject>:<rest>` in the single layout; in the cluster layout the subject's
+   * hash tag comes first, `<prefix>:{<kind>:<subject>}:<rest>`. `subject` is already encoded.
+   */
+  private about(kind: string, subject: string, rest: string): string {
+    return this.layout === 'cluster' ? `${this.prefix}:{${kind}:${subject}}:${rest}` : `${this.prefix}:${rest}:${kind}:${subject}`;
+  }
+
+  /** `<prefix>:<group>:<rest>`, in the cluster layout with the group as a hash tag. */
+  private grouped(group: string, rest: string): string {
+    return this.layout === 'cluster' ? `${this.prefix}:{${group}}:${rest}` : `${this.prefix}:${group}:${rest}`;
+  }
 
   /** A revoked token id; expires when the token would have. */
   revokedJti(jti: string): string {
-    return `${this.prefix}:revoked:jti:${part(jti)}`;
+    return this.about('jti', part(jti), 'revoked');
   }
 
   /** Unix seconds before which every token of this consumer is revoked. */
   revokedConsumer(consumer: string): string {
-    return `${this.prefix}:revoked:consumer:${part(consumer)}`;
+    return this.about('consumer', part(consumer), 'revoked');
   }
 
   banIp(ip: string): string {
-    return `${this.prefix}:ban:ip:${part(ip)}`;
+    return this.about('ip', part(ip), 'ban');
   }
 
   banConsumer(consumer: string): string {
-    return `${this.prefix}:ban:consumer:${part(consumer)}`;
+    return this.about('consumer', part(consumer), 'ban');
   }
 
   /**
@@ -48,13 +85,18 @@ export class RedisKeys {
    * banned jti is a revoked token). Consumer revocations (a second, not a ban) are not among them.
    */
   banPatterns(): BanKeyPattern[] {
-    const of = (kind: BanKeyPattern['kind'], base: string): BanKeyPattern => ({
-      kind,
-      match: `${literalGlob(base)}*`,
-      subjectOf: (key) => decodeURIComponent(key.slice(base.length)),
-    });
-    // The builders with an empty subject give each kind's base: the layout stays in one place.
-    return [of('ip', this.banIp('')), of('consumer', this.banConsumer('')), of('jti', this.revokedJti(''))];
+    // Each kind's key built around a marker subject: the layout stays in the builders.
+    const marker = part('\0');
+    const of = (kind: BanKeyPattern['kind'], build: (subject: string) => string): BanKeyPattern => {
+      const [before = '', after = ''] = build('\0').split(marker);
+      return {
+        kind,
+        match: `${literalGlob(before)}*${literalGlob(after)}`,
+        subjectOf: (key) => decodeURIComponent(key.slice(before.length, key.length - after.length)),
+        owns: (key) => key.length > before.length + after.length && key.startsWith(before) && key.endsWith(after),
+      };
+    };
+    return [of('ip', (s) => this.banIp(s)), of('consumer', (s) => this.banConsumer(s)), of('jti', (s) => this.revokedJti(s))];
   }
 
   /**
@@ -62,46 +104,53 @@ export class RedisKeys {
    * `scope` is `tier:<name>` or `route:<name>`; `subject` is e.g. `consumer:local:alice`.
    */
   rateCounter(scope: string, subject: string, window: WindowName): string {
-    return `${this.prefix}:rl:${part(scope)}:${part(subject)}:${window}`;
+    if (this.layout === 'single') return `${this.prefix}:rl:${part(scope)}:${part(subject)}:${window}`;
+    const colon = subject.indexOf(':');
+    return this.about(subject.slice(0, colon), part(subject.slice(colon + 1)), `rl:${part(scope)}:${window}`);
   }
 
   /** Window counter of an anomaly rule for one subject (e.g. `ip:1.2.3.4`); `window` is the window's index. */
   anomalyCounter(rule: string, subject: string, window: number): string {
-    return `${this.prefix}:anomaly:count:${part(rule)}:${part(subject)}:${window}`;
+    return this.grouped('anomaly', `count:${part(rule)}:${part(subject)}:${window}`);
   }
 
   /** The open alert of a rule and subject (its id), kept for the cooldown after its last event. */
   anomalyAlert(rule: string, subject: string): string {
-    return `${this.prefix}:anomaly:alert:${part(rule)}:${part(subject)}`;
+    return this.grouped('anomaly', `alert:${part(rule)}:${part(subject)}`);
   }
 
   /** Marks an audit event as counted by the rules, so a redelivered batch is not counted again. */
   anomalySeen(eventId: string): string {
-    return `${this.prefix}:anomaly:seen:${part(eventId)}`;
+    return this.grouped('anomaly', `seen:${part(eventId)}`);
   }
 
   /** A (jti, client ip) pair seen by token_many_ips, kept for the rule's window after its last sighting. */
   anomalySighting(pair: string): string {
-    return `${this.prefix}:anomaly:sighting:${part(pair)}`;
+    return this.grouped('anomaly', `sighting:${part(pair)}`);
   }
 
   /** A consumer's request-rate baseline for volume_spike (hash: current window, its count, the mean). */
   anomalyVolume(consumer: string): string {
-    return `${this.prefix}:anomaly:volume:${part(consumer)}`;
+    return this.grouped('anomaly', `volume:${part(consumer)}`);
   }
 
   /** Marks one automatic ban (by its id) as counted among its subject's offences; holds the offence number. */
   anomalyBanMarker(banId: string): string {
-    return `${this.prefix}:anomaly:banned:${part(banId)}`;
+    return this.grouped('anomaly', `banned:${part(banId)}`);
   }
 
   /** How many automatic bans a subject has had recently (escalates the next ban's ttl). */
   banOffences(subject: string): string {
-    return `${this.prefix}:anomaly:offences:${part(subject)}`;
+    return this.grouped('anomaly', `offences:${part(subject)}`);
+  }
+
+  /** Pub/sub channel on which every change of a ban or revoked jti key is announced (the key's name). */
+  get securityChannel(): string {
+    return `${this.prefix}:security-state`;
   }
 
   /** BullMQ prefix of the product's queues. */
   get queuePrefix(): string {
-    return `${this.prefix}:bull`;
+    return this.layout === 'cluster' ? `${this.prefix}:{bull}` : `${this.prefix}:bull`;
   }
 }

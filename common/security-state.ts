@@ -3,9 +3,30 @@
  * the audit worker's automatic bans, listed by `admin bans list`; all keys come from RedisKeys.
  * A ban key (and a revoked jti key) holds JSON {reason, at, by}; the sidecar only checks that
  * it exists, so its value is for people.
+ *
+ * Every write of a ban or revoked jti key announces the key on `keys.securityChannel`, in the
+ * same script as the write (both or neither), so sidecars on a Redis Cluster, which keep a local
+ * copy of ip bans and revoked jtis (auth-sidecar/limiter/ban-mirror.ts), re-read it at once.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
+import { masters } from './redis.js';
 import type { RedisKeys } from './redis-keys.js';
+
+/** SET (with a ttl in seconds when ARGV[3] is not '') and PUBLISH the key name, atomically. */
+const SET_AND_ANNOUNCE = `
+if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[1]) else redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) end
+redis.call('PUBLISH', ARGV[2], KEYS[1])
+return 1`;
+
+/** DEL and, when there was a key, PUBLISH its name, atomically. Returns 1 when it deleted. */
+const DEL_AND_ANNOUNCE = `
+local deleted = redis.call('DEL', KEYS[1])
+if deleted == 1 then redis.call('PUBLISH', ARGV[1], KEYS[1]) end
+return deleted`;
+
+function setAndAnnounce(redis: RedisClient, keys: RedisKeys, key: string, value: string, ttlSeconds: number | undefined): Promise<unknown> {
+  return redis.eval(SET_AND_ANNOUNCE, 1, key, value, keys.securityChannel, ttlSeconds === undefined ? '' : String(ttlSeconds));
+}
 
 /** What a ban key holds. `by` is the actor (absent in keys written before it was kept). */
 export interface BanRecord {
@@ -23,9 +44,9 @@ function record(reason: string, by: string | undefined): string {
  * Revokes one token id until `untilSeconds` (the token's exp), after which it is dead anyway.
  * Resolves the ttl written, in seconds.
  */
-export async function revokeJti(redis: Redis, keys: RedisKeys, jti: string, untilSeconds: number, reason = 'revoked', by?: string): Promise<number> {
+export async function revokeJti(redis: RedisClient, keys: RedisKeys, jti: string, untilSeconds: number, reason = 'revoked', by?: string): Promise<number> {
   const ttl = Math.max(1, Math.ceil(untilSeconds - Date.now() / 1000));
-  await redis.set(keys.revokedJti(jti), record(reason, by), 'EX', ttl);
+  await setAndAnnounce(redis, keys, keys.revokedJti(jti), record(reason, by), ttl);
   return ttl;
 }
 
@@ -35,7 +56,7 @@ export async function revokeJti(redis: Redis, keys: RedisKeys, jti: string, unti
  * this resolves only once that second has ended: a token issued after it resolves is not revoked.
  * Resolves the revoked second.
  */
-export async function revokeConsumer(redis: Redis, keys: RedisKeys, consumer: string, now: () => number = Date.now): Promise<number> {
+export async function revokeConsumer(redis: RedisClient, keys: RedisKeys, consumer: string, now: () => number = Date.now): Promise<number> {
   const second = Math.floor(now() / 1000);
   await redis.set(keys.revokedConsumer(consumer), String(second));
   for (let rest = (second + 1) * 1000 - now(); rest > 0; rest = (second + 1) * 1000 - now()) {
@@ -54,15 +75,12 @@ function banKey(keys: RedisKeys, target: BanTarget): string {
 }
 
 /** Bans an ip, a consumer or a token id, for `ttlSeconds` or (undefined) until lifted; `by` is the actor. */
-export async function ban(redis: Redis, keys: RedisKeys, target: BanTarget, reason: string, ttlSeconds?: number, by?: string): Promise<void> {
-  const key = banKey(keys, target);
-  const value = record(reason, by);
-  if (ttlSeconds === undefined) await redis.set(key, value);
-  else await redis.set(key, value, 'EX', ttlSeconds);
+export async function ban(redis: RedisClient, keys: RedisKeys, target: BanTarget, reason: string, ttlSeconds?: number, by?: string): Promise<void> {
+  await setAndAnnounce(redis, keys, banKey(keys, target), record(reason, by), ttlSeconds);
 }
 
-export async function unban(redis: Redis, keys: RedisKeys, target: BanTarget): Promise<boolean> {
-  return (await redis.del(banKey(keys, target))) === 1;
+export async function unban(redis: RedisClient, keys: RedisKeys, target: BanTarget): Promise<boolean> {
+  return (await redis.eval(DEL_AND_ANNOUNCE, 1, banKey(keys, target), keys.securityChannel)) === 1;
 }
 
 /**
@@ -70,14 +88,15 @@ export async function unban(redis: Redis, keys: RedisKeys, target: BanTarget): P
  * longer (or until lifted), so a rule's 10-minute ban never shortens an operator's permanent
  * ban or a token's longer revocation. Resolves whether it wrote.
  */
-export async function banAtLeast(redis: Redis, keys: RedisKeys, target: BanTarget, reason: string, ttlSeconds: number, by?: string): Promise<boolean> {
-  return (await redis.eval(BAN_AT_LEAST, 1, banKey(keys, target), record(reason, by), ttlSeconds)) === 1;
+export async function banAtLeast(redis: RedisClient, keys: RedisKeys, target: BanTarget, reason: string, ttlSeconds: number, by?: string): Promise<boolean> {
+  return (await redis.eval(BAN_AT_LEAST, 1, banKey(keys, target), record(reason, by), ttlSeconds, keys.securityChannel)) === 1;
 }
 
 const BAN_AT_LEAST = `
 local left = redis.call('PTTL', KEYS[1])
 if left == -1 or left > tonumber(ARGV[2]) * 1000 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('PUBLISH', ARGV[3], KEYS[1])
 return 1`;
 
 /** One active ban as `admin bans list` shows it. */
@@ -105,28 +124,35 @@ function parseRecord(value: string | null): Partial<BanRecord> {
 const textOrNull = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 
 /**
- * Every active ban: ip bans, consumer bans and revoked token ids, found with SCAN (never KEYS,
- * which blocks Redis), each read with its ttl. Sorted by kind, then subject.
+ * The keys matching a SCAN pattern, on every master of a cluster (never KEYS, which blocks
+ * Redis). A key is found once even if SCAN returns it twice.
  */
-export async function listBans(redis: Redis, keys: RedisKeys, now: () => number = Date.now): Promise<ActiveBan[]> {
-  const bans: ActiveBan[] = [];
-  for (const pattern of keys.banPatterns()) {
-    const found = new Set<string>();
+export async function scanKeys(redis: RedisClient, match: string): Promise<string[]> {
+  const found = new Set<string>();
+  for (const node of masters(redis)) {
     let cursor = '0';
     do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', pattern.match, 'COUNT', 1000);
+      const [next, batch] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
       cursor = next;
       for (const key of batch) found.add(key);
     } while (cursor !== '0');
-    const names = [...found];
-    if (names.length === 0) continue;
-    const pipeline = redis.pipeline();
-    for (const key of names) pipeline.get(key).pttl(key);
-    const replies = (await pipeline.exec()) ?? [];
+  }
+  return [...found];
+}
+
+/**
+ * Every active ban: ip bans, consumer bans and revoked token ids, found with SCAN, each read
+ * with its ttl. Sorted by kind, then subject.
+ */
+export async function listBans(redis: RedisClient, keys: RedisKeys, now: () => number = Date.now): Promise<ActiveBan[]> {
+  const bans: ActiveBan[] = [];
+  for (const pattern of keys.banPatterns()) {
+    const names = await scanKeys(redis, pattern.match);
+    // One command per key (a cluster routes each to its slot's master; ioredis still writes them together).
+    const replies = await Promise.all(names.map((key) => Promise.all([redis.get(key), redis.pttl(key)])));
     const at = now();
     names.forEach((key, i) => {
-      const value = replies[2 * i]?.[1] as string | null;
-      const pttl = replies[2 * i + 1]?.[1] as number;
+      const [value, pttl] = replies[i]!;
       if (value === null || pttl === -2) return; // expired or lifted between SCAN and GET
       const rec = parseRecord(value);
       bans.push({

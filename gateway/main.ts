@@ -31,7 +31,7 @@ runMain('gateway', {}, async (onStop) => {
 
   const redis = connectFailFast(redisTarget(env));
   redis.on('error', (err: Error) => logger.warn('redis error', { error: err.message }));
-  const queue = new Queue(AUDIT_QUEUE, { connection: redis, prefix: new RedisKeys(env.REDIS_PREFIX).queuePrefix });
+  const queue = new Queue(AUDIT_QUEUE, { connection: redis, prefix: RedisKeys.of(env.REDIS_PREFIX, redis).queuePrefix });
   queue.on('error', (err: Error) => logger.warn('audit queue error', { error: err.message }));
   const owner = new SpoolOwner(env.AUDIT_SPOOL_DIR, gatewayId, { heartbeatMs: 5_000, staleMs: 30_000 });
   const spool = new DiskSpool(owner.dir, settings.audit_spool_max_mb * 1024 * 1024);

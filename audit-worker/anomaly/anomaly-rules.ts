@@ -3,7 +3,7 @@
  * (detect, then respond), volume_spike on the sums of each second (start() runs it; flush()
  * runs it now).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../common/redis.js';
 import type { AuditEvent } from '../../common/audit-event.js';
 import type { AnomalyConfig } from '../../common/config/anomaly-schema.js';
 import type { Logger } from '../../common/logger.js';
@@ -25,7 +25,7 @@ export class AnomalyRules {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     keys: RedisKeys,
     config: AnomalyConfig,
     stores: { alerts: Pick<AlertStore, 'upsert'>; securityEvents: SecurityEventSink },

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../common/redis.js';
 import type { AuditEvent } from '../../common/audit-event.js';
 import type { AnomalyConfig, RuleName } from '../../common/config/anomaly-schema.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
@@ -64,7 +64,7 @@ export class Detector {
   private readonly sightings: Sightings;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     readonly config: AnomalyConfig,
   ) {

@@ -6,7 +6,7 @@
  * audits twice.
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../common/redis.js';
 import type { AnomalyConfig } from '../../common/config/anomaly-schema.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import { ruleActor, securityEvent, type SecurityEvent } from '../../common/security-event.js';
@@ -53,7 +53,7 @@ export interface AppliedBan {
 
 export class RuleBans {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly config: AnomalyConfig,
     private readonly securityEvents: SecurityEventSink,

@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../common/redis.js';
 import type { AuditEvent } from '../../common/audit-event.js';
 import type { AnomalyConfig } from '../../common/config/anomaly-schema.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
@@ -37,7 +37,7 @@ export class VolumeSpikes {
   private sums = new Map<string, Sum>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly config: AnomalyConfig,
   ) {

@@ -6,12 +6,14 @@ clock and one count.
 
 ARGV[1]   number of decisions in the batch
 Then, per decision, in order, its KEYS and ARGV follow those of the one before:
-  KEYS    revoked token id key     ('' when the token has no jti, or no token)
-          consumer revocation key  ('' when anonymous): holds unix seconds
-          ip ban key
-          consumer ban key         ('' when anonymous)
+  KEYS    one key per check letter (see below), in the letters' order
           counter base keys, one per window; the window index is appended
-  ARGV    number of windows
+  ARGV    checks: the letters of the checks to make, in this order of precedence, each with its
+            key: J revoked token id, C consumer revocation (holds unix seconds), I ip ban,
+            B consumer ban. One Redis has them all ('JCIB', or 'I' when anonymous); on a
+            cluster a call holds only the keys of one slot (e.g. 'CB'), the rest is checked
+            elsewhere (auth-sidecar/limiter/decision-plan.ts)
+          number of windows
           token iat in unix seconds (0 when unknown: revoked by any consumer revocation)
           1 to count the request, 0 to check only (the ACL already refused it)
           give-up time in unix milliseconds by Redis' clock (0: none): a decision that runs
@@ -28,17 +30,22 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
--- k: index of the decision's first key; a: index of its first argument after the window count.
-local function decide(k, a, windows)
+local DENIED_BY = { J = 1, I = 3, B = 4 }
+
+-- k: index of the decision's first key; a: index of its iat argument.
+local function decide(k, a, checks, windows)
   local give_up = tonumber(ARGV[a + 2])
   if give_up > 0 and now_ms > give_up then return 7, 0, 0, 0, 0 end
-  if KEYS[k] ~= '' and redis.call('EXISTS', KEYS[k]) == 1 then return 1, 0, 0, 0, 0 end
-  if KEYS[k + 1] ~= '' then
-    local since = redis.call('GET', KEYS[k + 1])
-    if since and tonumber(ARGV[a]) <= assert(tonumber(since), 'consumer revocation is not a number') then return 2, 0, 0, 0, 0 end
+  for i = 1, #checks do
+    local check, key = string.sub(checks, i, i), KEYS[k + i - 1]
+    if check == 'C' then
+      local since = redis.call('GET', key)
+      if since and tonumber(ARGV[a]) <= assert(tonumber(since), 'consumer revocation is not a number') then return 2, 0, 0, 0, 0 end
+    elseif redis.call('EXISTS', key) == 1 then
+      return assert(DENIED_BY[check], 'unknown check'), 0, 0, 0, 0
+    end
   end
-  if redis.call('EXISTS', KEYS[k + 2]) == 1 then return 3, 0, 0, 0, 0 end
-  if KEYS[k + 3] ~= '' and redis.call('EXISTS', KEYS[k + 3]) == 1 then return 4, 0, 0, 0, 0 end
+  k = k + #checks
   if windows == 0 then return 0, 0, 0, 0, 0 end
 
   local keys, sizes, limits, counts, resets = {}, {}, {}, {}, {}
@@ -46,7 +53,7 @@ local function decide(k, a, windows)
   for i = 1, windows do
     local size, limit = tonumber(ARGV[a + 1 + 2 * i]), tonumber(ARGV[a + 2 + 2 * i])
     local index = math.floor(now / size)
-    keys[i], sizes[i], limits[i] = KEYS[k + 3 + i] .. ':' .. index, size, limit
+    keys[i], sizes[i], limits[i] = KEYS[k + i - 1] .. ':' .. index, size, limit
     counts[i] = tonumber(redis.call('GET', keys[i]) or '0')
     resets[i] = math.max(1, math.ceil((index + 1) * size - now))
     if counts[i] >= limit and resets[i] > blocked_reset then blocked, blocked_reset = i, resets[i] end
@@ -69,12 +76,12 @@ end
 local out = {}
 local k, a = 1, 2
 for d = 1, tonumber(ARGV[1]) do
-  local windows = tonumber(ARGV[a])
+  local checks, windows = ARGV[a], tonumber(ARGV[a + 1])
   local base = 5 * (d - 1)
-  local ok, status, window, max, remaining, reset = pcall(decide, k, a + 1, windows)
+  local ok, status, window, max, remaining, reset = pcall(decide, k, a + 2, checks, windows)
   if not ok then status, window, max, remaining, reset = 6, 0, 0, 0, 0 end
   out[base + 1], out[base + 2], out[base + 3], out[base + 4], out[base + 5] = status, window, max, remaining, reset
-  k = k + 4 + windows
-  a = a + 4 + 2 * windows
+  k = k + #checks + windows
+  a = a + 5 + 2 * windows
 end
 return out

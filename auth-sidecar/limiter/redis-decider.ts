@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import { WINDOW_SECONDS, type WindowName } from '../../common/config/schema.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
-import { isReady, RedisTimeoutError, RedisUnavailableError } from '../../common/redis.js';
+import { isReady, masters, RedisTimeoutError, RedisUnavailableError, type RedisClient } from '../../common/redis.js';
+import type { BanMirror } from './ban-mirror.js';
+import { planDecision, type DecisionCall } from './decision-plan.js';
 
 const SCRIPT = readFileSync(join(PROJECT_ROOT, 'auth-sidecar/limiter/decide.lua'), 'utf8');
 
@@ -46,12 +47,24 @@ const TOO_LATE = 7;
 
 type DecideCommand = (...args: (string | number)[]) => Promise<number[]>;
 
+/** decide.lua's answer for one call: status, window (1-based in the call's windows), max, remaining, reset. */
+type CallResult = [code: number, window: number, max: number, remaining: number, reset: number];
+
 interface Queued {
   input: DecisionInput;
   resolve: (verdict: StoreVerdict) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout | undefined;
   settled: boolean;
+}
+
+/** One decide.lua call of a queued decision, waiting for its batch. */
+interface QueuedCall {
+  decision: Queued;
+  call: DecisionCall;
+  count: boolean;
+  resolve: (result: CallResult) => void;
+  reject: (err: Error) => void;
 }
 
 /** How often the clock offset to Redis is measured again. */
@@ -61,8 +74,12 @@ const CLOCK_SAMPLES = 3;
 /** How long before the local give-up decide.lua stops counting: the reply's way back. */
 const REPLY_MARGIN_MS = 10;
 
-/** Decisions per EVALSHA: bounds how long one script holds Redis (a decision is a few µs). */
+/** Calls per EVALSHA: bounds how long one script holds Redis (a decision is a few µs). */
 const MAX_BATCH = 128;
+
+const ALLOWED = 0;
+const CONSUMER_BANNED = STATUSES.indexOf('consumer_banned');
+const RATE_LIMITED = STATUSES.indexOf('rate_limited');
 
 /**
  * Runs decide.lua. Decisions asked for in one tick (a CheckStream message carries many) share
@@ -71,25 +88,33 @@ const MAX_BATCH = 128;
  * EVAL on NOSCRIPT, so a restarted Redis is handled. Rejects at once when Redis is not
  * connected; the caller fails closed (or open).
  *
+ * On a Redis Cluster a decision is one call per slot its keys fall in (decision-plan.ts), and
+ * the calls of a tick are batched per slot; revoked token ids and, for a consumer, ip bans are
+ * read from `mirror`, and no decision is made while the mirror is not synced.
+ *
  * A decision may carry a give-up time: past it the caller gets RedisTimeoutError, a decision not
  * yet sent is not sent, and the script, should it run later (Redis frozen or slow), sees by Redis'
  * own clock that it is too late and counts nothing. The offset between this process's clock and
- * Redis' is measured with TIME on every (re)connect and every 10 s; until it is known, only the
- * local timeout applies.
+ * Redis' (the lowest of every master's) is measured with TIME on every (re)connect and every
+ * 10 s; until it is known, only the local timeout applies.
  */
 export class RedisDecider {
   private readonly decide: DecideCommand;
-  private queued: Queued[] = [];
+  private queued: QueuedCall[] = [];
   /** Redis' unix clock minus performance.now(), in ms, a lower bound; undefined until measured. */
   private redisClockOffset: number | undefined;
 
-  constructor(private readonly redis: Redis, private readonly keys: RedisKeys) {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: RedisKeys,
+    private readonly mirror?: BanMirror,
+  ) {
     redis.defineCommand('gatewayDecide', { lua: SCRIPT });
     const command = (redis as unknown as Record<string, DecideCommand>)['gatewayDecide'];
     if (!command) throw new Error('defineCommand did not install gatewayDecide');
     this.decide = command.bind(redis);
-    redis.on('ready', () => this.measureClockOffset());
-    if (isReady(redis)) this.measureClockOffset();
+    redis.on('ready', () => void this.measureClockOffset());
+    if (isReady(redis)) void this.measureClockOffset();
     // Again now and then: a clock step on either host (NTP) must not leave every decision
     // "too late" (all failing closed) until the next reconnect.
     setInterval(() => isReady(redis) && this.measureClockOffset(), CLOCK_REMEASURE_MS).unref();
@@ -97,47 +122,77 @@ export class RedisDecider {
 
   run(input: DecisionInput): Promise<StoreVerdict> {
     if (!isReady(this.redis)) return Promise.reject(new RedisUnavailableError(this.redis.status));
+    if (this.mirror && !this.mirror.isSynced) return Promise.reject(new RedisUnavailableError('ban copy not synced'));
     const budget = input.giveUpAt === undefined ? undefined : input.giveUpAt - performance.now();
     if (budget !== undefined && budget <= 0) return Promise.reject(new RedisTimeoutError('before it was sent'));
+    const plan = planDecision(input, this.keys);
+    if (plan.mirrored.jti && this.mirror?.has(plan.mirrored.jti)) return Promise.resolve({ status: 'token_revoked', limit: undefined });
+    const ipBanned = plan.mirrored.ip !== undefined && this.mirror?.has(plan.mirrored.ip) === true;
     return new Promise((resolve, reject) => {
-      const queued: Queued = { input, resolve, reject, timer: undefined, settled: false };
-      if (budget !== undefined) queued.timer = setTimeout(() => settle(queued, new RedisTimeoutError(`after ${Math.round(budget)} ms`)), budget);
-      if (this.queued.push(queued) === 1) queueMicrotask(() => this.flush());
+      const decision: Queued = { input, resolve, reject, timer: undefined, settled: false };
+      if (budget !== undefined) decision.timer = setTimeout(() => settle(decision, new RedisTimeoutError(`after ${Math.round(budget)} ms`)), budget);
+      // A banned ip's request is checked (a consumer revocation outranks the ban) but not counted.
+      const count = input.count && !ipBanned;
+      const results = plan.calls.map(
+        (call) =>
+          new Promise<CallResult>((resolveCall, rejectCall) => {
+            if (this.queued.push({ decision, call, count, resolve: resolveCall, reject: rejectCall }) === 1) queueMicrotask(() => this.flush());
+          }),
+      );
+      Promise.all(results).then(
+        (answers) => {
+          const verdict = combine(plan.calls, answers, input.windows);
+          if (verdict instanceof Error) return settle(decision, verdict);
+          settle(decision, undefined, ipBanned && [ALLOWED, CONSUMER_BANNED, RATE_LIMITED].includes(STATUSES.indexOf(verdict.status)) ? { status: 'ip_banned', limit: undefined } : verdict);
+        },
+        (err: Error) => settle(decision, err),
+      );
     });
   }
 
   private flush(): void {
     // Decisions whose caller gave up meanwhile are not sent.
-    const queued = this.queued.filter((q) => !q.settled);
+    const bySlot = new Map<number, QueuedCall[]>();
+    for (const queued of this.queued) {
+      if (queued.decision.settled) continue;
+      const calls = bySlot.get(queued.call.slot);
+      if (calls) calls.push(queued);
+      else bySlot.set(queued.call.slot, [queued]);
+    }
     this.queued = [];
-    for (let i = 0; i < queued.length; i += MAX_BATCH) {
-      const batch = queued.slice(i, i + MAX_BATCH);
-      this.decideBatch(batch).catch((err: Error) => {
-        for (const q of batch) settle(q, err);
-      });
+    for (const calls of bySlot.values()) {
+      for (let i = 0; i < calls.length; i += MAX_BATCH) {
+        const batch = calls.slice(i, i + MAX_BATCH);
+        this.decideBatch(batch).catch((err: Error) => {
+          for (const q of batch) q.reject(err);
+        });
+      }
     }
   }
 
   /**
    * A lower bound of Redis' clock minus ours, from TIME: Redis read its clock before the reply
    * came back, so `redis time - time of arrival` can only underestimate the offset; the best of a
-   * few samples is kept. Underestimating makes decide.lua give up early, never late.
+   * few samples per master is kept, and the lowest of the masters'. Underestimating makes
+   * decide.lua give up early, never late.
    */
-  private measureClockOffset(): void {
-    let best: number | undefined;
-    const sample = (left: number): void => {
-      this.redis.time().then(
-        ([seconds, micros]) => {
-          const offset = Number(seconds) * 1000 + Number(micros) / 1000 - performance.now();
-          // A new measurement replaces the old one (the clocks may have moved), best of its samples.
-          best = best === undefined ? offset : Math.max(best, offset);
-          this.redisClockOffset = best;
-          if (left > 1) sample(left - 1);
-        },
-        () => undefined, // measured again on the next connect
+  private async measureClockOffset(): Promise<void> {
+    try {
+      const offsets = await Promise.all(
+        masters(this.redis).map(async (node) => {
+          let best = -Infinity;
+          for (let i = 0; i < CLOCK_SAMPLES; i++) {
+            const [seconds, micros] = await node.time();
+            best = Math.max(best, Number(seconds) * 1000 + Number(micros) / 1000 - performance.now());
+          }
+          return best;
+        }),
       );
-    };
-    sample(CLOCK_SAMPLES);
+      // A new measurement replaces the old one (the clocks may have moved).
+      if (offsets.length > 0) this.redisClockOffset = Math.min(...offsets);
+    } catch {
+      // measured again on the next connect or interval
+    }
   }
 
   /**
@@ -150,34 +205,53 @@ export class RedisDecider {
     return Math.floor(input.giveUpAt + this.redisClockOffset - REPLY_MARGIN_MS);
   }
 
-  private async decideBatch(batch: Queued[]): Promise<void> {
+  private async decideBatch(batch: QueuedCall[]): Promise<void> {
     const keys: string[] = [];
     const args: (string | number)[] = [batch.length];
-    for (const { input } of batch) {
-      keys.push(
-        input.jti ? this.keys.revokedJti(input.jti) : '',
-        input.consumer ? this.keys.revokedConsumer(input.consumer) : '',
-        this.keys.banIp(input.clientIp),
-        input.consumer ? this.keys.banConsumer(input.consumer) : '',
-      );
-      args.push(input.windows.length, input.iat ?? 0, input.count ? 1 : 0, this.redisGiveUp(input));
-      for (const w of input.windows) {
+    for (const { decision, call, count } of batch) {
+      keys.push(...call.checkKeys);
+      args.push(call.checks, call.windows.length, decision.input.iat ?? 0, count ? 1 : 0, this.redisGiveUp(decision.input));
+      for (const w of call.windows) {
         keys.push(w.key);
         args.push(WINDOW_SECONDS[w.window], w.max);
       }
     }
     const results = await this.decide(keys.length, ...keys, ...args);
     batch.forEach((q, i) => {
-      const [code = -1, index = 0, max = 0, remaining = 0, reset = 0] = results.slice(5 * i, 5 * i + 5);
-      if (code === UNDECIDABLE) return settle(q, new Error('decide.lua could not decide: a key of this request holds an unexpected value'));
-      if (code === TOO_LATE) return settle(q, new RedisTimeoutError('ran after its give-up time'));
-      const status = STATUSES[code];
-      if (!status) return settle(q, new Error(`decide.lua returned unknown status ${code}`));
-      if (status !== 'allowed' && status !== 'rate_limited') return settle(q, undefined, { status, limit: undefined });
-      const window = q.input.windows[index - 1];
-      settle(q, undefined, { status, limit: window && { name: window.name, max, remaining: Math.max(0, remaining), resetSeconds: reset } });
+      const [code = -1, window = 0, max = 0, remaining = 0, reset = 0] = results.slice(5 * i, 5 * i + 5);
+      q.resolve([code, window, max, remaining, reset]);
     });
   }
+}
+
+/**
+ * One verdict from a decision's calls: the first refusal in order of precedence (decide.lua's
+ * status order), a rate limit naming the window that frees last; else allowed, naming the
+ * tightest window. An error when a call could not decide.
+ */
+function combine(calls: DecisionCall[], answers: CallResult[], windows: readonly LimitWindow[]): StoreVerdict | Error {
+  let refusal: CallResult | undefined;
+  let refusedIn: DecisionCall | undefined;
+  let tightest: CallResult | undefined;
+  let tightestIn: DecisionCall | undefined;
+  for (const [i, answer] of answers.entries()) {
+    const [code, window, , remaining, reset] = answer;
+    if (code === UNDECIDABLE) return new Error('decide.lua could not decide: a key of this request holds an unexpected value');
+    if (code === TOO_LATE) return new RedisTimeoutError('ran after its give-up time');
+    if (!STATUSES[code]) return new Error(`decide.lua returned unknown status ${code}`);
+    if (code !== ALLOWED) {
+      if (!refusal || code < refusal[0] || (code === RATE_LIMITED && code === refusal[0] && reset > refusal[4])) [refusal, refusedIn] = [answer, calls[i]];
+    } else if (window > 0 && (!tightest || remaining < tightest[3])) {
+      [tightest, tightestIn] = [answer, calls[i]];
+    }
+  }
+  const [answer, call] = refusal ? [refusal, refusedIn] : [tightest, tightestIn];
+  const status = STATUSES[refusal ? refusal[0] : ALLOWED]!;
+  if (status !== 'allowed' && status !== 'rate_limited') return { status, limit: undefined };
+  if (!answer || !call) return { status, limit: undefined };
+  const [, window, max, remaining, reset] = answer;
+  const limit = windows[call.windowIndex[window - 1]!];
+  return { status, limit: limit && { name: limit.name, max, remaining: Math.max(0, remaining), resetSeconds: reset } };
 }
 
 /** Answers a decision once: whichever of its timer and Redis comes first. */

@@ -5,7 +5,7 @@
  * worked is rare; when it happens the change stays and the CLI says loudly that it was not
  * audited and exits 1 (NotAuditedError), so a script or a person can retry or record it.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../common/redis.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import { securityEvent, type SecurityEventInput, type SecurityEvent } from '../../common/security-event.js';
 import { publishSecurityEvents } from '../../common/security-publisher.js';
@@ -30,7 +30,7 @@ export function prepare(input: SecurityEventInput): SecurityEvent {
   }
 }
 
-export async function publishOrFail(redis: Redis, keys: RedisKeys, event: SecurityEvent, done: string): Promise<void> {
+export async function publishOrFail(redis: RedisClient, keys: RedisKeys, event: SecurityEvent, done: string): Promise<void> {
   try {
     await publishSecurityEvents(redis, keys.queuePrefix, [event]);
   } catch (err) {

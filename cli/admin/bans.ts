@@ -2,7 +2,7 @@
  * `admin bans list|add|remove` (and the older `ban` / `unban`, the same with a default reason):
  * bans of an ip, a consumer or a token id, each change audited as a security event.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../common/redis.js';
 import type { GatewayConfig } from '../../common/config/schema.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import { adminCliActor } from '../../common/security-event.js';
@@ -13,7 +13,7 @@ import { banTarget, describe, duration, reasonOf, UsageError, type Options } fro
 export type BansAction = 'list' | 'add' | 'remove';
 
 /** A change, validated and ready to run once Redis is connected. */
-export type BansRun = (redis: Redis, keys: RedisKeys) => Promise<void>;
+export type BansRun = (redis: RedisClient, keys: RedisKeys) => Promise<void>;
 
 /**
  * Validates the command's options (throws UsageError) and returns what runs it. `defaultReason`
