@@ -30,8 +30,9 @@ async function main(): Promise<void> {
   const env = withDemoDefaults(process.env);
   const dataDir = env.DATA_DIR ?? 'data';
   mkdirSync(dataDir, { recursive: true });
-  // Through Sentinel (REDIS_SENTINELS) the processes find Redis themselves; else one must answer at REDIS_URL.
-  const redisUrl = env.REDIS_SENTINELS ? (env.REDIS_URL ?? 'redis://127.0.0.1:6379') : await ensureRedis(env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  // Through Sentinel or a Cluster the processes find Redis themselves; else one must answer at REDIS_URL.
+  const foundByThemselves = env.REDIS_SENTINELS || env.REDIS_CLUSTER_NODES;
+  const redisUrl = foundByThemselves ? (env.REDIS_URL ?? 'redis://127.0.0.1:6379') : await ensureRedis(env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   const adminToken = env.ADMIN_TOKEN ?? newAdminToken(dataDir);
   const settings: StackSettings = {
     redisUrl,
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   The stack is up.
     gateway       http://127.0.0.1:${gateway.port}
     audit API     http://127.0.0.1:${audit.port}   (admin token in ${env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : join(dataDir, 'admin-token')})
-    redis         ${redisUrl}   (the CLIs read the same REDIS_URL)
+    redis         ${redisShown(env, redisUrl)}   (the CLIs read the same variables)
   Try:  TOKEN=$(npm run -s admin -- token --sub alice --groups customers)
         curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:${gateway.port}/users/1
   Ctrl-C stops everything.
@@ -94,9 +95,16 @@ async function startScaled(settings: StackSettings, env: NodeJS.ProcessEnv): Pro
     gateways      ${gatewayPorts.map((p) => `127.0.0.1:${p}`).join(', ')}
     sidecars      ${services.filter((s) => s.kind === 'auth-sidecar').map((s) => `127.0.0.1:${s.port}`).join(', ')}
     audit API     http://127.0.0.1:${settings.auditPort}   (workers' APIs: ${services.filter((s) => s.kind === 'audit-worker').map((s) => s.port).join(', ')}; admin token in ${env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : join(settings.dataDir, 'admin-token')})
-    redis         ${settings.redisUrl};  store ${env.AUDIT_DB_URL.replace(/\/\/[^@]*@/, '//')}
+    redis         ${redisShown(env, settings.redisUrl)};  store ${env.AUDIT_DB_URL.replace(/\/\/[^@]*@/, '//')}
   Ctrl-C stops everything.
 `);
+}
+
+/** Where the processes find Redis, for the banner. */
+function redisShown(env: NodeJS.ProcessEnv, url: string): string {
+  if (env.REDIS_CLUSTER_NODES) return `cluster via ${env.REDIS_CLUSTER_NODES}`;
+  if (env.REDIS_SENTINELS) return `sentinels ${env.REDIS_SENTINELS}`;
+  return url;
 }
 
 /**

@@ -21,6 +21,7 @@ import { HAS_NGINX } from '../../scripts/local-balancer.js';
 import { eventually } from '../helpers/net.js';
 import { dropSchema, PG_URL, uniqueSchema } from '../helpers/postgres.js';
 import { runCli } from '../helpers/processes.js';
+import { TestRedisCluster } from '../helpers/redis-cluster.js';
 import { TestRedis } from '../helpers/redis-server.js';
 
 const SECRET = 'scaled-secret-that-is-long-enough-0123456789';
@@ -58,7 +59,7 @@ class ScaledStack {
     readonly env: Record<string, string>,
     readonly ports: { balancer: number; sidecar: number; audit: number },
     private readonly dir: string,
-    private readonly redis: TestRedis,
+    private readonly redis: TestRedis | TestRedisCluster,
   ) {
     for (const stream of [child.stdout, child.stderr]) {
       stream?.on('data', (chunk: Buffer) => {
@@ -69,9 +70,9 @@ class ScaledStack {
     }
   }
 
-  static async start(options: { devBalancer?: boolean } = {}): Promise<ScaledStack> {
+  static async start(options: { devBalancer?: boolean; cluster?: boolean } = {}): Promise<ScaledStack> {
     const dir = mkdtempSync(join(tmpdir(), 'gw-scaled-'));
-    const redis = await TestRedis.start();
+    const redis = options.cluster ? await TestRedisCluster.start() : await TestRedis.start();
     const [balancer, sidecar, audit, upstream] = [await freeRange(4), await freeRange(2), await freeRange(2), await freeRange(1)];
     writeFileSync(
       join(dir, 'gateway.yml'),
@@ -89,7 +90,7 @@ routes:
       PATH: process.env.PATH ?? '',
       DATA_DIR: dir,
       GATEWAY_CONFIG: join(dir, 'gateway.yml'),
-      REDIS_URL: redis.url,
+      ...(redis instanceof TestRedisCluster ? { REDIS_CLUSTER_NODES: redis.nodes } : { REDIS_URL: redis.url }),
       REDIS_PREFIX: `scaled-${randomUUID().slice(0, 8)}`,
       AUDIT_DB_URL: PG_URL,
       AUDIT_DB_SCHEMA: uniqueSchema('scaled'),
@@ -153,109 +154,116 @@ routes:
   }
 }
 
-describe(`npm run start:scaled (${HAS_NGINX ? 'nginx' : 'development forwarder'} in front)`, function () {
-  this.timeout(180_000);
-  let stack: ScaledStack;
-  let db: pg.Client;
-  const answered: string[] = [];
+/** The scaled topology's promises, on one Redis or on a Redis Cluster. */
+function scaledChecks(title: string, options: { cluster?: boolean }): void {
+  describe(title, function () {
+    this.timeout(180_000);
+    let stack: ScaledStack;
+    let db: pg.Client;
+    const answered: string[] = [];
 
-  before(async () => {
-    stack = await ScaledStack.start();
-    db = new pg.Client({ connectionString: PG_URL });
-    await db.connect();
-  });
-  after(async () => {
-    await db?.end();
-    await stack?.stop();
-  });
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.error(stack.output.join('').slice(-6000));
-  });
+    before(async () => {
+      stack = await ScaledStack.start(options);
+      db = new pg.Client({ connectionString: PG_URL });
+      await db.connect();
+    });
+    after(async () => {
+      await db?.end();
+      await stack?.stop();
+    });
+    afterEach(function () {
+      if (this.currentTest?.state === 'failed') console.error(stack.output.join('').slice(-6000));
+    });
 
-  const stored = async (requestIds: string[]): Promise<Map<string, { n: number; gateways: string[] }>> => {
-    const { rows } = await db.query<{ request_id: string; n: string; gateways: string[] }>(
-      `SELECT request_id, count(*) AS n, array_agg(gateway_id) AS gateways FROM "${stack.env.AUDIT_DB_SCHEMA}".audit_events WHERE request_id = ANY($1) GROUP BY 1`,
-      [requestIds],
-    );
-    return new Map(rows.map((r) => [r.request_id, { n: Number(r.n), gateways: r.gateways }]));
-  };
-
-  it(`allows exactly ${LIMIT} of 60 concurrent requests of one consumer spread over all 3 gateways`, async () => {
-    const token = stack.token(`bob-${randomUUID()}`);
-    const calls = await Promise.all(Array.from({ length: 60 }, () => stack.call('/limited/1', token)));
-    answered.push(...calls.map((c) => c.requestId));
-    expect(calls.filter((c) => c.status !== 200 && c.status !== 429).map((c) => c.status)).to.deep.equal([]);
-    expect(calls.filter((c) => c.status === 200)).to.have.length(LIMIT);
-    expect(calls.filter((c) => c.status === 429)).to.have.length(60 - LIMIT);
-    const events = await eventually(async () => {
-      const found = await stored(calls.map((c) => c.requestId));
-      return found.size === 60 ? found : undefined;
-    }, 30_000, 'the 60 events stored');
-    const gateways = new Set([...events.values()].flatMap((e) => e.gateways));
-    expect(gateways.size, [...gateways].join(' ')).to.equal(3);
-  });
-
-  it('applies a revocation and a ban through every gateway and sidecar within 1 s', async () => {
-    const revoked = stack.token(`carol-${randomUUID()}`);
-    const payload = jwt.decode(revoked) as { jti: string };
-    for (const i of [1, 2, 3]) expect((await stack.call('/users/1', revoked, stack.gatewayUrl(i))).status).to.equal(200);
-    const cli = await stack.admin(['revoke', '--jti', payload.jti, '--reason', 'scaled test']);
-    expect(cli.code, cli.stderr).to.equal(0);
-    const revokedAt = Date.now();
-    // Each gateway takes the sidecars in turn: 4 calls per gateway reach both sidecars twice.
-    await eventually(async () => {
-      const statuses = await Promise.all([1, 2, 3].flatMap((i) => Array.from({ length: 4 }, () => stack.call('/users/1', revoked, stack.gatewayUrl(i)).then((c) => c.status))));
-      return statuses.every((s) => s === 401) ? true : undefined;
-    }, 5_000, 'the revocation on every sidecar');
-    expect(Date.now() - revokedAt).to.be.below(1_000);
-
-    const ban = await stack.admin(['bans', 'add', '--consumer', `e2e:dave-scaled`, '--reason', 'scaled test']);
-    expect(ban.code, ban.stderr).to.equal(0);
-    const bannedAt = Date.now();
-    const dave = stack.token('dave-scaled');
-    await eventually(async () => {
-      const statuses = await Promise.all([1, 2, 3].flatMap((i) => Array.from({ length: 4 }, () => stack.call('/users/1', dave, stack.gatewayUrl(i)).then((c) => c.status))));
-      return statuses.every((s) => s === 403) ? true : undefined;
-    }, 5_000, 'the ban on every sidecar');
-    expect(Date.now() - bannedAt).to.be.below(1_000);
-  });
-
-  it('loses only the checks in flight on a sidecar killed mid-traffic (each 503), then serves everything from the other', async () => {
-    const token = stack.token(`erin-${randomUUID()}`);
-    const statuses: number[] = [];
-    let killed = false;
-    let afterKill = 0;
-    // 10 clients, 600 requests; the sidecar is killed once a third are answered.
-    const client = async (): Promise<void> => {
-      while (statuses.length < 600) {
-        const call = await stack.call('/users/1', token);
-        answered.push(call.requestId);
-        statuses.push(call.status);
-        if (killed) afterKill++;
-        if (!killed && statuses.length >= 200) {
-          killed = true;
-          process.kill(stack.pids.get('auth-sidecar-2')!, 'SIGKILL');
-        }
-      }
+    const stored = async (requestIds: string[]): Promise<Map<string, { n: number; gateways: string[] }>> => {
+      const { rows } = await db.query<{ request_id: string; n: string; gateways: string[] }>(
+        `SELECT request_id, count(*) AS n, array_agg(gateway_id) AS gateways FROM "${stack.env.AUDIT_DB_SCHEMA}".audit_events WHERE request_id = ANY($1) GROUP BY 1`,
+        [requestIds],
+      );
+      return new Map(rows.map((r) => [r.request_id, { n: Number(r.n), gateways: r.gateways }]));
     };
-    await Promise.all(Array.from({ length: 10 }, client));
-    const failed = statuses.filter((s) => s !== 200);
-    expect(failed.every((s) => s === 503), failed.join(' ')).to.equal(true);
-    // At most the checks in flight on that sidecar when it died: 10 clients, so at most 10 checks in flight.
-    expect(failed.length).to.be.at.most(10);
-    expect(afterKill).to.be.above(300);
-    expect(statuses.slice(-100).every((s) => s === 200)).to.equal(true);
-  });
 
-  it('stores every answered request exactly once', async () => {
-    const found = await eventually(async () => {
-      const rows = await stored(answered);
-      return rows.size === new Set(answered).size ? rows : undefined;
-    }, 30_000, `the ${answered.length} answered requests stored`);
-    const counts = [...found.values()].map((r) => r.n);
-    expect(counts.every((n) => n === 1), `duplicated: ${counts.filter((n) => n !== 1).length}`).to.equal(true);
+    it(`allows exactly ${LIMIT} of 60 concurrent requests of one consumer spread over all 3 gateways`, async () => {
+      const token = stack.token(`bob-${randomUUID()}`);
+      const calls = await Promise.all(Array.from({ length: 60 }, () => stack.call('/limited/1', token)));
+      answered.push(...calls.map((c) => c.requestId));
+      expect(calls.filter((c) => c.status !== 200 && c.status !== 429).map((c) => c.status)).to.deep.equal([]);
+      expect(calls.filter((c) => c.status === 200)).to.have.length(LIMIT);
+      expect(calls.filter((c) => c.status === 429)).to.have.length(60 - LIMIT);
+      const events = await eventually(async () => {
+        const found = await stored(calls.map((c) => c.requestId));
+        return found.size === 60 ? found : undefined;
+      }, 30_000, 'the 60 events stored');
+      const gateways = new Set([...events.values()].flatMap((e) => e.gateways));
+      expect(gateways.size, [...gateways].join(' ')).to.equal(3);
+    });
+
+    it('applies a revocation and a ban through every gateway and sidecar within 1 s', async () => {
+      const revoked = stack.token(`carol-${randomUUID()}`);
+      const payload = jwt.decode(revoked) as { jti: string };
+      for (const i of [1, 2, 3]) expect((await stack.call('/users/1', revoked, stack.gatewayUrl(i))).status).to.equal(200);
+      const cli = await stack.admin(['revoke', '--jti', payload.jti, '--reason', 'scaled test']);
+      expect(cli.code, cli.stderr).to.equal(0);
+      const revokedAt = Date.now();
+      // Each gateway takes the sidecars in turn: 4 calls per gateway reach both sidecars twice.
+      await eventually(async () => {
+        const statuses = await Promise.all([1, 2, 3].flatMap((i) => Array.from({ length: 4 }, () => stack.call('/users/1', revoked, stack.gatewayUrl(i)).then((c) => c.status))));
+        return statuses.every((s) => s === 401) ? true : undefined;
+      }, 5_000, 'the revocation on every sidecar');
+      expect(Date.now() - revokedAt).to.be.below(1_000);
+
+      const ban = await stack.admin(['bans', 'add', '--consumer', `e2e:dave-scaled`, '--reason', 'scaled test']);
+      expect(ban.code, ban.stderr).to.equal(0);
+      const bannedAt = Date.now();
+      const dave = stack.token('dave-scaled');
+      await eventually(async () => {
+        const statuses = await Promise.all([1, 2, 3].flatMap((i) => Array.from({ length: 4 }, () => stack.call('/users/1', dave, stack.gatewayUrl(i)).then((c) => c.status))));
+        return statuses.every((s) => s === 403) ? true : undefined;
+      }, 5_000, 'the ban on every sidecar');
+      expect(Date.now() - bannedAt).to.be.below(1_000);
+    });
+
+    it('loses only the checks in flight on a sidecar killed mid-traffic (each 503), then serves everything from the other', async () => {
+      const token = stack.token(`erin-${randomUUID()}`);
+      const statuses: number[] = [];
+      let killed = false;
+      let afterKill = 0;
+      // 10 clients, 600 requests; the sidecar is killed once a third are answered.
+      const client = async (): Promise<void> => {
+        while (statuses.length < 600) {
+          const call = await stack.call('/users/1', token);
+          answered.push(call.requestId);
+          statuses.push(call.status);
+          if (killed) afterKill++;
+          if (!killed && statuses.length >= 200) {
+            killed = true;
+            process.kill(stack.pids.get('auth-sidecar-2')!, 'SIGKILL');
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 10 }, client));
+      const failed = statuses.filter((s) => s !== 200);
+      expect(failed.every((s) => s === 503), failed.join(' ')).to.equal(true);
+      // At most the checks in flight on that sidecar when it died: 10 clients, so at most 10 checks in flight.
+      expect(failed.length).to.be.at.most(10);
+      expect(afterKill).to.be.above(300);
+      expect(statuses.slice(-100).every((s) => s === 200)).to.equal(true);
+    });
+
+    it('stores every answered request exactly once', async () => {
+      const found = await eventually(async () => {
+        const rows = await stored(answered);
+        return rows.size === new Set(answered).size ? rows : undefined;
+      }, 30_000, `the ${answered.length} answered requests stored`);
+      const counts = [...found.values()].map((r) => r.n);
+      expect(counts.every((n) => n === 1), `duplicated: ${counts.filter((n) => n !== 1).length}`).to.equal(true);
+    });
   });
-});
+}
+
+const front = HAS_NGINX ? 'nginx' : 'development forwarder';
+scaledChecks(`npm run start:scaled (${front} in front)`, {});
+scaledChecks(`npm run start:scaled on a 3-master Redis Cluster (REDIS_CLUSTER_NODES, ${front} in front)`, { cluster: true });
 
 describe('npm run start:scaled with the development forwarder', function () {
   this.timeout(120_000);
