@@ -24,9 +24,25 @@ export function newRedis(target: RedisTarget | string, options: RedisOptions): R
   });
 }
 
-/** Every master of a cluster, or the one Redis: where a SCAN or a clock must be read. */
-export function masters(redis: RedisClient): Redis[] {
-  return redis instanceof Cluster ? redis.nodes('master') : [redis];
+/** How long a caller waits for a cluster to have discovered its masters. */
+const CLUSTER_READY_MS = 10_000;
+
+/**
+ * Every master of a cluster, or the one Redis: where a SCAN or a clock must be read. A cluster
+ * knows its masters only once it is ready (before that, `nodes()` holds the few it was given,
+ * or none): this waits for it, up to 10 s.
+ */
+export async function masters(redis: RedisClient): Promise<Redis[]> {
+  if (!(redis instanceof Cluster)) return [redis];
+  if (redis.status !== 'ready') {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RedisUnavailableError(`cluster not ready after ${CLUSTER_READY_MS / 1000} s: ${redis.status}`)), CLUSTER_READY_MS);
+    });
+    // Not events.once: it would reject on the 'error' events of reconnect attempts meanwhile.
+    await Promise.race([new Promise((resolve) => redis.once('ready', resolve)), late]).finally(() => clearTimeout(timer));
+  }
+  return redis.nodes('master');
 }
 
 /**

@@ -129,7 +129,7 @@ const textOrNull = (value: unknown): string | null => (typeof value === 'string'
  */
 export async function scanKeys(redis: RedisClient, match: string): Promise<string[]> {
   const found = new Set<string>();
-  for (const node of masters(redis)) {
+  for (const node of await masters(redis)) {
     let cursor = '0';
     do {
       const [next, batch] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);

@@ -179,7 +179,7 @@ export class RedisDecider {
   private async measureClockOffset(): Promise<void> {
     try {
       const offsets = await Promise.all(
-        masters(this.redis).map(async (node) => {
+        (await masters(this.redis)).map(async (node) => {
           let best = -Infinity;
           for (let i = 0; i < CLOCK_SAMPLES; i++) {
             const [seconds, micros] = await node.time();
