@@ -13,15 +13,16 @@ function checkRequest(token: string): CheckRequest {
   return { request_id: randomUUID(), route: 'api', method: 'GET', path: '/users/1', client_ip: '127.0.0.1', headers: { authorization: `Bearer ${token}` } };
 }
 
-/** Runs `lanes` loops of `call` for `seconds`, counting answers. */
-async function drive(call: () => Promise<boolean>, seconds: number, lanes = 50): Promise<DecisionRate> {
+/** Runs `lanes` loops of `call` for `seconds`, counting answers; `call` resolves true, or why it was refused. */
+async function drive(call: () => Promise<true | string>, seconds: number, lanes = 50): Promise<DecisionRate> {
   const started = Date.now();
   const until = started + seconds * 1000;
   let total = 0;
   await Promise.all(
     Array.from({ length: lanes }, async () => {
       while (Date.now() < until) {
-        if (!(await call())) throw new Error('the sidecar denied a benchmark request');
+        const answer = await call();
+        if (answer !== true) throw new Error(`the sidecar denied a benchmark request: ${answer}`);
         total++;
       }
     }),
@@ -29,11 +30,19 @@ async function drive(call: () => Promise<boolean>, seconds: number, lanes = 50):
   return { total, perSecond: total / ((Date.now() - started) / 1000) };
 }
 
-/** Decisions over the gateway's own path: the multiplexed CheckStream, 50 in flight. */
-export async function streamDecisions(address: string, token: string, seconds: number): Promise<DecisionRate> {
+/**
+ * Decisions over the gateway's own path: the multiplexed CheckStream, 50 in flight. Several
+ * tokens (consumers) are taken in turn: on a Redis Cluster their decisions fall in different slots.
+ */
+export async function streamDecisions(address: string, token: string | readonly string[], seconds: number): Promise<DecisionRate> {
+  const tokens = typeof token === 'string' ? [token] : token;
+  let next = 0;
   const client = new SidecarClient(address, 5000);
   try {
-    return await drive(async () => (await client.check(checkRequest(token))).allow, seconds);
+    return await drive(async () => {
+      const answer = await client.check(checkRequest(tokens[next++ % tokens.length]!));
+      return answer.allow || answer.reason;
+    }, seconds);
   } finally {
     client.close();
   }
@@ -55,7 +64,7 @@ export async function unaryDecisions(address: string, token: string, seconds: nu
   const client = new AuthService(address, grpc.credentials.createInsecure());
   try {
     return await drive(
-      () => new Promise<boolean>((resolve, reject) => client.Check(checkRequest(token), (err, res) => (err ? reject(err) : resolve(res?.allow === true)))),
+      () => new Promise<true | string>((resolve, reject) => client.Check(checkRequest(token), (err, res) => (err ? reject(err) : resolve(res?.allow === true || (res?.reason ?? 'no answer'))))),
       seconds,
     );
   } finally {

@@ -55,6 +55,11 @@ export class TestRedisCluster {
     }
   }
 
+  /** The nodes' process ids (to meter their CPU). */
+  get pids(): number[] {
+    return this.children.map((c) => c.pid as number);
+  }
+
   /** `host:port,…` of every node, as REDIS_CLUSTER_NODES takes it. */
   get nodes(): string {
     return this.ports.map((p) => `127.0.0.1:${p}`).join(',');
