@@ -24,8 +24,17 @@ Then, per decision, in order, its KEYS and ARGV follow those of the one before:
 Returns, per decision, 5 numbers: status, window (1-based; 0 none), max, remaining, reset seconds
   status 0 allowed, 1 token revoked, 2 consumer revoked, 3 ip banned, 4 consumer banned, 5 rate limited,
          6 undecidable (a key of that decision holds something unexpected; the others still count),
-         7 too late (past its give-up time; nothing counted)
+         7 too late (past its give-up time; nothing counted),
+         8 not here (cluster, one batch over several slots: this node no longer serves that
+           decision's slot; nothing counted, since a decision's keys share one slot and the
+           first read failed)
+
+On a cluster, a batch over several slots of one node runs as the cross-slot variant
+(redis-decider.ts): declared keys must share one slot even with allow-cross-slot-keys, so it
+gets one routing key and all of the above in ARGV, `ARGV[1]` being the number of keys. K and A
+are the keys and arguments either way.
 ]]
+local K, A = KEYS, ARGV
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -34,13 +43,13 @@ local DENIED_BY = { J = 1, I = 3, B = 4 }
 
 -- k: index of the decision's first key; a: index of its iat argument.
 local function decide(k, a, checks, windows)
-  local give_up = tonumber(ARGV[a + 2])
+  local give_up = tonumber(A[a + 2])
   if give_up > 0 and now_ms > give_up then return 7, 0, 0, 0, 0 end
   for i = 1, #checks do
-    local check, key = string.sub(checks, i, i), KEYS[k + i - 1]
+    local check, key = string.sub(checks, i, i), K[k + i - 1]
     if check == 'C' then
       local since = redis.call('GET', key)
-      if since and tonumber(ARGV[a]) <= assert(tonumber(since), 'consumer revocation is not a number') then return 2, 0, 0, 0, 0 end
+      if since and tonumber(A[a]) <= assert(tonumber(since), 'consumer revocation is not a number') then return 2, 0, 0, 0, 0 end
     elseif redis.call('EXISTS', key) == 1 then
       return assert(DENIED_BY[check], 'unknown check'), 0, 0, 0, 0
     end
@@ -51,9 +60,9 @@ local function decide(k, a, checks, windows)
   local keys, sizes, limits, counts, resets = {}, {}, {}, {}, {}
   local blocked, blocked_reset = 0, 0
   for i = 1, windows do
-    local size, limit = tonumber(ARGV[a + 1 + 2 * i]), tonumber(ARGV[a + 2 + 2 * i])
+    local size, limit = tonumber(A[a + 1 + 2 * i]), tonumber(A[a + 2 + 2 * i])
     local index = math.floor(now / size)
-    keys[i], sizes[i], limits[i] = KEYS[k + i - 1] .. ':' .. index, size, limit
+    keys[i], sizes[i], limits[i] = K[k + i - 1] .. ':' .. index, size, limit
     counts[i] = tonumber(redis.call('GET', keys[i]) or '0')
     resets[i] = math.max(1, math.ceil((index + 1) * size - now))
     if counts[i] >= limit and resets[i] > blocked_reset then blocked, blocked_reset = i, resets[i] end
@@ -63,7 +72,7 @@ local function decide(k, a, checks, windows)
   local tightest, tightest_remaining = 1, nil
   for i = 1, windows do
     local count = counts[i]
-    if ARGV[a + 1] == '1' then
+    if A[a + 1] == '1' then
       count = redis.call('INCR', keys[i])
       if count == 1 then redis.call('EXPIRE', keys[i], sizes[i] + 1) end
     end
@@ -75,11 +84,14 @@ end
 
 local out = {}
 local k, a = 1, 2
-for d = 1, tonumber(ARGV[1]) do
-  local checks, windows = ARGV[a], tonumber(ARGV[a + 1])
+for d = 1, tonumber(A[1]) do
+  local checks, windows = A[a], tonumber(A[a + 1])
   local base = 5 * (d - 1)
   local ok, status, window, max, remaining, reset = pcall(decide, k, a + 2, checks, windows)
-  if not ok then status, window, max, remaining, reset = 6, 0, 0, 0, 0 end
+  if not ok then
+    status = string.find(tostring(status), 'non local key', 1, true) and 8 or 6
+    window, max, remaining, reset = 0, 0, 0, 0
+  end
   out[base + 1], out[base + 2], out[base + 3], out[base + 4], out[base + 5] = status, window, max, remaining, reset
   k = k + #checks + windows
   a = a + 5 + 2 * windows

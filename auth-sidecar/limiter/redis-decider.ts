@@ -3,11 +3,27 @@ import { join } from 'node:path';
 import { WINDOW_SECONDS, type WindowName } from '../../common/config/schema.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
+import { Cluster } from 'ioredis';
 import { isReady, masters, RedisTimeoutError, RedisUnavailableError, type RedisClient } from '../../common/redis.js';
 import type { BanMirror } from './ban-mirror.js';
 import { planDecision, type DecisionCall } from './decision-plan.js';
 
 const SCRIPT = readFileSync(join(PROJECT_ROOT, 'auth-sidecar/limiter/decide.lua'), 'utf8');
+/**
+ * The same script for a batch whose calls lie in several slots of one cluster node (Redis 7
+ * script flags): one EVALSHA per node instead of one per slot. Declared keys must still share a
+ * slot, so it declares one (to route the call) and takes every key in ARGV (see decide.lua).
+ */
+const CROSS_SLOT_SCRIPT = `#!lua flags=allow-cross-slot-keys\n${replaceOnce(
+  SCRIPT,
+  'local K, A = KEYS, ARGV',
+  'local n = tonumber(ARGV[1])\nlocal K, A = { unpack(ARGV, 2, n + 1) }, { unpack(ARGV, n + 2) }',
+)}`;
+/**
+ * What a cluster answers when a batch's slots are not all on the node it reached (a slot moved
+ * or is moving): the script did not run, so its calls can be sent again, one slot at a time.
+ */
+const NOT_RUN_ON_THAT_NODE = /^(MOVED|ASK|CROSSSLOT|TRYAGAIN)\b|Too many Cluster redirections/;
 
 /** One limit a request is counted against. */
 export interface LimitWindow {
@@ -44,6 +60,8 @@ const STATUSES = ['allowed', 'token_revoked', 'consumer_revoked', 'ip_banned', '
 const UNDECIDABLE = 6;
 /** decide.lua's status for a decision that ran after its give-up time. */
 const TOO_LATE = 7;
+/** decide.lua's status for a decision of a cross-slot batch whose slot that node no longer serves. */
+const NOT_HERE = 8;
 
 type DecideCommand = (...args: (string | number)[]) => Promise<number[]>;
 
@@ -100,6 +118,7 @@ const RATE_LIMITED = STATUSES.indexOf('rate_limited');
  */
 export class RedisDecider {
   private readonly decide: DecideCommand;
+  private readonly decideCrossSlot: DecideCommand;
   private queued: QueuedCall[] = [];
   /** Redis' unix clock minus performance.now(), in ms, a lower bound; undefined until measured. */
   private redisClockOffset: number | undefined;
@@ -109,10 +128,8 @@ export class RedisDecider {
     private readonly keys: RedisKeys,
     private readonly mirror?: BanMirror,
   ) {
-    redis.defineCommand('gatewayDecide', { lua: SCRIPT });
-    const command = (redis as unknown as Record<string, DecideCommand>)['gatewayDecide'];
-    if (!command) throw new Error('defineCommand did not install gatewayDecide');
-    this.decide = command.bind(redis);
+    this.decide = defineDecide(redis, 'gatewayDecide', SCRIPT);
+    this.decideCrossSlot = defineDecide(redis, 'gatewayDecideCrossSlot', CROSS_SLOT_SCRIPT);
     redis.on('ready', () => void this.measureClockOffset());
     if (isReady(redis)) void this.measureClockOffset();
     // Again now and then: a clock step on either host (NTP) must not leave every decision
@@ -152,21 +169,22 @@ export class RedisDecider {
 
   private flush(): void {
     // Decisions whose caller gave up meanwhile are not sent.
-    const bySlot = new Map<number, QueuedCall[]>();
-    for (const queued of this.queued) {
-      if (queued.decision.settled) continue;
-      const calls = bySlot.get(queued.call.slot);
-      if (calls) calls.push(queued);
-      else bySlot.set(queued.call.slot, [queued]);
-    }
+    const calls = this.queued.filter((q) => !q.decision.settled);
     this.queued = [];
-    for (const calls of bySlot.values()) {
-      for (let i = 0; i < calls.length; i += MAX_BATCH) {
-        const batch = calls.slice(i, i + MAX_BATCH);
-        this.decideBatch(batch).catch((err: Error) => {
-          for (const q of batch) q.reject(err);
-        });
-      }
+    // On a cluster, one batch per node: the slot map says which node serves each call's slot.
+    const slots = this.redis instanceof Cluster ? this.redis.slots : undefined;
+    for (const group of groupBy(calls, (q) => (slots ? (slots[q.call.slot]?.[0] ?? `slot ${q.call.slot}`) : ''))) this.send(group);
+  }
+
+  /** Sends calls in batches of MAX_BATCH; on a cluster, a batch over several slots runs as one if its node still serves them all. */
+  private send(calls: QueuedCall[]): void {
+    for (let i = 0; i < calls.length; i += MAX_BATCH) {
+      const batch = calls.slice(i, i + MAX_BATCH);
+      const crossSlot = batch.some((q) => q.call.slot !== batch[0]!.call.slot);
+      this.decideBatch(batch, crossSlot).catch((err: Error) => {
+        if (crossSlot && NOT_RUN_ON_THAT_NODE.test(err.message)) return groupBy(batch, (q) => q.call.slot).forEach((slot) => this.send(slot));
+        for (const q of batch) q.reject(err);
+      });
     }
   }
 
@@ -178,18 +196,18 @@ export class RedisDecider {
    */
   private async measureClockOffset(): Promise<void> {
     try {
-      const offsets = await Promise.all(
-        (await masters(this.redis)).map(async (node) => {
-          let best = -Infinity;
-          for (let i = 0; i < CLOCK_SAMPLES; i++) {
+      const nodes = await masters(this.redis);
+      const best = nodes.map(() => -Infinity);
+      await Promise.all(
+        nodes.map(async (node, i) => {
+          for (let sample = 0; sample < CLOCK_SAMPLES; sample++) {
             const [seconds, micros] = await node.time();
-            best = Math.max(best, Number(seconds) * 1000 + Number(micros) / 1000 - performance.now());
+            best[i] = Math.max(best[i]!, Number(seconds) * 1000 + Number(micros) / 1000 - performance.now());
+            // Usable from the first sample of every master on; a new measurement replaces the old one (the clocks may have moved).
+            if (best.every(Number.isFinite)) this.redisClockOffset = Math.min(...best);
           }
-          return best;
         }),
       );
-      // A new measurement replaces the old one (the clocks may have moved).
-      if (offsets.length > 0) this.redisClockOffset = Math.min(...offsets);
     } catch {
       // measured again on the next connect or interval
     }
@@ -205,7 +223,7 @@ export class RedisDecider {
     return Math.floor(input.giveUpAt + this.redisClockOffset - REPLY_MARGIN_MS);
   }
 
-  private async decideBatch(batch: QueuedCall[]): Promise<void> {
+  private async decideBatch(batch: QueuedCall[], crossSlot: boolean): Promise<void> {
     const keys: string[] = [];
     const args: (string | number)[] = [batch.length];
     for (const { decision, call, count } of batch) {
@@ -216,9 +234,11 @@ export class RedisDecider {
         args.push(WINDOW_SECONDS[w.window], w.max);
       }
     }
-    const results = await this.decide(keys.length, ...keys, ...args);
+    const results = crossSlot ? await this.decideCrossSlot(1, keys[0]!, keys.length, ...keys, ...args) : await this.decide(keys.length, ...keys, ...args);
     batch.forEach((q, i) => {
       const [code = -1, window = 0, max = 0, remaining = 0, reset = 0] = results.slice(5 * i, 5 * i + 5);
+      // Its slot moved off that node: sent again on its own, where the cluster routes it.
+      if (code === NOT_HERE) return this.send([q]);
       q.resolve([code, window, max, remaining, reset]);
     });
   }
@@ -252,6 +272,30 @@ function combine(calls: DecisionCall[], answers: CallResult[], windows: readonly
   const [, window, max, remaining, reset] = answer;
   const limit = windows[call.windowIndex[window - 1]!];
   return { status, limit: limit && { name: limit.name, max, remaining: Math.max(0, remaining), resetSeconds: reset } };
+}
+
+function replaceOnce(text: string, search: string, replacement: string): string {
+  if (text.split(search).length !== 2) throw new Error(`decide.lua must hold \`${search}\` exactly once`);
+  return text.replace(search, replacement);
+}
+
+function defineDecide(redis: RedisClient, name: string, lua: string): DecideCommand {
+  redis.defineCommand(name, { lua });
+  const command = (redis as unknown as Record<string, DecideCommand>)[name];
+  if (!command) throw new Error(`defineCommand did not install ${name}`);
+  return command.bind(redis);
+}
+
+/** `items` in groups of equal `keyOf`, each in the items' order. */
+function groupBy<T>(items: readonly T[], keyOf: (item: T) => string | number): T[][] {
+  const groups = new Map<string | number, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return [...groups.values()];
 }
 
 /** Answers a decision once: whichever of its timer and Redis comes first. */

@@ -99,6 +99,54 @@ describe('RedisDecider on a Redis Cluster', function () {
     for (const [, v] of verdicts.filter(([, v]) => v.status === 'rate_limited')) expect(['tier:t:hour', 'route:r:hour']).to.include(v.limit?.name);
   });
 
+  it('batches a node\'s slots into one call, and decides exactly on through a slot moved to another node (stale slot map)', async () => {
+    await started();
+    const nodeOf = (consumer: string) => redis.slots[keySlot(keys.banConsumer(consumer))]![0]!;
+    const candidates = Array.from({ length: 200 }, (_, i) => `m${i}`);
+    const home = nodeOf(candidates[0]!);
+    const local = candidates.filter((c) => nodeOf(c) === home).slice(0, 6);
+    const [moved, ...others] = local;
+    const decideAll = () => Promise.all(local.map((c) => decider.run(input(c, [consumerWindow(c, 'hour', 10)])).then((v) => v.limit?.remaining)));
+    const evalshaCalls = async () => {
+      let calls = 0;
+      for (const node of redis.nodes('master')) {
+        for (const m of (await node.info('commandstats')).matchAll(/cmdstat_(?:eval|evalsha):calls=(\d+)/g)) calls += Number(m[1]);
+      }
+      return calls;
+    };
+    const before = await evalshaCalls();
+    expect(await decideAll()).to.deep.equal([9, 9, 9, 9, 9, 9]);
+    expect((await evalshaCalls()) - before, 'one script call for the six slots of one node').to.equal(1);
+
+    // Move the slot of `moved` to another node by hand, as a reshard does; the decider's map still says `home`.
+    const slot = keySlot(keys.banConsumer(moved!));
+    const [source, target] = [home, redis.nodes('master').map((n) => `${n.options.host}:${n.options.port}`).find((n) => n !== home)!];
+    const direct = (name: string) => new Redis({ host: name.split(':')[0], port: Number(name.split(':')[1]) });
+    const [from, to] = [direct(source), direct(target)];
+    try {
+      const [fromId, toId] = [await from.cluster('MYID'), await to.cluster('MYID')];
+      await to.cluster('SETSLOT', slot, 'IMPORTING', fromId);
+      await from.cluster('SETSLOT', slot, 'MIGRATING', toId);
+      const names = (await from.cluster('GETKEYSINSLOT', slot, 100)) as string[];
+      expect(names.length).to.be.above(0);
+      await from.migrate(to.options.host!, to.options.port!, '', 0, 5000, 'KEYS', ...names);
+      for (const node of [from, to]) await node.cluster('SETSLOT', slot, 'NODE', toId);
+      for (const port of cluster.ports) {
+        const node = new Redis({ port });
+        await node.cluster('SETSLOT', slot, 'NODE', toId).catch(() => undefined);
+        node.disconnect();
+      }
+    } finally {
+      from.disconnect();
+      to.disconnect();
+    }
+    expect(redis.slots[slot]![0], 'the decider has not seen the move yet').to.equal(source);
+    // The moved consumer's call comes back "not here", is sent again alone and follows the move; the counts go on.
+    expect(await decideAll()).to.deep.equal([8, 8, 8, 8, 8, 8]);
+    expect(await decideAll()).to.deep.equal([7, 7, 7, 7, 7, 7]);
+    expect(others).to.have.length(5);
+  });
+
   it('reads revoked jtis and ip bans from the copy, kept fresh by their announcements', async () => {
     await started();
     await revokeJti(redis, keys, 'jti-r1', Date.now() / 1000 + 60);
