@@ -20,9 +20,9 @@ import type { DecisionInput, LimitWindow } from './redis-decider.js';
 export interface DecisionCall {
   checks: string;
   checkKeys: string[];
-  windows: LimitWindow[];
-  /** Where each of `windows` is in the decision's windows (decide.lua answers by position). */
-  windowIndex: number[];
+  windows: readonly LimitWindow[];
+  /** Where each of `windows` is in the decision's windows (decide.lua answers by position); absent: the same place. */
+  windowIndex?: number[];
   /** The hash slot of every key of the call (0 on one Redis, where it does not matter). */
   slot: number;
 }
@@ -33,22 +33,23 @@ export interface DecisionPlan {
   mirrored: { jti: string | undefined; ip: string | undefined };
 }
 
+const NOTHING_MIRRORED = Object.freeze({ jti: undefined, ip: undefined });
+
 export function planDecision(input: DecisionInput, keys: RedisKeys): DecisionPlan {
-  const windowIndex = input.windows.map((_, i) => i);
   if (keys.layout === 'single') {
-    const checks: [string, string][] = [];
-    if (input.jti) checks.push(['J', keys.revokedJti(input.jti)]);
-    if (input.consumer) checks.push(['C', keys.revokedConsumer(input.consumer)]);
-    checks.push(['I', keys.banIp(input.clientIp)]);
-    if (input.consumer) checks.push(['B', keys.banConsumer(input.consumer)]);
-    const call = { checks: checks.map(([c]) => c).join(''), checkKeys: checks.map(([, k]) => k), windows: [...input.windows], windowIndex, slot: 0 };
-    return { calls: [call], mirrored: { jti: undefined, ip: undefined } };
+    const checkKeys: string[] = [];
+    if (input.jti) checkKeys.push(keys.revokedJti(input.jti));
+    if (input.consumer) checkKeys.push(keys.revokedConsumer(input.consumer));
+    checkKeys.push(keys.banIp(input.clientIp));
+    if (input.consumer) checkKeys.push(keys.banConsumer(input.consumer));
+    const checks = `${input.jti ? 'J' : ''}${input.consumer ? 'CIB' : 'I'}`;
+    return { calls: [{ checks, checkKeys, windows: input.windows, slot: 0 }], mirrored: NOTHING_MIRRORED };
   }
-  const principal: DecisionCall = input.consumer
+  const principal: Required<DecisionCall> & { windows: LimitWindow[] } = input.consumer
     ? { checks: 'CB', checkKeys: [keys.revokedConsumer(input.consumer), keys.banConsumer(input.consumer)], windows: [], windowIndex: [], slot: 0 }
     : { checks: 'I', checkKeys: [keys.banIp(input.clientIp)], windows: [], windowIndex: [], slot: 0 };
   principal.slot = keySlot(principal.checkKeys[0]!);
-  const bySlot = new Map<number, DecisionCall>([[principal.slot, principal]]);
+  const bySlot = new Map<number, Required<DecisionCall> & { windows: LimitWindow[] }>([[principal.slot, principal]]);
   input.windows.forEach((window, i) => {
     const slot = keySlot(window.key);
     let call = bySlot.get(slot);

@@ -74,15 +74,21 @@ interface Queued {
   reject: (err: Error) => void;
   timer: NodeJS.Timeout | undefined;
   settled: boolean;
+  calls: DecisionCall[];
+  /** Each call's answer in its place; the decision is made once all have come (one, on one Redis). */
+  answers: CallResult[];
+  pending: number;
+  /** The client ip is banned (the sidecar's copy said so): decided by the calls' checks, not counted. */
+  ipBanned: boolean;
 }
 
 /** One decide.lua call of a queued decision, waiting for its batch. */
 interface QueuedCall {
   decision: Queued;
   call: DecisionCall;
+  /** Its place among the decision's calls. */
+  index: number;
   count: boolean;
-  resolve: (result: CallResult) => void;
-  reject: (err: Error) => void;
 }
 
 /** How often the clock offset to Redis is measured again. */
@@ -96,7 +102,6 @@ const REPLY_MARGIN_MS = 10;
 const MAX_BATCH = 128;
 
 const ALLOWED = 0;
-const CONSUMER_BANNED = STATUSES.indexOf('consumer_banned');
 const RATE_LIMITED = STATUSES.indexOf('rate_limited');
 
 /**
@@ -146,24 +151,13 @@ export class RedisDecider {
     if (plan.mirrored.jti && this.mirror?.has(plan.mirrored.jti)) return Promise.resolve({ status: 'token_revoked', limit: undefined });
     const ipBanned = plan.mirrored.ip !== undefined && this.mirror?.has(plan.mirrored.ip) === true;
     return new Promise((resolve, reject) => {
-      const decision: Queued = { input, resolve, reject, timer: undefined, settled: false };
+      const decision: Queued = { input, resolve, reject, timer: undefined, settled: false, calls: plan.calls, answers: [], pending: plan.calls.length, ipBanned };
       if (budget !== undefined) decision.timer = setTimeout(() => settle(decision, new RedisTimeoutError(`after ${Math.round(budget)} ms`)), budget);
       // A banned ip's request is checked (a consumer revocation outranks the ban) but not counted.
       const count = input.count && !ipBanned;
-      const results = plan.calls.map(
-        (call) =>
-          new Promise<CallResult>((resolveCall, rejectCall) => {
-            if (this.queued.push({ decision, call, count, resolve: resolveCall, reject: rejectCall }) === 1) queueMicrotask(() => this.flush());
-          }),
-      );
-      Promise.all(results).then(
-        (answers) => {
-          const verdict = combine(plan.calls, answers, input.windows);
-          if (verdict instanceof Error) return settle(decision, verdict);
-          settle(decision, undefined, ipBanned && [ALLOWED, CONSUMER_BANNED, RATE_LIMITED].includes(STATUSES.indexOf(verdict.status)) ? { status: 'ip_banned', limit: undefined } : verdict);
-        },
-        (err: Error) => settle(decision, err),
-      );
+      for (let i = 0; i < plan.calls.length; i++) {
+        if (this.queued.push({ decision, call: plan.calls[i]!, index: i, count }) === 1) queueMicrotask(() => this.flush());
+      }
     });
   }
 
@@ -171,9 +165,10 @@ export class RedisDecider {
     // Decisions whose caller gave up meanwhile are not sent.
     const calls = this.queued.filter((q) => !q.decision.settled);
     this.queued = [];
+    if (!(this.redis instanceof Cluster)) return this.send(calls);
     // On a cluster, one batch per node: the slot map says which node serves each call's slot.
-    const slots = this.redis instanceof Cluster ? this.redis.slots : undefined;
-    for (const group of groupBy(calls, (q) => (slots ? (slots[q.call.slot]?.[0] ?? `slot ${q.call.slot}`) : ''))) this.send(group);
+    const slots = this.redis.slots;
+    for (const group of groupBy(calls, (q) => slots[q.call.slot]?.[0] ?? `slot ${q.call.slot}`)) this.send(group);
   }
 
   /** Sends calls in batches of MAX_BATCH; on a cluster, a batch over several slots runs as one if its node still serves them all. */
@@ -183,7 +178,7 @@ export class RedisDecider {
       const crossSlot = batch.some((q) => q.call.slot !== batch[0]!.call.slot);
       this.decideBatch(batch, crossSlot).catch((err: Error) => {
         if (crossSlot && NOT_RUN_ON_THAT_NODE.test(err.message)) return groupBy(batch, (q) => q.call.slot).forEach((slot) => this.send(slot));
-        for (const q of batch) q.reject(err);
+        for (const q of batch) settle(q.decision, err);
       });
     }
   }
@@ -227,7 +222,7 @@ export class RedisDecider {
     const keys: string[] = [];
     const args: (string | number)[] = [batch.length];
     for (const { decision, call, count } of batch) {
-      keys.push(...call.checkKeys);
+      for (const key of call.checkKeys) keys.push(key);
       args.push(call.checks, call.windows.length, decision.input.iat ?? 0, count ? 1 : 0, this.redisGiveUp(decision.input));
       for (const w of call.windows) {
         keys.push(w.key);
@@ -236,12 +231,23 @@ export class RedisDecider {
     }
     const results = crossSlot ? await this.decideCrossSlot(1, keys[0]!, keys.length, ...keys, ...args) : await this.decide(keys.length, ...keys, ...args);
     batch.forEach((q, i) => {
-      const [code = -1, window = 0, max = 0, remaining = 0, reset = 0] = results.slice(5 * i, 5 * i + 5);
+      const at = 5 * i;
       // Its slot moved off that node: sent again on its own, where the cluster routes it.
-      if (code === NOT_HERE) return this.send([q]);
-      q.resolve([code, window, max, remaining, reset]);
+      if (results[at] === NOT_HERE) return this.send([q]);
+      answered(q, [results[at] ?? -1, results[at + 1] ?? 0, results[at + 2] ?? 0, results[at + 3] ?? 0, results[at + 4] ?? 0]);
     });
   }
+}
+
+/** Takes one call's answer; with the last one, decides. */
+function answered(q: QueuedCall, answer: CallResult): void {
+  const decision = q.decision;
+  decision.answers[q.index] = answer;
+  if (--decision.pending > 0) return;
+  const verdict = combine(decision.calls, decision.answers, decision.input.windows);
+  if (verdict instanceof Error) return settle(decision, verdict);
+  const outranksBan = verdict.status === 'token_revoked' || verdict.status === 'consumer_revoked';
+  settle(decision, undefined, decision.ipBanned && !outranksBan ? { status: 'ip_banned', limit: undefined } : verdict);
 }
 
 /**
@@ -250,27 +256,26 @@ export class RedisDecider {
  * tightest window. An error when a call could not decide.
  */
 function combine(calls: DecisionCall[], answers: CallResult[], windows: readonly LimitWindow[]): StoreVerdict | Error {
-  let refusal: CallResult | undefined;
-  let refusedIn: DecisionCall | undefined;
-  let tightest: CallResult | undefined;
-  let tightestIn: DecisionCall | undefined;
-  for (const [i, answer] of answers.entries()) {
-    const [code, window, , remaining, reset] = answer;
+  let refused = -1;
+  let tightest = -1;
+  for (let i = 0; i < answers.length; i++) {
+    const [code, window, , remaining, reset] = answers[i]!;
     if (code === UNDECIDABLE) return new Error('decide.lua could not decide: a key of this request holds an unexpected value');
     if (code === TOO_LATE) return new RedisTimeoutError('ran after its give-up time');
     if (!STATUSES[code]) return new Error(`decide.lua returned unknown status ${code}`);
     if (code !== ALLOWED) {
-      if (!refusal || code < refusal[0] || (code === RATE_LIMITED && code === refusal[0] && reset > refusal[4])) [refusal, refusedIn] = [answer, calls[i]];
-    } else if (window > 0 && (!tightest || remaining < tightest[3])) {
-      [tightest, tightestIn] = [answer, calls[i]];
+      const before = answers[refused];
+      if (!before || code < before[0] || (code === RATE_LIMITED && code === before[0] && reset > before[4])) refused = i;
+    } else if (window > 0 && (tightest < 0 || remaining < answers[tightest]![3])) {
+      tightest = i;
     }
   }
-  const [answer, call] = refusal ? [refusal, refusedIn] : [tightest, tightestIn];
-  const status = STATUSES[refusal ? refusal[0] : ALLOWED]!;
-  if (status !== 'allowed' && status !== 'rate_limited') return { status, limit: undefined };
-  if (!answer || !call) return { status, limit: undefined };
-  const [, window, max, remaining, reset] = answer;
-  const limit = windows[call.windowIndex[window - 1]!];
+  const named = refused >= 0 ? refused : tightest;
+  const status = STATUSES[refused >= 0 ? answers[refused]![0] : ALLOWED]!;
+  if ((status !== 'allowed' && status !== 'rate_limited') || named < 0) return { status, limit: undefined };
+  const [, window, max, remaining, reset] = answers[named]!;
+  const index = calls[named]!.windowIndex;
+  const limit = windows[index ? index[window - 1]! : window - 1];
   return { status, limit: limit && { name: limit.name, max, remaining: Math.max(0, remaining), resetSeconds: reset } };
 }
 
