@@ -24,6 +24,7 @@ import { investigationFigures, printInvestigationFigures } from './investigation
 import { HAS_NGINX } from '../scripts/local-balancer.js';
 import { startNginxBaseline } from './nginx-baseline.js';
 import { clientCpuSeconds, cpuSeconds, cpuSecondsNamed, cpuSecondsWithChildren, meterCpu, rssMiB, type Meter } from './proc-stats.js';
+import { decisionCosts, describeCost } from './decision-cost.js';
 import { streamDecisions, streamDecisionsAtRate, unaryDecisions } from './sidecar-load.js';
 import { start, stopAll, type Running } from './spawn.js';
 
@@ -181,6 +182,9 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
       if (label === 'CheckStream') decisionCpu = cpu;
       console.log(`sidecar alone (${label}, 50 in flight): ${fmt(decisions.perSecond)} decisions/s, CPU µs/decision: ${perUnit(cpu)}`);
     }
+
+    // One decision's cost on one Redis and on a 3-master cluster, each with a sidecar of its own.
+    for (const cost of await decisionCosts(Math.min(SECONDS, 5))) console.log(describeCost(cost));
 
     // The audit pipeline alone: batches straight into the queue, timed until stored.
     const pipeline = await auditPipelineRate(redisUrl, new RedisKeys(PREFIX).queuePrefix, countWhere('='), fullPeak, [meter(worker), postgres, meter(redis)]);
