@@ -161,9 +161,9 @@ routes:
   });
 
   it('says loudly that a ban was NOT AUDITED and exits 1 when publishing fails, the ban staying', async () => {
-    // A Redis user that may write ban keys but not the queue's: the write works, the publish is refused.
+    // A Redis user that may write ban keys (and announce them) but not the queue's: the write works, the publish is refused.
     const prefix = stack.env.REDIS_PREFIX!;
-    await redis.call('ACL', 'SETUSER', 'bans-only', 'on', '>bans-only-pw', `~${prefix}:ban:*`, `~${prefix}:revoked:*`, '+@all');
+    await redis.call('ACL', 'SETUSER', 'bans-only', 'on', '>bans-only-pw', `~${prefix}:ban:*`, `~${prefix}:revoked:*`, `&${keys.securityChannel}`, '+@all');
     const ip = '127.0.0.51';
     const url = stack.redis.url.replace('redis://', 'redis://bans-only:bans-only-pw@');
     const cli = await runCli('cli/admin.js', ['bans', 'add', '--ip', ip, '--reason', 'audit outage drill'], { ...stack.env, REDIS_URL: url });

@@ -32,6 +32,9 @@ routes:
   - { name: users, paths: [/users], upstream: "${upstream}", auth: required, rate_limit: { by: consumer, minute: 3 } }
   - { name: shared, paths: [/shared], upstream: "${upstream}", auth: required, rate_limit: { by: ip, minute: 4 } }
   - { name: open, paths: [/open], upstream: "${upstream}", auth: none, rate_limit: { by: ip, minute: 2 } }
+anomaly:
+  rules:
+    auth_failure_burst: { threshold: 10, window: 60, ban_ttl: 60 }
 `,
       {},
       { redisEnv: async () => ({ REDIS_CLUSTER_NODES: cluster.nodes }) },
@@ -162,6 +165,15 @@ routes:
     await stack.restart('auth-sidecar');
     await within('127.0.0.50', token, 200);
     expect(await callFrom(url('/shared'), ip, token)).to.deep.equal({ status: 403, reason: 'banned' });
+  });
+
+  it("bans automatically: the worker's anomaly rules count on the cluster, and its ip ban reaches the sidecar's copy", async () => {
+    const ip = '127.0.0.52';
+    const valid = stack.token({ sub: 'cl-victim' });
+    for (let i = 0; i < 10; i++) expect((await callFrom(url('/users/1'), ip, 'forged.token.value')).status).to.equal(401);
+    await within(ip, valid, 403, '/users/1');
+    expect(await keysMatching(`${prefix()}:{anomaly}:*`)).to.not.have.length(0);
+    expect(await callFrom(url('/users/1'), '127.0.0.53', valid)).to.deep.include({ status: 200 });
   });
 
   it('names a bad REDIS_CLUSTER_NODES, and one set with REDIS_SENTINELS, in the CLI without touching Redis', async () => {
