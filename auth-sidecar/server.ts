@@ -1,10 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { Cluster } from 'ioredis';
-import type { RedisClient } from '../common/redis.js';
 import type { GatewayConfig } from '../common/config/schema.js';
 import type { Logger } from '../common/logger.js';
 import { loadAuthProto, type AuthServiceHandlers } from '../common/proto.js';
+import type { RedisClient } from '../common/redis.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import type { TrustedIssuer } from './jwt/issuer-keys.js';
 import { VerifiedTokenCache } from './jwt/verified-cache.js';

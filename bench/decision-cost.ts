@@ -8,14 +8,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import jwt from 'jsonwebtoken';
 import { freePort } from '../common/net.js';
+import { BENCH_SECRET, benchConfig, benchToken } from './bench-identity.js';
 import { TestRedisCluster } from '../test/helpers/redis-cluster.js';
 import { cpuSeconds, meterCpu, type Meter } from './proc-stats.js';
 import { streamDecisions } from './sidecar-load.js';
 import { start } from './spawn.js';
-
-const SECRET = 'bench-secret-that-is-long-enough-0123456789';
 
 export interface DecisionCost {
   redis: 'one Redis' | '3-master cluster';
@@ -31,17 +29,8 @@ export async function decisionCosts(seconds: number, consumerCounts: readonly nu
   const costs: DecisionCost[] = [];
   let cluster: TestRedisCluster | undefined;
   try {
-    writeFileSync(
-      join(dir, 'gateway.yml'),
-      `issuers:
-  - { name: bench, iss: bench-issuer, audience: api, algorithms: [HS256], secret_env: BENCH_SECRET }
-tiers:
-  bench: { second: 1000000000, minute: 1000000000 }
-default_tiers: { authenticated: bench }
-routes:
-  - { name: api, paths: [/], upstream: "http://127.0.0.1:9", auth: required, rate_limit: { by: consumer } }
-`,
-    );
+    // The upstream is never called: only the sidecar runs.
+    writeFileSync(join(dir, 'gateway.yml'), benchConfig('http://127.0.0.1:9'));
     const redisPort = await freePort();
     const single = await start('decision-redis', ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, redisPort);
     cluster = await TestRedisCluster.start(3);
@@ -51,14 +40,14 @@ routes:
     ];
     for (const target of targets) {
       const port = await freePort();
-      const env = { NODE_ENV: 'production', GATEWAY_CONFIG: join(dir, 'gateway.yml'), REDIS_PREFIX: `dc${randomUUID().slice(0, 6)}`, LOG_LEVEL: 'warn', BENCH_SECRET: SECRET, SIDECAR_PORT: String(port), ...target.env };
+      const env = { NODE_ENV: 'production', GATEWAY_CONFIG: join(dir, 'gateway.yml'), REDIS_PREFIX: `dc${randomUUID().slice(0, 6)}`, LOG_LEVEL: 'warn', BENCH_SECRET, SIDECAR_PORT: String(port), ...target.env };
       const sidecar = await start(`decision-sidecar (${target.redis})`, ['auth-sidecar/main.js'], env, port);
       const meters: Meter[] = [
         { name: 'sidecar', cpu: () => cpuSeconds(sidecar.pid) },
         { name: 'redis', cpu: () => target.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) },
       ];
       for (const consumers of consumerCounts) {
-        const tokens = Array.from({ length: consumers }, (_, i) => jwt.sign({ sub: `bench-${i}`, jti: randomUUID() }, SECRET, { algorithm: 'HS256', issuer: 'bench-issuer', audience: 'api', expiresIn: '1h' }));
+        const tokens = Array.from({ length: consumers }, (_, i) => benchToken(`bench-${i}`));
         await warmUp(`127.0.0.1:${port}`, tokens);
         const cpuPerDecision = meterCpu(meters);
         const decisions = await streamDecisions(`127.0.0.1:${port}`, tokens, seconds);

@@ -9,7 +9,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import { freePort } from '../common/net.js';
 import { RedisKeys } from '../common/redis-keys.js';
@@ -24,6 +23,7 @@ import { investigationFigures, printInvestigationFigures } from './investigation
 import { HAS_NGINX } from '../scripts/local-balancer.js';
 import { startNginxBaseline } from './nginx-baseline.js';
 import { clientCpuSeconds, cpuSeconds, cpuSecondsNamed, cpuSecondsWithChildren, meterCpu, rssMiB, type Meter } from './proc-stats.js';
+import { BENCH_SECRET, benchConfig, benchToken } from './bench-identity.js';
 import { decisionCosts, describeCost } from './decision-cost.js';
 import { streamDecisions, streamDecisionsAtRate, unaryDecisions } from './sidecar-load.js';
 import { start, stopAll, type Running } from './spawn.js';
@@ -35,7 +35,6 @@ const INVESTIGATION_EVENTS = Number(process.env.BENCH_INVESTIGATION_EVENTS ?? 1_
 const CONNECTIONS = 50;
 const FIXED_RATE_SECONDS = Math.min(SECONDS, 5);
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const SECRET = 'bench-secret-that-is-long-enough-0123456789';
 const PREFIX = `bench${randomUUID().slice(0, 6)}`;
 
 type Target = 'direct' | 'bare' | 'nginx' | 'full';
@@ -62,24 +61,14 @@ async function main(): Promise<void> {
   try {
     const ports = { redis: await freePort(), upstream: await freePort(), bare: await freePort(), sidecar: await freePort(), audit: await freePort(), gateway: await freePort() };
     const redisUrl = `redis://127.0.0.1:${ports.redis}`;
-    writeFileSync(
-      join(dir, 'gateway.yml'),
-      `issuers:
-  - { name: bench, iss: bench-issuer, audience: api, algorithms: [HS256], secret_env: BENCH_SECRET }
-tiers:
-  bench: { second: 1000000000, minute: 1000000000 }
-default_tiers: { authenticated: bench }
-${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SETTINGS}\n` : ''}routes:
-  - { name: api, paths: [/], upstream: "http://127.0.0.1:${ports.upstream}", auth: required, rate_limit: { by: consumer } }
-`,
-    );
+    writeFileSync(join(dir, 'gateway.yml'), benchConfig(`http://127.0.0.1:${ports.upstream}`, process.env.BENCH_GATEWAY_SETTINGS));
     // BENCH_NODE_OPTIONS (e.g. --max-semi-space-size=64) reaches the product processes, to try V8 flags.
     const nodeOptions: Record<string, string> = process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {};
     const env = { ...nodeOptions, NODE_ENV: 'production', GATEWAY_CONFIG: join(dir, 'gateway.yml'), REDIS_URL: redisUrl, REDIS_PREFIX: PREFIX, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' };
     const redis = await start('redis', ['redis-server', '--port', String(ports.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, ports.redis);
     const upstream = await start('upstream', ['scripts/demo-upstream.js'], { DEMO_UPSTREAM_PORT: String(ports.upstream) }, ports.upstream);
     const bare = await start('bare-proxy', ['bench/bare-proxy.js', String(ports.bare), `http://127.0.0.1:${ports.upstream}`], {}, ports.bare);
-    const sidecar = await start('sidecar', ['auth-sidecar/main.js'], { ...env, SIDECAR_PORT: String(ports.sidecar), BENCH_SECRET: SECRET }, ports.sidecar);
+    const sidecar = await start('sidecar', ['auth-sidecar/main.js'], { ...env, SIDECAR_PORT: String(ports.sidecar), BENCH_SECRET }, ports.sidecar);
     const worker = await start(
       'worker',
       ['audit-worker/main.js'],
@@ -96,10 +85,10 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
       { nodeArgs: ['--trace-gc'], onStdoutLine: liveHeap.onLine },
     );
 
-    const nginx = HAS_NGINX ? await startNginxBaseline(dir, ports.upstream, redisUrl, SECRET) : undefined;
+    const nginx = HAS_NGINX ? await startNginxBaseline(dir, ports.upstream, redisUrl, BENCH_SECRET) : undefined;
     const targets: Target[] = nginx ? ['direct', 'bare', 'nginx', 'full'] : ['direct', 'bare', 'full'];
 
-    const token = jwt.sign({ sub: 'bench-user', jti: randomUUID() }, SECRET, { algorithm: 'HS256', issuer: 'bench-issuer', audience: 'api', expiresIn: '1h' });
+    const token = benchToken('bench-user');
     const headers = { Authorization: `Bearer ${token}` };
     const urls: Record<Target, string> = {
       direct: `http://127.0.0.1:${ports.upstream}/users/1`,
@@ -194,7 +183,7 @@ ${process.env.BENCH_GATEWAY_SETTINGS ? `gateway: ${process.env.BENCH_GATEWAY_SET
     for (const cost of await anomalyRulesCost(redisUrl, redis.pid)) {
       console.log(`anomaly rules (default config, in process, 100,000 events), ${cost.mix}: CPU µs/event: worker ${fmt(cost.workerUs, 1)}, redis ${fmt(cost.redisUs, 1)} (target: worker <= 10)`);
     }
-    const incidentToken = () => jwt.sign({ sub: 'bench-ban', jti: randomUUID() }, SECRET, { algorithm: 'HS256', issuer: 'bench-issuer', audience: 'api', expiresIn: '1h' });
+    const incidentToken = () => benchToken('bench-ban');
     const bans = await banLatency(urls.full.replace('/users/1', ''), incidentToken);
     sent += bans.requests;
     console.log(`anomaly ban: from the 30th refused token's answer to the ban refusing that address, over ${bans.ms.length} incidents: median ${fmt(median(bans.ms))} ms, max ${fmt(Math.max(...bans.ms))} ms (target <= 2000 ms)`);

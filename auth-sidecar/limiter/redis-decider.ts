@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Cluster } from 'ioredis';
 import { WINDOW_SECONDS, type WindowName } from '../../common/config/schema.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
-import { Cluster } from 'ioredis';
 import { isReady, masters, RedisTimeoutError, RedisUnavailableError, type RedisClient } from '../../common/redis.js';
 import type { BanMirror } from './ban-mirror.js';
 import { planDecision, type DecisionCall } from './decision-plan.js';
@@ -112,7 +112,7 @@ const RATE_LIMITED = STATUSES.indexOf('rate_limited');
  * connected; the caller fails closed (or open).
  *
  * On a Redis Cluster a decision is one call per slot its keys fall in (decision-plan.ts), and
- * the calls of a tick are batched per slot; revoked token ids and, for a consumer, ip bans are
+ * the calls of a tick are batched per node (one EVALSHA over the node's slots); revoked token ids and, for a consumer, ip bans are
  * read from `mirror`, and no decision is made while the mirror is not synced.
  *
  * A decision may carry a give-up time: past it the caller gets RedisTimeoutError, a decision not
