@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import jwt from 'jsonwebtoken';
 import { loadConfig } from '../common/config/load.js';
-import type { GatewayConfig } from '../common/config/schema.js';
+import { HMAC_ALGORITHMS, type GatewayConfig } from '../common/config/schema.js';
 import { withDemoDefaults } from '../common/demo.js';
 import { connectFailFast } from '../common/redis.js';
 import { conflictingRedisTargets, redisEnvSchema, redisTarget, type RedisTarget } from '../common/redis-target.js';
@@ -108,22 +108,31 @@ async function auditCommand(args: string[], env: NodeJS.ProcessEnv): Promise<voi
   console.log(`re-queued ${retried} failed audit job${retried === 1 ? '' : 's'}`);
 }
 
+/** The first HMAC key of an issuer (on the issuer, or in its `keys`), with its kid. */
+function hmacKeyOf(issuer: GatewayConfig['issuers'][number]): { secret_env: string; secret_encoding: 'utf8' | 'base64' | undefined; kid: string | undefined } | undefined {
+  const source = issuer.secret_env !== undefined ? { ...issuer, kid: undefined } : issuer.keys?.find((k) => k.secret_env !== undefined);
+  return source?.secret_env === undefined ? undefined : { secret_env: source.secret_env, secret_encoding: source.secret_encoding, kid: source.kid };
+}
+
 function mintToken(options: Options, config: GatewayConfig, env: NodeJS.ProcessEnv): string {
   if (!options.sub) throw new UsageError('token needs --sub');
-  const issuer = options.issuer ? config.issuers.find((i) => i.name === options.issuer) : config.issuers.find((i) => i.secret_env);
-  if (!issuer?.secret_env) throw new UsageError(`no HMAC issuer ${options.issuer ?? ''} in the config`);
-  const secret = env[issuer.secret_env];
-  if (!secret) throw new Error(`${issuer.secret_env} is not set`);
+  const issuer = options.issuer ? config.issuers.find((i) => i.name === options.issuer) : config.issuers.find((i) => hmacKeyOf(i));
+  const hmac = issuer && hmacKeyOf(issuer);
+  const algorithm = issuer?.algorithms.find((a): a is (typeof HMAC_ALGORITHMS)[number] => (HMAC_ALGORITHMS as readonly string[]).includes(a));
+  if (!issuer || !hmac || !algorithm) throw new UsageError(`no HMAC issuer ${options.issuer ?? ''} in the config`);
+  const secret = env[hmac.secret_env];
+  if (!secret) throw new Error(`${hmac.secret_env} is not set`);
   const ttl = options.ttl ?? '15m';
   if (duration(ttl) > issuer.max_lifetime) throw new UsageError(`--ttl ${ttl} is longer than issuer ${issuer.name}'s max_lifetime (${issuer.max_lifetime} s)`);
   const audience = Array.isArray(issuer.audience) ? issuer.audience[0] : issuer.audience;
   const claims: Record<string, unknown> = { sub: options.sub, jti: randomUUID() };
   if (options.groups) claims[issuer.groups_claim] = options.groups.split(',').filter(Boolean);
   if (options.tier) claims[issuer.tier_claim] = options.tier;
-  return jwt.sign(claims, secret, {
-    algorithm: issuer.algorithms[0],
+  return jwt.sign(claims, hmac.secret_encoding === 'base64' ? Buffer.from(secret, 'base64') : secret, {
+    algorithm,
     issuer: issuer.iss,
     expiresIn: duration(ttl),
+    ...(hmac.kid ? { keyid: hmac.kid } : {}),
     ...(audience ? { audience } : {}),
   });
 }

@@ -1,4 +1,3 @@
-import type { JwtHeader, JwtPayload } from 'jsonwebtoken';
 import type { IssuerConfig } from '../../common/config/schema.js';
 import type { TokenInvalidDetail } from '../../common/errors.js';
 
@@ -9,9 +8,9 @@ import type { TokenInvalidDetail } from '../../common/errors.js';
  * `max_lifetime`. Every rule only ever turns true as time passes, never false again, so the
  * verified-token cache cannot hold a token one of them would now refuse.
  */
-export function accessTokenProblem(header: JwtHeader, payload: JwtPayload, issuer: IssuerConfig, now: number): TokenInvalidDetail | undefined {
-  if (header.crit !== undefined) return 'crit_unsupported';
-  if (header.typ !== undefined && !isAccessTokenTyp(header.typ)) return 'wrong_type';
+export function accessTokenProblem(header: Readonly<Record<string, unknown>>, payload: Readonly<Record<string, unknown>>, issuer: IssuerConfig, now: number): TokenInvalidDetail | undefined {
+  if (header['crit'] !== undefined) return 'crit_unsupported';
+  if (header['typ'] !== undefined && !isAccessTokenTyp(header['typ'])) return 'wrong_type';
   for (const claim of TYPE_CLAIMS) {
     const value: unknown = payload[claim];
     if (value !== undefined && (typeof value !== 'string' || !ACCESS_TYPE_CLAIM_VALUES.has(value.toLowerCase()))) return 'wrong_type';
@@ -33,7 +32,7 @@ const TYPE_CLAIMS = ['token_use', 'token_type', 'type', 'typ'] as const;
 /** Values of those claims that name an access token, lower-case; Keycloak marks its access tokens `typ: Bearer`. */
 const ACCESS_TYPE_CLAIM_VALUES = new Set(['access', 'access_token', 'at+jwt', 'application/at+jwt', 'bearer']);
 
-function timeProblem(payload: JwtPayload, issuer: IssuerConfig, now: number): TokenInvalidDetail | undefined {
+function timeProblem(payload: Readonly<Record<string, unknown>>, issuer: IssuerConfig, now: number): TokenInvalidDetail | undefined {
   const { iat, exp } = payload;
   if (iat !== undefined && (typeof iat !== 'number' || !Number.isFinite(iat))) return 'bad_claims';
   if (typeof exp !== 'number') return 'exp_missing';

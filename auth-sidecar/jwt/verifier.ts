@@ -1,17 +1,23 @@
-import jwt from 'jsonwebtoken';
+import type { JwtPayload } from 'jsonwebtoken';
+import type { Algorithm } from '../../common/config/schema.js';
 import type { TokenInvalidDetail } from '../../common/errors.js';
 import { accessTokenProblem } from './access-token-rules.js';
 import { readIdentity, type TokenIdentity } from './claims.js';
-import type { TrustedIssuer } from './issuer-keys.js';
+import type { IssuerKey, TrustedIssuer } from './issuer-keys.js';
+import { decodeJws, verifyJws } from './jws.js';
 
 export type VerifyResult = { ok: true; identity: TokenIdentity } | { ok: false; detail: TokenInvalidDetail };
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]{2,8192}\.[A-Za-z0-9_-]{2,16384}\.[A-Za-z0-9_-]{0,2048}$/;
 
+/** Keys a token without `kid` is tried against, at most: each try of an RSA key costs ~30 µs. */
+export const MAX_KEYS_TRIED = 4;
+
 /**
  * Verifies compact JWS tokens against the configured issuers. The issuer is picked by the
- * unverified `iss`, then everything is checked against that issuer's key and allow-list only:
- * a token can never choose its own algorithm or key.
+ * unverified `iss`, then everything is checked against that issuer's keys and allow-list only:
+ * a token can never choose its own algorithm or key. A token naming a `kid` is checked against
+ * that key alone; one without, against the first MAX_KEYS_TRIED keys that fit its algorithm.
  */
 export class TokenVerifier {
   private readonly byIss: Map<string, TrustedIssuer>;
@@ -22,56 +28,42 @@ export class TokenVerifier {
 
   verify(token: string): VerifyResult {
     if (!COMPACT_JWS.test(token)) return { ok: false, detail: 'malformed' };
-    const decoded = decodeUnverified(token);
+    const decoded = decodeJws(token);
     if (!decoded) return { ok: false, detail: 'malformed' };
     const { header, payload } = decoded;
-    const issuer = typeof payload.iss === 'string' ? this.byIss.get(payload.iss) : undefined;
+    const issuer = typeof payload['iss'] === 'string' ? this.byIss.get(payload['iss']) : undefined;
     if (!issuer) return { ok: false, detail: 'unknown_issuer' };
-    const algorithms = issuer.config.algorithms;
-    if (!(algorithms as readonly string[]).includes(header.alg)) return { ok: false, detail: 'alg_not_allowed' };
-    if (typeof payload.exp !== 'number') return { ok: false, detail: 'exp_missing' };
+    const alg = header['alg'];
+    if (typeof alg !== 'string' || !(issuer.config.algorithms as readonly string[]).includes(alg)) return { ok: false, detail: 'alg_not_allowed' };
+    if (header['kid'] !== undefined && typeof header['kid'] !== 'string') return { ok: false, detail: 'malformed' };
+    const candidates = keysFor(issuer.keys, alg as Algorithm, header['kid']);
+    if (candidates.length === 0) return { ok: false, detail: 'kid_unknown' };
+    if (!candidates.some((k) => verifyJws(alg as Algorithm, k.key, decoded.signingInput, decoded.signature))) return { ok: false, detail: 'bad_signature' };
+    if (typeof payload['exp'] !== 'number') return { ok: false, detail: 'exp_missing' };
     const now = this.nowSeconds();
-    try {
-      jwt.verify(token, issuer.key, {
-        algorithms: [...algorithms],
-        issuer: issuer.config.iss,
-        audience: audienceOf(issuer),
-        clockTolerance: issuer.config.clock_skew_seconds,
-        clockTimestamp: Math.floor(now),
-      });
-    } catch (err) {
-      return { ok: false, detail: detailOf(err as Error) };
-    }
-    const problem = accessTokenProblem(header, payload, issuer.config, now);
+    const problem = registeredClaimProblem(payload, issuer, Math.floor(now)) ?? accessTokenProblem(header, payload, issuer.config, now);
     if (problem) return { ok: false, detail: problem };
-    return readIdentity(payload, issuer.config);
+    return readIdentity(payload as JwtPayload, issuer.config);
   }
 }
 
-/** Header and payload without verification; undefined unless both are JSON objects. */
-function decodeUnverified(token: string): { header: jwt.JwtHeader; payload: jwt.JwtPayload } | undefined {
-  let decoded: jwt.Jwt | null;
-  try {
-    decoded = jwt.decode(token, { complete: true });
-  } catch {
-    return undefined;
-  }
-  const payload = decoded?.payload;
-  if (!decoded || payload === null || typeof payload !== 'object' || Array.isArray(payload)) return undefined;
-  return { header: decoded.header, payload };
+/** The keys a token of `alg` may be checked against: its `kid`'s, else the first that fit. */
+function keysFor(keys: readonly IssuerKey[], alg: Algorithm, kid: string | undefined): IssuerKey[] {
+  if (kid !== undefined && keys.some((k) => k.kid !== undefined)) return keys.filter((k) => k.kid === kid && k.algorithms.has(alg));
+  return keys.filter((k) => k.algorithms.has(alg)).slice(0, MAX_KEYS_TRIED);
 }
 
-function audienceOf(issuer: TrustedIssuer): string | [string, ...string[]] | undefined {
-  const aud = issuer.config.audience;
-  return Array.isArray(aud) ? (aud as [string, ...string[]]) : aud;
-}
-
-// jsonwebtoken signals failures by class and message; map them to our detail codes.
-function detailOf(err: Error): TokenInvalidDetail {
-  if (err instanceof jwt.TokenExpiredError) return 'expired';
-  if (err instanceof jwt.NotBeforeError) return 'not_yet_valid';
-  if (err.message === 'invalid signature') return 'bad_signature';
-  if (err.message.startsWith('jwt audience invalid')) return 'wrong_audience';
-  if (err.message === 'invalid algorithm') return 'alg_not_allowed';
-  return 'malformed';
+/** exp, nbf and aud (RFC 7519 §4.1), with the issuer's clock skew; `now` in whole seconds. */
+function registeredClaimProblem(payload: Record<string, unknown>, issuer: TrustedIssuer, now: number): TokenInvalidDetail | undefined {
+  const skew = issuer.config.clock_skew_seconds;
+  if (now >= (payload['exp'] as number) + skew) return 'expired';
+  const nbf = payload['nbf'];
+  if (nbf !== undefined && typeof nbf !== 'number') return 'bad_claims';
+  if (typeof nbf === 'number' && nbf > now + skew) return 'not_yet_valid';
+  const accepted = issuer.config.audience;
+  if (accepted === undefined) return undefined;
+  const aud = payload['aud'];
+  const given = Array.isArray(aud) ? aud : [aud];
+  const wanted = Array.isArray(accepted) ? accepted : [accepted];
+  return given.some((a) => typeof a === 'string' && wanted.includes(a)) ? undefined : 'wrong_audience';
 }

@@ -12,7 +12,8 @@ import { auditSchema } from './audit-schema.js';
 export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 export const RSA_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] as const;
 export const EC_ALGORITHMS = ['ES256', 'ES384', 'ES512'] as const;
-export const ALGORITHMS = [...HMAC_ALGORITHMS, ...RSA_ALGORITHMS, ...EC_ALGORITHMS] as const;
+export const OKP_ALGORITHMS = ['EdDSA'] as const;
+export const ALGORITHMS = [...HMAC_ALGORITHMS, ...RSA_ALGORITHMS, ...EC_ALGORITHMS, ...OKP_ALGORITHMS] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 
 /** Longest token lifetime an issuer may be configured to accept: one year. */
@@ -30,6 +31,36 @@ const lifetimeSeconds = z
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lower-case letters, digits, _ or -');
 
+/** Where one verification key comes from: exactly one of the sources, with an optional `kid`. */
+const keySourceFields = {
+  secret_env: z
+    .string()
+    .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')
+    .optional()
+    .describe('Environment variable holding an HMAC secret (HS* algorithms), at least 32 bytes once decoded'),
+  secret_encoding: z.enum(['utf8', 'base64']).optional().describe('How the secret is written: utf8 (as is, the default) or base64 / base64url'),
+  public_key: z.string().optional().describe('PEM public key, inline (RS*, PS*, ES*, EdDSA)'),
+  public_key_file: z.string().optional().describe('Path of a PEM public key file, relative to the config file'),
+  jwk: z.record(z.string(), z.unknown()).optional().describe('A public JWK (kty RSA, EC, OKP) or an HMAC one (kty oct)'),
+};
+export const KEY_SOURCES = ['secret_env', 'public_key', 'public_key_file', 'jwk'] as const;
+
+function oneKeySource(source: Partial<Record<(typeof KEY_SOURCES)[number], unknown>>, ctx: z.RefinementCtx, path: (string | number)[]): void {
+  if (KEY_SOURCES.filter((k) => source[k] !== undefined).length !== 1) {
+    ctx.addIssue({ code: 'custom', message: `exactly one of ${KEY_SOURCES.join(', ')} is required`, path });
+  }
+}
+
+/** Most keys one issuer may list: a token without `kid` is tried against at most MAX_KEYS_TRIED of them. */
+export const MAX_ISSUER_KEYS = 16;
+
+const keySchema = z
+  .strictObject({
+    kid: z.string().min(1).max(256).optional().describe('Key id: a token whose header names this kid is checked against this key only'),
+    ...keySourceFields,
+  })
+  .superRefine((key, ctx) => oneKeySource(key, ctx, []));
+
 export const issuerSchema = z
   .strictObject({
     name: name.describe('Name used in logs, audit records and consumer ids (<issuer>:<sub>)'),
@@ -39,13 +70,8 @@ export const issuerSchema = z
       .optional()
       .describe('Accepted `aud` values; when set, a token must carry one of them'),
     algorithms: z.array(z.enum(ALGORITHMS)).min(1).describe('Explicit allow-list of signing algorithms'),
-    secret_env: z
-      .string()
-      .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')
-      .optional()
-      .describe('Environment variable holding the HMAC secret (HS* algorithms)'),
-    public_key: z.string().optional().describe('PEM public key, inline (RS*, PS*, ES* algorithms)'),
-    public_key_file: z.string().optional().describe('Path of a PEM public key file, relative to the config file'),
+    ...keySourceFields,
+    keys: z.array(keySchema).min(1).max(MAX_ISSUER_KEYS).optional().describe('Several keys, each with its own source and kid (instead of one key source on the issuer)'),
     clock_skew_seconds: z.number().int().min(0).max(300).default(30).describe('Tolerance on exp, nbf and iat'),
     max_lifetime: lifetimeSeconds
       .default(86400)
@@ -54,12 +80,18 @@ export const issuerSchema = z
     tier_claim: z.string().min(1).default('tier').describe('Claim naming the rate-limit tier'),
   })
   .superRefine((issuer, ctx) => {
-    const sources = (['secret_env', 'public_key', 'public_key_file'] as const).filter((k) => issuer[k] !== undefined);
-    if (sources.length !== 1) {
-      ctx.addIssue({ code: 'custom', message: 'exactly one of secret_env, public_key, public_key_file is required', path: [] });
+    const onIssuer = KEY_SOURCES.filter((k) => issuer[k] !== undefined);
+    if (issuer.keys !== undefined) {
+      if (onIssuer.length > 0) ctx.addIssue({ code: 'custom', message: `keys replaces ${onIssuer.join(', ')}: give one or the other`, path: ['keys'] });
+      // Keys without a kid get a placeholder no kid can equal, so indexes stay those of `keys`.
+      unique(issuer.keys.map((k, i) => k.kid ?? `\0${i}`), ['keys'], 'kid', ctx);
       return;
     }
+    oneKeySource(issuer, ctx, []);
+    if (onIssuer.length !== 1) return;
+    // One key of a known kind: say at once which algorithms it cannot serve (the loader checks every key's fit).
     const hmac = issuer.secret_env !== undefined;
+    if (issuer.jwk !== undefined) return;
     issuer.algorithms.forEach((alg, i) => {
       const isHmac = (HMAC_ALGORITHMS as readonly string[]).includes(alg);
       if (isHmac !== hmac) {
@@ -71,6 +103,8 @@ export const issuerSchema = z
       }
     });
   });
+
+export type KeySourceConfig = z.output<typeof keySchema>;
 
 export const windowsSchema = {
   second: z.number().int().positive().optional().describe('Requests allowed per second'),

@@ -176,7 +176,7 @@ describe('config', () => {
 
     it('rejects an issuer with both secret_env and public_key', () => {
       expect(problemsOf('issuer-two-key-sources.yml')).to.deep.equal([
-        'issuers.0: exactly one of secret_env, public_key, public_key_file is required',
+        'issuers.0: exactly one of secret_env, public_key, public_key_file, jwk is required',
       ]);
     });
 
