@@ -11,7 +11,7 @@ runMain('auth-sidecar', {}, async (onStop) => {
   const env = readEnv(sidecarEnvSchema);
   const logger = createLogger('auth-sidecar', env.LOG_LEVEL);
   const config = loadConfig(env.GATEWAY_CONFIG);
-  const issuers = loadIssuerKeys(config.issuers, env.GATEWAY_CONFIG);
+  const issuers = loadIssuerKeys(config.issuers, env.GATEWAY_CONFIG, process.env, logger);
   const redis = connectFailFast(redisTarget(env), NO_LATE_COMMANDS);
   redis.on('error', (err: Error) => logger.warn('redis error', { error: err.message }));
 

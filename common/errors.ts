@@ -29,7 +29,7 @@ export const TOKEN_INVALID_DETAILS = {
   alg_not_allowed: "the header's alg is not in the issuer's allow-list (alg none is never allowed)",
   unknown_issuer: 'no configured issuer has this iss',
   bad_signature: 'the signature does not verify',
-  kid_unknown: "the header's kid names none of the issuer's keys (for that alg)",
+  kid_unknown: "the header's kid names none of the issuer's keys (for that alg), even after the JWKS fetch it may trigger",
   exp_missing: 'the token has no exp claim',
   expired: 'exp is in the past (beyond the clock skew)',
   not_yet_valid: 'nbf is in the future (beyond the clock skew)',

@@ -4,26 +4,41 @@
  * down to what fits the key (key-fit.ts). A key fitting none of them, or an allowed algorithm no
  * key fits, stops the sidecar with a message naming the issuer and the key.
  */
-import { createPublicKey, createSecretKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { KEY_SOURCES, type Algorithm, type IssuerConfig, type KeySourceConfig } from '../../common/config/schema.js';
-import { describeKey, fittingAlgorithms, MIN_HMAC_BYTES } from './key-fit.js';
+import { KEY_SOURCES, type IssuerConfig, type KeySourceConfig } from '../../common/config/schema.js';
+import { silentLogger, type Logger } from '../../common/logger.js';
+import { algorithmsFor, jwkKid, keyOfJwk } from './jwk-key.js';
+import { JwksKeys } from './jwks-keys.js';
+import { describeKey, MIN_HMAC_BYTES, type IssuerKey } from './key-fit.js';
 
-/** One key of an issuer and the algorithms it may check. */
-export interface IssuerKey {
-  kid: string | undefined;
-  key: KeyObject;
-  algorithms: ReadonlySet<Algorithm>;
-}
+export type { IssuerKey } from './key-fit.js';
 
 export interface TrustedIssuer {
   readonly config: IssuerConfig;
+  /** The keys now: static ones, or the JWKS's last good fetch. */
   readonly keys: readonly IssuerKey[];
+  /** Set for an issuer with `jwks_url`: fetches for tokens naming a kid it does not have yet. */
+  readonly jwks?: JwksKeys;
 }
 
-export function loadIssuerKeys(issuers: readonly IssuerConfig[], configFile: string, env: NodeJS.ProcessEnv = process.env): TrustedIssuer[] {
-  return issuers.map((config) => ({ config, keys: loadKeys(config, configFile, env) }));
+/**
+ * Every issuer's keys. An issuer with `jwks_url` gets a JwksKeys whose first fetch starts now
+ * (`logger` reports fetches that fail); tokens wait for it, up to its timeout.
+ */
+export function loadIssuerKeys(issuers: readonly IssuerConfig[], configFile: string, env: NodeJS.ProcessEnv = process.env, logger: Logger = silentLogger()): TrustedIssuer[] {
+  return issuers.map((config) => {
+    if (config.jwks_url === undefined) return { config, keys: loadKeys(config, configFile, env) };
+    const jwks = new JwksKeys(config, config.jwks_url, logger);
+    return {
+      config,
+      jwks,
+      get keys() {
+        return jwks.current;
+      },
+    };
+  });
 }
 
 /** The issuer's key sources: its `keys`, or the one source written on the issuer itself. */
@@ -36,20 +51,12 @@ function loadKeys(issuer: IssuerConfig, configFile: string, env: NodeJS.ProcessE
   const keys = sources.map((source, i) => {
     const where = `issuer ${issuer.name}${issuer.keys ? ` key ${source.kid ?? i}` : ''}`;
     const key = loadKey(source, where, configFile, env);
-    const jwkAlg = source.jwk?.['alg'];
-    const algorithms = fittingAlgorithms(key, issuer.algorithms, where).filter((alg) => jwkAlg === undefined || jwkAlg === alg);
-    if (algorithms.length === 0) throw new Error(`${where}: the ${describeKey(key)} fits none of the algorithms ${issuer.algorithms.join(',')}${jwkAlg === undefined ? '' : ` (its jwk says alg ${String(jwkAlg)})`}`);
-    return { kid: source.kid ?? jwkKid(source), key, algorithms: new Set(algorithms) };
+    return { kid: source.kid ?? (source.jwk && jwkKid(source.jwk)), key, algorithms: new Set(algorithmsFor(key, issuer, where, source.jwk?.['alg'])) };
   });
   for (const alg of issuer.algorithms) {
     if (!keys.some((k) => k.algorithms.has(alg))) throw new Error(`issuer ${issuer.name}: no key fits ${alg}: ${keys.map((k) => describeKey(k.key)).join(', ')}`);
   }
   return keys;
-}
-
-function jwkKid(source: KeySourceConfig): string | undefined {
-  const kid = source.jwk?.['kid'];
-  return typeof kid === 'string' && kid !== '' ? kid : undefined;
 }
 
 function loadKey(source: KeySourceConfig, where: string, configFile: string, env: NodeJS.ProcessEnv): KeyObject {
@@ -66,20 +73,5 @@ function loadKey(source: KeySourceConfig, where: string, configFile: string, env
     return createPublicKey(pem);
   } catch (err) {
     throw new Error(`${where}: cannot read public key: ${(err as Error).message}`);
-  }
-}
-
-/** A verification key from a JWK: never a private one, only for signatures. */
-function keyOfJwk(jwk: Record<string, unknown>, where: string): KeyObject {
-  if (jwk['use'] !== undefined && jwk['use'] !== 'sig') throw new Error(`${where}: the jwk is for use ${String(jwk['use'])}, not sig`);
-  if (jwk['kty'] === 'oct') {
-    if (typeof jwk['k'] !== 'string') throw new Error(`${where}: an oct jwk needs k`);
-    return createSecretKey(Buffer.from(jwk['k'], 'base64url'));
-  }
-  if (jwk['d'] !== undefined) throw new Error(`${where}: the jwk holds a private key: give its public part only`);
-  try {
-    return createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
-  } catch (err) {
-    throw new Error(`${where}: cannot read the jwk: ${(err as Error).message}`);
   }
 }

@@ -9,6 +9,13 @@
 import type { KeyObject } from 'node:crypto';
 import { HMAC_ALGORITHMS, type Algorithm } from '../../common/config/schema.js';
 
+/** One key of an issuer and the algorithms it may check. */
+export interface IssuerKey {
+  kid: string | undefined;
+  key: KeyObject;
+  algorithms: ReadonlySet<Algorithm>;
+}
+
 export const MIN_HMAC_BYTES = 32;
 export const MIN_RSA_BITS = 2048;
 

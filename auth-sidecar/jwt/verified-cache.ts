@@ -21,11 +21,15 @@ export class VerifiedTokenCache {
     this.cache = new LRUCache({ max: options.maxEntries, ttl: options.maxAgeSeconds * 1000, ttlAutopurge: false });
   }
 
-  verify(token: string): VerifyResult {
+  verify(token: string): VerifyResult | Promise<VerifyResult> {
     const now = this.nowSeconds();
     const cached = this.cache.get(token);
     if (cached && cached.exp > now) return { ok: true, identity: cached };
     const result = this.verifier.verify(token);
+    return result instanceof Promise ? result.then((r) => this.remember(token, r, now)) : this.remember(token, result, now);
+  }
+
+  private remember(token: string, result: VerifyResult, now: number): VerifyResult {
     if (result.ok) {
       const ttlMs = Math.min((result.identity.exp - now) * 1000, this.cache.ttl);
       if (ttlMs >= 1000) this.cache.set(token, result.identity, { ttl: ttlMs });

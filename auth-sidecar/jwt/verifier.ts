@@ -4,9 +4,10 @@ import type { TokenInvalidDetail } from '../../common/errors.js';
 import { accessTokenProblem } from './access-token-rules.js';
 import { readIdentity, type TokenIdentity } from './claims.js';
 import type { IssuerKey, TrustedIssuer } from './issuer-keys.js';
-import { decodeJws, verifyJws } from './jws.js';
+import { decodeJws, verifyJws, type DecodedJws } from './jws.js';
 
-export type VerifyResult = { ok: true; identity: TokenIdentity } | { ok: false; detail: TokenInvalidDetail };
+/** `jwks_unavailable`: the issuer's JWKS has never been fetched; the check answers 503 auth_unavailable, not 401. */
+export type VerifyResult = { ok: true; identity: TokenIdentity } | { ok: false; detail: TokenInvalidDetail | 'jwks_unavailable' };
 
 const COMPACT_JWS = /^[A-Za-z0-9_-]{2,8192}\.[A-Za-z0-9_-]{2,16384}\.[A-Za-z0-9_-]{0,2048}$/;
 
@@ -26,7 +27,11 @@ export class TokenVerifier {
     this.byIss = new Map(issuers.map((i) => [i.config.iss, i]));
   }
 
-  verify(token: string): VerifyResult {
+  /**
+   * The verdict, at once; or, when the token names a kid (or algorithm) an issuer's JWKS lacks,
+   * once the fetch that may bring it has ended (rate limited: see jwks-keys.ts).
+   */
+  verify(token: string): VerifyResult | Promise<VerifyResult> {
     if (!COMPACT_JWS.test(token)) return { ok: false, detail: 'malformed' };
     const decoded = decodeJws(token);
     if (!decoded) return { ok: false, detail: 'malformed' };
@@ -35,13 +40,25 @@ export class TokenVerifier {
     if (!issuer) return { ok: false, detail: 'unknown_issuer' };
     const alg = header['alg'];
     if (typeof alg !== 'string' || !(issuer.config.algorithms as readonly string[]).includes(alg)) return { ok: false, detail: 'alg_not_allowed' };
-    if (header['kid'] !== undefined && typeof header['kid'] !== 'string') return { ok: false, detail: 'malformed' };
-    const candidates = keysFor(issuer.keys, alg as Algorithm, header['kid']);
-    if (candidates.length === 0) return { ok: false, detail: 'kid_unknown' };
-    if (!candidates.some((k) => verifyJws(alg as Algorithm, k.key, decoded.signingInput, decoded.signature))) return { ok: false, detail: 'bad_signature' };
+    const kid = header['kid'];
+    if (kid !== undefined && typeof kid !== 'string') return { ok: false, detail: 'malformed' };
+    const candidates = keysFor(issuer.keys, alg as Algorithm, kid);
+    if (candidates.length > 0) return this.checked(decoded, issuer, alg as Algorithm, candidates);
+    const fetching = issuer.jwks?.fetchForUnknownKid();
+    if (!fetching) return { ok: false, detail: issuer.jwks && !issuer.jwks.ready ? 'jwks_unavailable' : 'kid_unknown' };
+    return fetching.then(() => {
+      const fetched = keysFor(issuer.keys, alg as Algorithm, kid);
+      if (fetched.length > 0) return this.checked(decoded, issuer, alg as Algorithm, fetched);
+      return { ok: false, detail: issuer.jwks?.ready ? 'kid_unknown' : 'jwks_unavailable' };
+    });
+  }
+
+  private checked(decoded: DecodedJws, issuer: TrustedIssuer, alg: Algorithm, candidates: IssuerKey[]): VerifyResult {
+    const { payload } = decoded;
+    if (!candidates.some((k) => verifyJws(alg, k.key, decoded.signingInput, decoded.signature))) return { ok: false, detail: 'bad_signature' };
     if (typeof payload['exp'] !== 'number') return { ok: false, detail: 'exp_missing' };
     const now = this.nowSeconds();
-    const problem = registeredClaimProblem(payload, issuer, Math.floor(now)) ?? accessTokenProblem(header, payload, issuer.config, now);
+    const problem = registeredClaimProblem(payload, issuer, Math.floor(now)) ?? accessTokenProblem(decoded.header, payload, issuer.config, now);
     if (problem) return { ok: false, detail: problem };
     return readIdentity(payload as JwtPayload, issuer.config);
   }

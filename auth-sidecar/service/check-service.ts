@@ -47,7 +47,10 @@ export class CheckService {
       if (request.authorization_count > 1) return deny('token_invalid', 'multiple_tokens');
       const token = BEARER.exec(authorization)?.[1];
       if (!token) return deny('token_invalid', 'malformed');
-      const verified = this.deps.verifier.verify(token);
+      const verifying = this.deps.verifier.verify(token);
+      const verified = verifying instanceof Promise ? await verifying : verifying;
+      // The issuer's keys could not be fetched yet: the token may well be good.
+      if (!verified.ok && verified.detail === 'jwks_unavailable') return deny('auth_unavailable', verified.detail);
       if (!verified.ok) return deny('token_invalid', verified.detail);
       identity = verified.identity;
     } else if (route.auth === 'required') {

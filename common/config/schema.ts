@@ -51,6 +51,24 @@ function oneKeySource(source: Partial<Record<(typeof KEY_SOURCES)[number], unkno
   }
 }
 
+function secureOrLoopback(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  return protocol === 'https:' || (protocol === 'http:' && ['127.0.0.1', '[::1]', 'localhost'].includes(hostname));
+}
+
+/** How the sidecar keeps an issuer's JWKS (auth-sidecar/jwt/jwks-keys.ts); JWKS_DEFAULTS when not given. */
+const jwksSchema = z
+  .strictObject({
+    timeout_ms: z.number().int().min(100).max(30_000).default(2_000).describe('Longest wait for one fetch'),
+    min_ttl_seconds: z.number().int().min(1).max(86_400).default(60).describe("Shortest time keys are kept, whatever the answer's Cache-Control says"),
+    max_ttl_seconds: z.number().int().min(1).max(86_400).default(3_600).describe("Longest time keys are kept before a refresh (Cache-Control's max-age within these bounds; 300 s without one)"),
+    unknown_kid_interval_seconds: z.number().int().min(1).max(3_600).default(10).describe('At most one fetch per this many seconds for tokens naming a kid the keys do not have'),
+    failure_cooldown_seconds: z.number().int().min(1).max(3_600).default(30).describe('After a failed fetch, the last good keys serve and the next try waits this long'),
+  })
+  .refine((j) => j.min_ttl_seconds <= j.max_ttl_seconds, { message: 'min_ttl_seconds must not exceed max_ttl_seconds', path: ['min_ttl_seconds'] });
+export type JwksConfig = z.output<typeof jwksSchema>;
+export const JWKS_DEFAULTS: JwksConfig = jwksSchema.parse({});
+
 /** Most keys one issuer may list: a token without `kid` is tried against at most MAX_KEYS_TRIED of them. */
 export const MAX_ISSUER_KEYS = 16;
 
@@ -72,6 +90,12 @@ export const issuerSchema = z
     algorithms: z.array(z.enum(ALGORITHMS)).min(1).describe('Explicit allow-list of signing algorithms'),
     ...keySourceFields,
     keys: z.array(keySchema).min(1).max(MAX_ISSUER_KEYS).optional().describe('Several keys, each with its own source and kid (instead of one key source on the issuer)'),
+    jwks_url: z
+      .url()
+      .refine(secureOrLoopback, 'must be https:// (http:// only to 127.0.0.1, ::1 or localhost)')
+      .optional()
+      .describe("The issuer's JWKS (instead of static keys): fetched, cached and refreshed by the sidecar"),
+    jwks: jwksSchema.optional().describe('Fetch timeout, cache bounds, unknown-kid and failure intervals of jwks_url (defaults: 2000 ms, 60-3600 s, 10 s, 30 s)'),
     clock_skew_seconds: z.number().int().min(0).max(300).default(30).describe('Tolerance on exp, nbf and iat'),
     max_lifetime: lifetimeSeconds
       .default(86400)
@@ -81,6 +105,14 @@ export const issuerSchema = z
   })
   .superRefine((issuer, ctx) => {
     const onIssuer = KEY_SOURCES.filter((k) => issuer[k] !== undefined);
+    if (issuer.jwks_url !== undefined) {
+      const others = [...onIssuer, ...(issuer.keys ? ['keys'] : [])];
+      if (others.length > 0) ctx.addIssue({ code: 'custom', message: `jwks_url replaces ${others.join(', ')}: give one or the other`, path: ['jwks_url'] });
+      issuer.algorithms.forEach((alg, i) => {
+        if ((HMAC_ALGORITHMS as readonly string[]).includes(alg)) ctx.addIssue({ code: 'custom', message: `${alg} needs a secret, which a JWKS may not publish`, path: ['algorithms', i] });
+      });
+      return;
+    }
     if (issuer.keys !== undefined) {
       if (onIssuer.length > 0) ctx.addIssue({ code: 'custom', message: `keys replaces ${onIssuer.join(', ')}: give one or the other`, path: ['keys'] });
       // Keys without a kid get a placeholder no kid can equal, so indexes stay those of `keys`.

@@ -11,6 +11,7 @@ import { parseConfig } from '../../common/config/load.js';
 import type { Algorithm, IssuerConfig } from '../../common/config/schema.js';
 import { loadIssuerKeys } from '../../auth-sidecar/jwt/issuer-keys.js';
 import { decodeJws, verifyJws } from '../../auth-sidecar/jwt/jws.js';
+import { syncVerifier } from '../helpers/sync-verifier.js';
 import { TokenVerifier, type VerifyResult } from '../../auth-sidecar/jwt/verifier.js';
 
 const ROUTES = [{ name: 'users', paths: ['/users'], upstream: 'http://127.0.0.1:3001' }];
@@ -62,7 +63,7 @@ describe('key sources and algorithms', () => {
     for (const [name, example] of Object.entries(RFC7515)) {
       it(`RFC 7515 ${name} (${example.alg}) verifies, and not with one signature byte changed`, () => {
         const loaded = loadIssuerKeys(issuers([{ name: 'joe', iss: 'joe', algorithms: [example.alg], jwk: example.jwk }]), 'keys-test.yml', {});
-        const verifier = new TokenVerifier(loaded, () => RFC_NOW);
+        const verifier = syncVerifier(new TokenVerifier(loaded, () => RFC_NOW));
         // Signature, exp and the rest pass; the example has no sub, which an API token needs.
         expect(detail(verifier.verify(example.token))).to.equal('bad_claims');
         expect(detail(verifier.verify(tampered(example.token)))).to.equal('bad_signature');
@@ -96,7 +97,8 @@ describe('key sources and algorithms', () => {
       return `${input}.${cryptoSign(null, Buffer.from(input), privateKey as KeyObject).toString('base64url')}`;
     };
     const all: Algorithm[] = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
-    const verifier = new TokenVerifier(
+    const verifier = syncVerifier(
+      new TokenVerifier(
       loadIssuerKeys(
         issuers([
           {
@@ -115,7 +117,7 @@ describe('key sources and algorithms', () => {
         { MULTI_SECRET: secret.toString('base64') },
       ),
       () => now,
-    );
+    ));
     const privateOf = (alg: Algorithm): KeyObject | Buffer => (alg.startsWith('HS') ? secret : alg.startsWith('ES') ? ec[alg]!.privateKey : alg === 'EdDSA' ? ed.privateKey : rsa.privateKey);
     const kidOf = (alg: Algorithm): string => (alg.startsWith('HS') ? 'hmac' : alg.startsWith('ES') ? alg : alg === 'EdDSA' ? 'ed' : 'rsa');
 
@@ -142,14 +144,15 @@ describe('key sources and algorithms', () => {
   describe('keys chosen by kid', () => {
     const now = 1_750_000_000;
     const pairs = Array.from({ length: 5 }, () => generateKeyPairSync('ec', { namedCurve: 'P-256' }));
-    const verifier = new TokenVerifier(
+    const verifier = syncVerifier(
+      new TokenVerifier(
       loadIssuerKeys(
         issuers([{ name: 'rot', iss: 'rot', algorithms: ['ES256'], keys: pairs.map((p, i) => ({ kid: `k${i}`, public_key: p.publicKey.export({ type: 'spki', format: 'pem' }).toString() })) }]),
         'keys-test.yml',
         {},
       ),
       () => now,
-    );
+    ));
     const token = (i: number, kid?: string) => jwt.sign({ iss: 'rot', sub: 's', iat: now - 10, exp: now + 60 }, pairs[i]!.privateKey, { algorithm: 'ES256', ...(kid ? { keyid: kid } : {}) });
 
     it("checks a token naming a kid against that key only", () => {

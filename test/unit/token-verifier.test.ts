@@ -4,6 +4,7 @@ import jwt from 'jsonwebtoken';
 import { parseConfig } from '../../common/config/load.js';
 import type { IssuerConfig } from '../../common/config/schema.js';
 import { loadIssuerKeys } from '../../auth-sidecar/jwt/issuer-keys.js';
+import { syncVerifier } from '../helpers/sync-verifier.js';
 import { TokenVerifier, type VerifyResult } from '../../auth-sidecar/jwt/verifier.js';
 
 const NOW = 1_750_000_000;
@@ -54,7 +55,7 @@ const signLocal = (overrides: Record<string, unknown> = {}, secret = SECRET, alg
 const detailOf = (result: VerifyResult): string => (result.ok ? 'ok' : result.detail);
 
 describe('token verifier', () => {
-  const verifier = new TokenVerifier(loadIssuerKeys(ISSUERS, 'verifier-test.yml', ENV), () => NOW);
+  const verifier = syncVerifier(new TokenVerifier(loadIssuerKeys(ISSUERS, 'verifier-test.yml', ENV), () => NOW));
 
   it('accepts a valid HS256 token and returns its identity', () => {
     expect(verifier.verify(signLocal())).to.deep.equal({
@@ -134,7 +135,7 @@ describe('token verifier', () => {
 
   it('follows the injected clock, not the wall clock', () => {
     const token = signLocal({ exp: NOW + 300 });
-    const later = new TokenVerifier(loadIssuerKeys(ISSUERS, 'verifier-test.yml', ENV), () => NOW + 331);
+    const later = syncVerifier(new TokenVerifier(loadIssuerKeys(ISSUERS, 'verifier-test.yml', ENV), () => NOW + 331));
     expect(later.verify(token)).to.deep.equal({ ok: false, detail: 'expired' });
   });
 
@@ -251,7 +252,7 @@ describe('token verifier', () => {
 
     it("follows the issuer's max_lifetime", () => {
       const issuers = issuerConfigs([{ name: 'short', iss: 'local-issuer', algorithms: ['HS256'], secret_env: 'LOCAL_JWT_SECRET', max_lifetime: '5m' }]);
-      const short = new TokenVerifier(loadIssuerKeys(issuers, 'verifier-test.yml', ENV), () => NOW);
+      const short = syncVerifier(new TokenVerifier(loadIssuerKeys(issuers, 'verifier-test.yml', ENV), () => NOW));
       expect(detailOf(short.verify(signLocal({ aud: undefined, iat: NOW, exp: NOW + 301 })))).to.equal('lifetime_too_long');
       expect(detailOf(short.verify(signLocal({ aud: undefined, iat: NOW, exp: NOW + 300 })))).to.equal('ok');
     });
