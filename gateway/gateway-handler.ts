@@ -6,7 +6,6 @@ import { isReason, type Reason } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { CheckResponse__Output } from '../common/proto.js';
 import { startRecord, toAuditEvent, type RequestRecord } from './audit/audit-record.js';
-import { authorizationCount } from './authorization-count.js';
 import type { AuditPublisher } from './audit/publisher.js';
 import { CLOSE_CONNECTION, declaredBodyRefusal, limitChunkedBody } from './body-limit.js';
 import { dropHopByHopHeaders, setClientConnection } from './hop-by-hop.js';
@@ -14,6 +13,7 @@ import type { HostAllowList } from './host-allow-list.js';
 import type { ClientAddress } from './client-address.js';
 import { peerAddress } from './peer-address.js';
 import { requestIdOf } from './request-id.js';
+import { tokenSource } from './token-source.js';
 import { normalizeTarget } from './request-target.js';
 import { sendError } from './respond.js';
 import type { RouteTable } from './route-table.js';
@@ -36,7 +36,7 @@ export interface HandlerDeps {
 }
 
 /** Headers a client must never be able to set: the gateway owns them (`Proxy-*` are hop-by-hop). */
-const OWNED_HEADER = /^(x-consumer-|x-forwarded-|x-real-ip$|forwarded$|x-request-id$|proxy-)/;
+const OWNED_HEADER = /^(x-consumer-|x-anonymous-|x-forwarded-|x-real-ip$|forwarded$|x-request-id$|proxy-)/;
 
 /**
  * Removes what the client may not say to the upstream: the gateway-owned headers, and headers
@@ -96,16 +96,16 @@ export function createGatewayHandler(deps: HandlerDeps) {
     if (bodyRefusal) return deny(res, record, 'payload_too_large', bodyRefusal, CLOSE_CONNECTION);
 
     const headers: Record<string, string> = {};
-    const authorization = req.headers.authorization;
-    if (authorization !== undefined) headers['authorization'] = authorization;
+    const token = tokenSource(req, route, target.search);
+    if (token.authorization !== undefined) headers['authorization'] = token.authorization;
     const keyHeader = rateLimitKeyHeader(route);
     const keyValue = keyHeader && req.headers[keyHeader];
     if (keyHeader && typeof keyValue === 'string') headers[keyHeader] = keyValue;
 
     deps.sidecar
-      .check({ request_id: requestId, route: route.name, method: req.method ?? '', path: target.path, client_ip: clientIp, headers, authorization_count: authorizationCount(req) })
+      .check({ request_id: requestId, route: route.name, method: req.method ?? '', path: target.path, client_ip: clientIp, headers, authorization_count: token.count })
       .then(
-        (answer) => enforce(answer, route, target.path + target.search),
+        (answer) => enforce(answer, route, target.path + token.search),
         (err: Error & { code?: number }) => {
           deps.logger.warn('sidecar check failed', { request_id: requestId, error: err.message });
           deny(res, record, 'auth_unavailable', err.code === GrpcStatus.DEADLINE_EXCEEDED ? 'deadline_exceeded' : 'sidecar_unreachable');

@@ -8,6 +8,8 @@ export interface TokenIdentity {
   consumer: string;
   username: string;
   groups: string[];
+  /** From the issuer's scopes_claim (space-separated string or list); only the sidecar reads them. */
+  scopes: string[];
   jti: string;
   tier: string | undefined;
   issuer: string;
@@ -31,13 +33,15 @@ export function readIdentity(payload: JwtPayload, issuer: IssuerConfig): Identit
   const { sub, jti, exp, iat } = payload;
   const groupsClaim: unknown = payload[issuer.groups_claim];
   const tier: unknown = payload[issuer.tier_claim];
-  const used = [sub, jti, tier, ...USERNAME_CLAIMS.map((c) => payload[c]), ...(Array.isArray(groupsClaim) ? groupsClaim : [groupsClaim])];
+  const scopesClaim: unknown = payload[issuer.scopes_claim];
+  const used = [sub, jti, tier, ...USERNAME_CLAIMS.map((c) => payload[c]), ...(Array.isArray(groupsClaim) ? groupsClaim : [groupsClaim]), ...(Array.isArray(scopesClaim) ? scopesClaim : [scopesClaim])];
   if (used.some((v) => typeof v === 'string' && CONTROL.test(v))) return { ok: false, detail: 'claim_invalid' };
 
   if (typeof sub !== 'string' || !SAFE.test(sub) || typeof exp !== 'number') return { ok: false, detail: 'bad_claims' };
   if (jti !== undefined && (typeof jti !== 'string' || jti.length > 256)) return { ok: false, detail: 'bad_claims' };
-  const groups = readGroups(groupsClaim);
-  if (!groups) return { ok: false, detail: 'bad_claims' };
+  const groups = readNames(groupsClaim);
+  const scopes = readNames(scopesClaim);
+  if (!groups || !scopes) return { ok: false, detail: 'bad_claims' };
   if (tier !== undefined && (typeof tier !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(tier))) return { ok: false, detail: 'bad_claims' };
   const username = USERNAME_CLAIMS.map((c) => payload[c]).find((u): u is string => typeof u === 'string' && SAFE.test(u)) ?? sub;
   return {
@@ -47,6 +51,7 @@ export function readIdentity(payload: JwtPayload, issuer: IssuerConfig): Identit
       consumer: `${issuer.name}:${sub}`,
       username,
       groups,
+      scopes,
       jti: jti ?? '',
       tier,
       issuer: issuer.name,
@@ -56,7 +61,8 @@ export function readIdentity(payload: JwtPayload, issuer: IssuerConfig): Identit
   };
 }
 
-function readGroups(claim: unknown): string[] | undefined {
+/** A list of names (groups, scopes): an array of strings or a space-separated string, at most 64, each SAFE. */
+function readNames(claim: unknown): string[] | undefined {
   if (claim === undefined) return [];
   const list = typeof claim === 'string' ? claim.split(' ').filter(Boolean) : claim;
   if (!Array.isArray(list) || list.length > 64) return undefined;

@@ -5,3 +5,8 @@ export function aclAllows(route: RouteConfig, groups: readonly string[]): boolea
   const allow = route.acl?.allow;
   return !allow || groups.some((g) => allow.includes(g));
 }
+
+/** The route's required scopes the token lacks (none: it may pass). */
+export function missingScopes(route: RouteConfig, scopes: readonly string[]): string[] {
+  return route.auth.required_scopes.filter((s) => !scopes.includes(s));
+}

@@ -8,7 +8,7 @@ import type { TokenIdentity } from '../jwt/claims.js';
 import type { TokenVerifier } from '../jwt/verifier.js';
 import type { RedisDecider, StoreVerdict } from '../limiter/redis-decider.js';
 import { limitWindows } from '../limiter/windows.js';
-import { aclAllows } from '../policy/acl.js';
+import { aclAllows, missingScopes } from '../policy/acl.js';
 import { allow, deny } from './verdicts.js';
 
 export interface CheckDeps {
@@ -42,7 +42,7 @@ export class CheckService {
 
     let identity: TokenIdentity | undefined;
     const authorization = request.headers['authorization'];
-    if (route.auth !== 'none' && authorization !== undefined) {
+    if (route.auth.mode !== 'none' && authorization !== undefined) {
       // Node keeps the first of several Authorization fields; which token was meant is unknowable.
       if (request.authorization_count > 1) return deny('token_invalid', 'multiple_tokens');
       const token = BEARER.exec(authorization)?.[1];
@@ -53,13 +53,16 @@ export class CheckService {
       if (!verified.ok && verified.detail === 'jwks_unavailable') return deny('auth_unavailable', verified.detail);
       if (!verified.ok) return deny('token_invalid', verified.detail);
       identity = verified.identity;
-    } else if (route.auth === 'required') {
+    } else if (route.auth.mode === 'required') {
       return deny('token_missing', 'no_credentials');
     }
 
     // Bans and limits key on the same spelling of the address as the admin CLI writes.
     const clientIp = canonicalIp(request.client_ip) ?? request.client_ip;
-    const aclOk = aclAllows(route, identity?.groups ?? []);
+    // A policy refusal (ACL, then scopes) still checks revocation and bans, and spends no quota.
+    const missing = identity ? missingScopes(route, identity.scopes) : [];
+    const refusal = !aclAllows(route, identity?.groups ?? []) ? deny('forbidden', 'acl', identity) : missing.length > 0 ? insufficientScope(route, identity) : undefined;
+    const aclOk = refusal === undefined;
     const limits = aclOk
       ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, clientIp, headers: request.headers, tier: identity?.tier }, this.deps.keys)
       : { windows: [], tierUnknown: false };
@@ -81,8 +84,8 @@ export class CheckService {
     } catch (err) {
       this.deps.logger.warn('redis unavailable for a decision', { request_id: request.request_id, error: (err as Error).message });
       const detail = err instanceof RedisTimeoutError ? 'redis_timeout' : 'redis_unavailable';
-      if (!aclOk) return deny('forbidden', 'acl', identity);
-      if (route.rate_limit?.fail_open) return allow(identity, undefined, { failOpen: true, detail });
+      if (refusal) return refusal;
+      if (route.rate_limit?.fail_open) return allow(identity, undefined, { failOpen: true, detail, anonymous: anonymousOn(route, identity) });
       return deny('auth_unavailable', detail, identity);
     }
 
@@ -98,7 +101,18 @@ export class CheckService {
       case 'rate_limited':
         return deny('rate_limited', 'limit_exceeded', identity, verdict.limit);
       case 'allowed':
-        return aclOk ? allow(identity, verdict.limit, { detail: limits.tierUnknown ? 'tier_unknown' : undefined }) : deny('forbidden', 'acl', identity);
+        return refusal ?? allow(identity, verdict.limit, { detail: limits.tierUnknown ? 'tier_unknown' : undefined, anonymous: anonymousOn(route, identity) });
     }
   }
+}
+
+/** 403 naming every scope the route needs, as RFC 6750 §3.1 asks. */
+function insufficientScope(route: RouteConfig, identity: TokenIdentity | undefined): CheckResponse {
+  const scopes = route.auth.required_scopes.join(' ');
+  return deny('forbidden', 'insufficient_scope', identity, undefined, { 'WWW-Authenticate': `Bearer realm="gateway", error="insufficient_scope", scope="${scopes}"` });
+}
+
+/** An optional route's caller without a token: the upstream is told it is anonymous. */
+function anonymousOn(route: RouteConfig, identity: TokenIdentity | undefined): boolean {
+  return identity === undefined && route.auth.mode === 'optional';
 }

@@ -11,8 +11,8 @@ export interface LimitReport {
   resetSeconds: number;
 }
 
-export function deny(reason: Reason, detail: string, identity?: TokenIdentity, limit?: LimitReport): CheckResponse {
-  const clientHeaders: Record<string, string> = limit ? rateLimitHeaders(limit) : {};
+export function deny(reason: Reason, detail: string, identity?: TokenIdentity, limit?: LimitReport, headers: Record<string, string> = {}): CheckResponse {
+  const clientHeaders: Record<string, string> = { ...(limit ? rateLimitHeaders(limit) : {}), ...headers };
   if (reason === 'rate_limited' && limit) clientHeaders['Retry-After'] = String(limit.resetSeconds);
   if (reason === 'token_missing') clientHeaders['WWW-Authenticate'] = 'Bearer realm="gateway"';
   if (reason === 'token_invalid' || reason === 'token_revoked') {
@@ -33,6 +33,8 @@ export interface AllowNotes {
   /** Let through unchecked because Redis could not decide (the route fails open). */
   failOpen?: boolean;
   detail?: AllowDetail | undefined;
+  /** No token on an `auth: optional` route: the upstream gets `X-Anonymous-Consumer: true`. */
+  anonymous?: boolean;
 }
 
 export function allow(identity: TokenIdentity | undefined, limit: LimitReport | undefined, notes: AllowNotes = {}): CheckResponse {
@@ -47,7 +49,9 @@ export function allow(identity: TokenIdentity | undefined, limit: LimitReport | 
           'X-Consumer-Username': identity.username,
           'X-Consumer-Groups': identity.groups.join(','),
         }
-      : {},
+      : notes.anonymous
+        ? { 'X-Anonymous-Consumer': 'true' }
+        : {},
     client_headers: limit ? rateLimitHeaders(limit) : {},
     rate_limit: limit && rateLimitMessage(limit),
     fail_open: notes.failOpen ?? false,

@@ -102,6 +102,7 @@ export const issuerSchema = z
       .describe('Longest accepted token lifetime, exp - iat (without iat: exp - now, less the clock skew), as seconds or 15m, 24h, 7d; parsed to seconds'),
     groups_claim: z.string().min(1).default('groups').describe('Claim holding the ACL groups (array or space-separated string)'),
     tier_claim: z.string().min(1).default('tier').describe('Claim naming the rate-limit tier'),
+    scopes_claim: z.string().min(1).default('scope').describe('Claim holding the scopes (space-separated string, as RFC 9068 `scope`, or a list, as `scp`)'),
   })
   .superRefine((issuer, ctx) => {
     const onIssuer = KEY_SOURCES.filter((k) => issuer[k] !== undefined);
@@ -156,6 +157,39 @@ const rateLimitBy = z
   .regex(/^(consumer|ip|header:[A-Za-z0-9-]+)$/, 'must be consumer, ip or header:<name>')
   .transform((by) => by.toLowerCase() as 'consumer' | 'ip' | `header:${string}`);
 
+const AUTH_MODES = ['required', 'optional', 'none'] as const;
+/** A scope as RFC 6749 §3.3 allows it: printable ASCII without space, quote or backslash. */
+const scope = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,128}$/, 'must be a scope token (printable ASCII, no space, " or \\)');
+const cookieName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/, 'must be a cookie name (an RFC 6265 token)');
+const queryName = z.string().regex(/^[A-Za-z0-9._~-]{1,64}$/, 'must be a query parameter name of unreserved characters');
+
+/**
+ * A route's authentication: `required`, `optional` or `none`, or the same as `mode` with the
+ * scopes a token must carry and where else a token may be read. Parsed to the object form.
+ */
+const AUTH_ERROR = 'must be required, optional, none, or { mode, required_scopes, token: { cookie, query } }';
+const authSchema = z
+  .union([
+    z.enum(AUTH_MODES).transform((mode) => ({ mode, required_scopes: [] as string[], token: {} as { cookie?: string; query?: string } })),
+    z.strictObject({
+      mode: z.enum(AUTH_MODES).default('required').describe('Whether a valid token is needed'),
+      required_scopes: z.array(scope).max(32).default([]).describe('Scopes a token must all carry (403 forbidden, insufficient_scope, otherwise)'),
+      token: z
+        .strictObject({
+          cookie: cookieName.optional().describe('Read the token from this cookie when there is no Authorization header'),
+          query: queryName.optional().describe('Read the token from this query parameter when there is neither (off by default; always stripped before proxying)'),
+        })
+        .default({})
+        .describe('Where else the token may be read; Authorization: Bearer always comes first'),
+    }),
+  ], { error: AUTH_ERROR })
+  .prefault('required')
+  .superRefine((auth, ctx) => {
+    if (auth.mode !== 'required' && auth.required_scopes.length > 0) ctx.addIssue({ code: 'custom', message: 'required_scopes needs mode required', path: ['required_scopes'] });
+    if (auth.mode === 'none' && (auth.token.cookie !== undefined || auth.token.query !== undefined)) ctx.addIssue({ code: 'custom', message: 'a route without authentication reads no token', path: ['token'] });
+  })
+  .describe('Whether a valid token is needed (required, optional, none), or { mode, required_scopes, token: { cookie, query } }');
+
 const routeSchema = z.strictObject({
   name: name.describe('Route name, used in audit records and rate-limit keys'),
   paths: z
@@ -169,7 +203,7 @@ const routeSchema = z.strictObject({
     .min(1)
     .describe('Path prefixes, matched on segment boundaries of the normalized path'),
   upstream: z.url({ protocol: /^https?$/ }).describe('Base URL requests are proxied to'),
-  auth: z.enum(['required', 'optional', 'none']).default('required').describe('Whether a valid token is needed'),
+  auth: authSchema,
   acl: z
     .strictObject({ allow: z.array(z.string().min(1)).min(1).describe('Groups admitted to the route') })
     .optional(),

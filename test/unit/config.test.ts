@@ -56,6 +56,7 @@ describe('config', () => {
             max_lifetime: 3600,
             groups_claim: 'groups',
             tier_claim: 'tier',
+            scopes_claim: 'scope',
           },
           {
             name: 'partner',
@@ -66,6 +67,7 @@ describe('config', () => {
             max_lifetime: 86400,
             groups_claim: 'roles',
             tier_claim: 'plan',
+            scopes_claim: 'scope',
           },
         ],
         tiers: {
@@ -79,7 +81,7 @@ describe('config', () => {
             name: 'users',
             paths: ['/users', '/people/'],
             upstream: 'http://127.0.0.1:3001',
-            auth: 'required',
+            auth: { mode: 'required', required_scopes: [], token: {} },
             acl: { allow: ['admins', 'customers'] },
             rate_limit: { by: 'consumer', minute: 60, fail_open: false },
             upstream_timeout_ms: 30000,
@@ -91,7 +93,7 @@ describe('config', () => {
             name: 'status',
             paths: ['/status'],
             upstream: 'https://status.example.test/base',
-            auth: 'none',
+            auth: { mode: 'none', required_scopes: [], token: {} },
             rate_limit: { by: 'header:x-api-key', fail_open: true },
             upstream_timeout_ms: 5000,
             allow_encoded_slashes: false,
@@ -155,7 +157,7 @@ describe('config', () => {
     });
 
     it('rejects an auth value outside required, optional, none', () => {
-      expect(problemsOf('bad-auth.yml')).to.deep.equal(['routes.0.auth: Invalid option: expected one of "required"|"optional"|"none"']);
+      expect(problemsOf('bad-auth.yml')).to.deep.equal(['routes.0.auth: must be required, optional, none, or { mode, required_scopes, token: { cookie, query } }']);
     });
 
     it('rejects two routes with the same name', () => {

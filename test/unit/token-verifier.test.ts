@@ -65,6 +65,7 @@ describe('token verifier', () => {
         consumer: 'local:alice',
         username: 'alice',
         groups: ['admins', 'customers'],
+        scopes: [],
         jti: 'jti-1',
         tier: 'premium',
         issuer: 'local',

@@ -4,7 +4,7 @@ import { VerifiedTokenCache } from '../../auth-sidecar/jwt/verified-cache.js';
 import type { VerifyResult } from '../../auth-sidecar/jwt/verifier.js';
 
 function identity(exp: number): TokenIdentity {
-  return { sub: 'alice', consumer: 'x:alice', username: 'alice', groups: [], jti: 'j', tier: undefined, issuer: 'x', iat: undefined, exp };
+  return { sub: 'alice', consumer: 'x:alice', username: 'alice', groups: [], scopes: [], jti: 'j', tier: undefined, issuer: 'x', iat: undefined, exp };
 }
 
 /** A verifier that counts its calls and answers what the test set. */
