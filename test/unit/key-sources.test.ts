@@ -99,25 +99,26 @@ describe('key sources and algorithms', () => {
     const all: Algorithm[] = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
     const verifier = syncVerifier(
       new TokenVerifier(
-      loadIssuerKeys(
-        issuers([
-          {
-            name: 'multi',
-            iss: 'multi',
-            algorithms: all,
-            keys: [
-              { kid: 'hmac', secret_env: 'MULTI_SECRET', secret_encoding: 'base64' },
-              { kid: 'rsa', public_key: pem(rsa.publicKey) },
-              ...Object.entries(ec).map(([alg, pair]) => ({ kid: alg, public_key: pem(pair.publicKey) })),
-              { kid: 'ed', jwk: ed.publicKey.export({ format: 'jwk' }) },
-            ],
-          },
-        ]),
-        'keys-test.yml',
-        { MULTI_SECRET: secret.toString('base64') },
+        loadIssuerKeys(
+          issuers([
+            {
+              name: 'multi',
+              iss: 'multi',
+              algorithms: all,
+              keys: [
+                { kid: 'hmac', secret_env: 'MULTI_SECRET', secret_encoding: 'base64' },
+                { kid: 'rsa', public_key: pem(rsa.publicKey) },
+                ...Object.entries(ec).map(([alg, pair]) => ({ kid: alg, public_key: pem(pair.publicKey) })),
+                { kid: 'ed', jwk: ed.publicKey.export({ format: 'jwk' }) },
+              ],
+            },
+          ]),
+          'keys-test.yml',
+          { MULTI_SECRET: secret.toString('base64') },
+        ),
+        () => now,
       ),
-      () => now,
-    ));
+    );
     const privateOf = (alg: Algorithm): KeyObject | Buffer => (alg.startsWith('HS') ? secret : alg.startsWith('ES') ? ec[alg]!.privateKey : alg === 'EdDSA' ? ed.privateKey : rsa.privateKey);
     const kidOf = (alg: Algorithm): string => (alg.startsWith('HS') ? 'hmac' : alg.startsWith('ES') ? alg : alg === 'EdDSA' ? 'ed' : 'rsa');
 
@@ -146,13 +147,14 @@ describe('key sources and algorithms', () => {
     const pairs = Array.from({ length: 5 }, () => generateKeyPairSync('ec', { namedCurve: 'P-256' }));
     const verifier = syncVerifier(
       new TokenVerifier(
-      loadIssuerKeys(
-        issuers([{ name: 'rot', iss: 'rot', algorithms: ['ES256'], keys: pairs.map((p, i) => ({ kid: `k${i}`, public_key: p.publicKey.export({ type: 'spki', format: 'pem' }).toString() })) }]),
-        'keys-test.yml',
-        {},
+        loadIssuerKeys(
+          issuers([{ name: 'rot', iss: 'rot', algorithms: ['ES256'], keys: pairs.map((p, i) => ({ kid: `k${i}`, public_key: p.publicKey.export({ type: 'spki', format: 'pem' }).toString() })) }]),
+          'keys-test.yml',
+          {},
+        ),
+        () => now,
       ),
-      () => now,
-    ));
+    );
     const token = (i: number, kid?: string) => jwt.sign({ iss: 'rot', sub: 's', iat: now - 10, exp: now + 60 }, pairs[i]!.privateKey, { algorithm: 'ES256', ...(kid ? { keyid: kid } : {}) });
 
     it("checks a token naming a kid against that key only", () => {
