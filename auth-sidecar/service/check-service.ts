@@ -62,8 +62,8 @@ export class CheckService {
     // A policy refusal (ACL, then scopes) still checks revocation and bans, and spends no quota.
     const missing = identity ? missingScopes(route, identity.scopes) : [];
     const refusal = !aclAllows(route, identity?.groups ?? []) ? deny('forbidden', 'acl', identity) : missing.length > 0 ? insufficientScope(route, identity) : undefined;
-    const aclOk = refusal === undefined;
-    const limits = aclOk
+    const policyOk = refusal === undefined;
+    const limits = policyOk
       ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, clientIp, headers: request.headers, tier: identity?.tier }, this.deps.keys)
       : { windows: [], tierUnknown: false };
     // The caller's remaining wait (deadline_ms, when sent), less the time to carry the answer
@@ -77,7 +77,7 @@ export class CheckService {
         consumer: identity?.consumer,
         iat: identity?.iat,
         clientIp,
-        count: aclOk,
+        count: policyOk,
         windows: limits.windows,
         giveUpAt: receivedAt + waitMs,
       });
