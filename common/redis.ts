@@ -62,6 +62,23 @@ export function connectFailFast(target: RedisTarget | string, options: RedisOpti
   });
 }
 
+/**
+ * The keys matching a SCAN pattern, on every master of a cluster (never KEYS, which blocks
+ * Redis). A key is found once even if SCAN returns it twice.
+ */
+export async function scanKeys(redis: RedisClient, match: string): Promise<string[]> {
+  const found = new Set<string>();
+  for (const node of await masters(redis)) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+      cursor = next;
+      for (const key of batch) found.add(key);
+    } while (cursor !== '0');
+  }
+  return [...found];
+}
+
 /** True when commands sent now go straight to a connected server. */
 export function isReady(redis: RedisClient): boolean {
   return redis.status === 'ready';

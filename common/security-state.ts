@@ -8,8 +8,7 @@
  * same script as the write (both or neither), so sidecars on a Redis Cluster, which keep a local
  * copy of ip bans and revoked jtis (auth-sidecar/limiter/ban-mirror.ts), re-read it at once.
  */
-import type { RedisClient } from './redis.js';
-import { masters } from './redis.js';
+import { scanKeys, type RedisClient } from './redis.js';
 import type { RedisKeys } from './redis-keys.js';
 
 /** SET (with a ttl in seconds when ARGV[3] is not '') and PUBLISH the key name, atomically. */
@@ -122,23 +121,6 @@ function parseRecord(value: string | null): Partial<BanRecord> {
 }
 
 const textOrNull = (value: unknown): string | null => (typeof value === 'string' ? value : null);
-
-/**
- * The keys matching a SCAN pattern, on every master of a cluster (never KEYS, which blocks
- * Redis). A key is found once even if SCAN returns it twice.
- */
-export async function scanKeys(redis: RedisClient, match: string): Promise<string[]> {
-  const found = new Set<string>();
-  for (const node of await masters(redis)) {
-    let cursor = '0';
-    do {
-      const [next, batch] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-      cursor = next;
-      for (const key of batch) found.add(key);
-    } while (cursor !== '0');
-  }
-  return [...found];
-}
 
 /**
  * Every active ban: ip bans, consumer bans and revoked token ids, found with SCAN, each read

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { KEY_SOURCES, type IssuerConfig, type KeySourceConfig } from '../../common/config/schema.js';
 import { silentLogger, type Logger } from '../../common/logger.js';
-import { algorithmsFor, jwkKid, keyOfJwk } from './jwk-key.js';
+import { issuerKey, keyOfJwk } from './jwk-key.js';
 import { JwksKeys } from './jwks-keys.js';
 import { describeKey, MIN_HMAC_BYTES, type IssuerKey } from './key-fit.js';
 
@@ -50,8 +50,7 @@ function loadKeys(issuer: IssuerConfig, configFile: string, env: NodeJS.ProcessE
   const sources = sourcesOf(issuer);
   const keys = sources.map((source, i) => {
     const where = `issuer ${issuer.name}${issuer.keys ? ` key ${source.kid ?? i}` : ''}`;
-    const key = loadKey(source, where, configFile, env);
-    return { kid: source.kid ?? (source.jwk && jwkKid(source.jwk)), key, algorithms: new Set(algorithmsFor(key, issuer, where, source.jwk?.['alg'])) };
+    return issuerKey(loadKey(source, where, configFile, env), issuer, where, source.jwk, source.kid);
   });
   for (const alg of issuer.algorithms) {
     if (!keys.some((k) => k.algorithms.has(alg))) throw new Error(`issuer ${issuer.name}: no key fits ${alg}: ${keys.map((k) => describeKey(k.key)).join(', ')}`);

@@ -8,17 +8,24 @@ import { describeKey, fittingAlgorithms, type IssuerKey } from './key-fit.js';
  * when set, allows). Throws with `where` when it cannot be used.
  */
 export function keyOfIssuerJwk(jwk: Record<string, unknown>, issuer: IssuerConfig, where: string): IssuerKey {
-  const key = keyOfJwk(jwk, where);
-  return { kid: jwkKid(jwk), key, algorithms: new Set(algorithmsFor(key, issuer, where, jwk['alg'])) };
+  return issuerKey(keyOfJwk(jwk, where), issuer, where, jwk);
 }
 
-export function algorithmsFor(key: KeyObject, issuer: IssuerConfig, where: string, jwkAlg: unknown): Algorithm[] {
+/**
+ * A loaded key as an issuer's: its kid (`kid`, else the jwk's) and the issuer's algorithms it
+ * fits, cut to the jwk's own `alg` when it names one. Throws when it fits none.
+ */
+export function issuerKey(key: KeyObject, issuer: IssuerConfig, where: string, jwk?: Record<string, unknown>, kid?: string): IssuerKey {
+  return { kid: kid ?? (jwk && jwkKid(jwk)), key, algorithms: new Set(algorithmsFor(key, issuer, where, jwk?.['alg'])) };
+}
+
+function algorithmsFor(key: KeyObject, issuer: IssuerConfig, where: string, jwkAlg: unknown): Algorithm[] {
   const algorithms = fittingAlgorithms(key, issuer.algorithms, where).filter((alg) => jwkAlg === undefined || jwkAlg === alg);
   if (algorithms.length === 0) throw new Error(`${where}: the ${describeKey(key)} fits none of the algorithms ${issuer.algorithms.join(',')}${jwkAlg === undefined ? '' : ` (its jwk says alg ${String(jwkAlg)})`}`);
   return algorithms;
 }
 
-export function jwkKid(jwk: Record<string, unknown>): string | undefined {
+function jwkKid(jwk: Record<string, unknown>): string | undefined {
   const kid = jwk['kid'];
   return typeof kid === 'string' && kid !== '' ? kid : undefined;
 }

@@ -14,7 +14,7 @@
 import { Redis, type Cluster } from 'ioredis';
 import type { Logger } from '../../common/logger.js';
 import type { BanKeyPattern, RedisKeys } from '../../common/redis-keys.js';
-import { scanKeys } from '../../common/security-state.js';
+import { scanKeys } from '../../common/redis.js';
 
 /** How often the masters are compared with the subscriptions (a failover adds a master). */
 const FOLLOW_MS = 1_000;
@@ -77,13 +77,13 @@ export class BanMirror {
   private follow(): void {
     if (this.cluster.status !== 'ready') return;
     const masters = this.cluster.nodes('master');
-    const names = new Set(masters.map((node) => `${node.options.host}:${node.options.port}`));
+    const nameOf = (node: Redis): string => `${node.options.host}:${node.options.port}`;
+    const names = new Set(masters.map(nameOf));
     for (const [name, { connection }] of this.subscribers) {
       if (!names.has(name)) connection.disconnect(); // no longer a master; its 'end' removes it
     }
     for (const node of masters) {
-      const name = `${node.options.host}:${node.options.port}`;
-      if (!this.subscribers.has(name)) this.subscribe(name, node);
+      if (!this.subscribers.has(nameOf(node))) this.subscribe(nameOf(node), node);
     }
     if (!this.synced && this.dirty === undefined && [...this.subscribers.values()].every((s) => s.ready)) void this.scan();
   }
