@@ -241,7 +241,8 @@ gateway: { check_deadline_ms: ${CHECK_DEADLINE_MS} }
     expect(result.pass).to.equal(true);
   });
 
-  it('worker SIGKILLed in the middle of a batch, restarted: nothing lost, nothing doubled', async () => {
+  it('worker SIGKILLed in the middle of a batch, restarted: nothing lost, nothing doubled', async function () {
+    this.timeout(240_000); // room for the worker's slow resume after the previous case (below)
     const load = startLoad('worker');
     await answersOf(load, 10, (a) => a.status === 200, 'allowed answers before the kill');
     // Hold the table so the worker's insert waits: the kill then certainly lands mid-batch.
@@ -249,6 +250,18 @@ gateway: { check_deadline_ms: ${CHECK_DEADLINE_MS} }
     // A failure here must not leave this session to die with PostgreSQL in the next test.
     holder.on('error', () => undefined);
     await holder.connect();
+    // First the worker must be storing this load's events: just after the previous case's Redis
+    // restart it has been seen to resume only after 30 s or more (noted for the team), and an
+    // idle worker has no insert to hold.
+    const consumingSince = Date.now();
+    await eventually(async () => {
+      const { rows } = await holder.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${stack.schema}".audit_events WHERE request_id = ANY($1)`, [[...load.answers.keys()]]);
+      return rows[0]!.n > 0 ? true : undefined;
+    }, 90_000, "the worker storing this load's events").catch(async (err: Error) => {
+      await holder.end();
+      throw err;
+    });
+    const resumedMs = Date.now() - consumingSince;
     await holder.query(`BEGIN; LOCK TABLE "${stack.schema}".audit_events IN EXCLUSIVE MODE`);
     const waitingInserts = await eventually(async () => {
       const { rows } = await holder.query<{ n: number }>(
@@ -277,7 +290,7 @@ gateway: { check_deadline_ms: ${CHECK_DEADLINE_MS} }
     const result = await finish(load, {
       name: 'audit worker SIGKILLed mid-batch under load, then restarted',
       expected: 'the interrupted batch redelivered and stored once',
-      observed: `${waitingInserts} inserts waiting at the kill, ${ended.length} of their sessions ended uncommitted`,
+      observed: `worker storing this load ${resumedMs} ms after it began; ${waitingInserts} inserts waiting at the kill, ${ended.length} of their sessions ended uncommitted`,
       pass: ended.length > 0,
     });
     expect(ended.length, 'interrupted inserts').to.be.above(0);
