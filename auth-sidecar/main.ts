@@ -1,21 +1,37 @@
 import { loadConfig } from '../common/config/load.js';
-import { readEnv, sidecarEnvSchema } from '../common/env.js';
-import { createLogger } from '../common/logger.js';
-import { connectFailFast, NO_LATE_COMMANDS } from '../common/redis.js';
+import { ownIssuerOf, type GatewayConfig } from '../common/config/schema.js';
+import { EnvError, readEnv, sidecarEnvSchema, type SidecarEnv } from '../common/env.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { connectFailFast, NO_LATE_COMMANDS, type RedisClient } from '../common/redis.js';
+import { RedisKeys } from '../common/redis-keys.js';
+import { SigningKeyStore } from '../common/signing-keys.js';
+import { OwnKeys } from './issuing/own-keys.js';
+import { PasswordHasher } from './issuing/password-hasher.js';
 import { redisTarget } from '../common/redis-target.js';
 import { runMain } from '../common/run-main.js';
 import { loadIssuerKeys } from './jwt/issuer-keys.js';
 import { bindServer, buildSidecar } from './server.js';
 
+/** With token_issuing: the own issuer's signing keys, read (or made) and kept fresh, and the password checker. */
+async function startIssuing(config: GatewayConfig, env: SidecarEnv, redis: RedisClient, logger: Logger): Promise<{ keys: OwnKeys; hasher: PasswordHasher } | undefined> {
+  const own = ownIssuerOf(config);
+  if (!own) return undefined;
+  if (!env.SIGNING_KEY_SECRET) throw new EnvError([`SIGNING_KEY_SECRET: required: issuer ${own.issuer.name} signs tokens with keys kept encrypted in Redis`]);
+  const keys = new OwnKeys(new SigningKeyStore(redis, RedisKeys.of(env.REDIS_PREFIX, redis)), own.issuer, own.issuing, env.SIGNING_KEY_SECRET, logger);
+  await keys.start();
+  return { keys, hasher: new PasswordHasher(own.issuing.bcrypt_cost) };
+}
+
 runMain('auth-sidecar', {}, async (onStop) => {
   const env = readEnv(sidecarEnvSchema);
   const logger = createLogger('auth-sidecar', env.LOG_LEVEL);
   const config = loadConfig(env.GATEWAY_CONFIG);
-  const issuers = loadIssuerKeys(config.issuers, env.GATEWAY_CONFIG, process.env, logger);
   const redis = connectFailFast(redisTarget(env), NO_LATE_COMMANDS);
   redis.on('error', (err: Error) => logger.warn('redis error', { error: err.message }));
+  const issuing = await startIssuing(config, env, redis, logger);
+  const issuers = loadIssuerKeys(config.issuers, env.GATEWAY_CONFIG, process.env, logger, issuing?.keys);
 
-  const { server, health, mirror } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger });
+  const { server, health, mirror, revokedKids } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger, issuing });
   const port = await bindServer(server, env.SIDECAR_HOST, env.SIDECAR_PORT);
   logger.info('ready', { port, issuers: issuers.map((i) => i.config.name), routes: config.routes.length });
 
@@ -23,6 +39,9 @@ runMain('auth-sidecar', {}, async (onStop) => {
     health.setStatus('', 'NOT_SERVING');
     await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     mirror?.stop();
+    revokedKids.stop();
+    issuing?.keys.stop();
+    await issuing?.hasher.close();
     redis.disconnect();
   });
 });

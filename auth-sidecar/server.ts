@@ -9,8 +9,17 @@ import { RedisKeys } from '../common/redis-keys.js';
 import type { TrustedIssuer } from './jwt/issuer-keys.js';
 import { VerifiedTokenCache } from './jwt/verified-cache.js';
 import { TokenVerifier } from './jwt/verifier.js';
+import { RevokedKids } from './jwt/revoked-kids.js';
 import { BanMirror } from './limiter/ban-mirror.js';
 import { RedisDecider } from './limiter/redis-decider.js';
+import { ownIssuerOf } from '../common/config/schema.js';
+import { revokeJti } from '../common/security-state.js';
+import { Users } from '../common/users.js';
+import { LoginThrottle } from './issuing/login-throttle.js';
+import type { OwnKeys } from './issuing/own-keys.js';
+import type { PasswordHasher } from './issuing/password-hasher.js';
+import { RefreshFamilies } from './issuing/refresh-families.js';
+import { TokenEndpoints } from './issuing/token-endpoints.js';
 import { CheckService } from './service/check-service.js';
 import { serveCheckStream } from './service/check-stream.js';
 
@@ -23,6 +32,8 @@ export interface SidecarDeps {
   redis: RedisClient;
   redisPrefix: string;
   logger: Logger;
+  /** Set when the config has token_issuing: the own issuer's keys (started) and the password checker. */
+  issuing?: { keys: OwnKeys; hasher: PasswordHasher };
 }
 
 export interface Sidecar {
@@ -31,6 +42,8 @@ export interface Sidecar {
   checks: CheckService;
   /** On a Redis Cluster: the copy of revoked jtis and ip bans (started; stop it on shutdown). */
   mirror: BanMirror | undefined;
+  /** The revoked kids, re-read every 500 ms (started; stop it on shutdown). */
+  revokedKids: RevokedKids;
 }
 
 /** Builds the gRPC server (AuthService + grpc.health.v1) without binding a port. */
@@ -38,13 +51,18 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
   const keys = RedisKeys.of(deps.redisPrefix, deps.redis);
   const mirror = deps.redis instanceof Cluster ? new BanMirror(deps.redis, keys, deps.logger) : undefined;
   mirror?.start();
+  const verifier = new VerifiedTokenCache(new TokenVerifier(deps.issuers), TOKEN_CACHE);
+  const revokedKids = new RevokedKids(deps.redis, keys, deps.logger);
+  void revokedKids.start();
   const checks = new CheckService({
     config: deps.config,
-    verifier: new VerifiedTokenCache(new TokenVerifier(deps.issuers), TOKEN_CACHE),
+    verifier,
+    revokedKids,
     decider: new RedisDecider(deps.redis, keys, mirror),
     keys,
     logger: deps.logger,
   });
+  const tokens = deps.issuing && tokenEndpoints(deps, deps.issuing, keys, verifier);
   const handlers: AuthServiceHandlers = {
     Check(call, callback) {
       checks.check(call.request).then(
@@ -56,12 +74,45 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
       );
     },
     CheckStream: serveCheckStream(checks, deps.logger),
+    Token(call, callback) {
+      if (!tokens) return callback({ code: grpc.status.UNIMPLEMENTED, details: 'this sidecar issues no tokens: the config has no token_issuing' });
+      tokens.handle(call.request).then(
+        (response) => callback(null, response),
+        (err: Error) => {
+          deps.logger.error('token endpoint failed', { request_id: call.request.request_id, path: call.request.path, error: err.message });
+          return callback({ code: grpc.status.INTERNAL, details: 'token endpoint failed' });
+        },
+      );
+    },
   };
   const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1 });
   server.addService(loadAuthProto().auth.v1.AuthService.service, handlers);
   const health = new HealthImplementation({ '': 'SERVING', 'auth.v1.AuthService': 'SERVING' });
   health.addToServer(server);
-  return { server, health, checks, mirror };
+  return { server, health, checks, mirror, revokedKids };
+}
+
+function tokenEndpoints(deps: SidecarDeps, issuing: NonNullable<SidecarDeps['issuing']>, keys: RedisKeys, verifier: VerifiedTokenCache): TokenEndpoints | undefined {
+  const own = ownIssuerOf(deps.config);
+  if (!own) return undefined;
+  return new TokenEndpoints({
+    ...own,
+    keys: issuing.keys,
+    hasher: issuing.hasher,
+    users: new Users(deps.redis, keys),
+    throttle: new LoginThrottle(deps.redis, keys, own.issuing.login_throttle),
+    families: new RefreshFamilies(deps.redis, keys, own.issuing.refresh_token_ttl),
+    async ownAccessToken(token) {
+      const verdict = await verifier.verify(token);
+      return verdict.ok && verdict.identity.issuer === own.issuer.name && verdict.identity.jti !== ''
+        ? { jti: verdict.identity.jti, exp: verdict.identity.exp, sub: verdict.identity.sub }
+        : undefined;
+    },
+    async revokeJti(jti, exp, reason) {
+      await revokeJti(deps.redis, keys, jti, exp, reason, 'auth-sidecar');
+    },
+    logger: deps.logger,
+  });
 }
 
 /** Binds `host:port` (port 0 picks a free one) and resolves the bound port. */

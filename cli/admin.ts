@@ -14,7 +14,9 @@ import { conflictingRedisTargets, redisEnvSchema, redisTarget, type RedisTarget 
 import { RedisKeys } from '../common/redis-keys.js';
 import { NotAuditedError } from './admin/audited.js';
 import { bansCommand, type BansAction, type BansRun } from './admin/bans.js';
+import { keysCommand } from './admin/keys.js';
 import { revokeCommand } from './admin/revoke.js';
+import { USERS_ACTIONS, usersCommand, type UsersAction } from './admin/users.js';
 import { duration, OPTIONS, UsageError, type Options } from './admin/usage.js';
 import { retryFailedAuditJobs } from './retry-failed.js';
 
@@ -29,13 +31,22 @@ commands:
           ban until lifted, or for --ttl; a banned jti is a revoked token (401 token_revoked)
   bans remove --ip IP | --consumer ISSUER:SUB | --jti ID --reason TEXT
           lift a ban (a subject that was not banned is left alone, and nothing is audited)
-  revoke  --token JWT | --jti ID [--ttl 1d] | --consumer ISSUER:SUB [--reason TEXT]
-          revoke one token until it expires, or every token of a consumer issued so far
+  revoke  --token JWT | --jti ID [--ttl 1d] | --consumer ISSUER:SUB | --kid KID [--ttl 1d] [--reason TEXT]
+          revoke one token until it expires, every token of a consumer issued so far, or every
+          token a key signed (--kid, until lifted or --ttl; never the current signing key)
           (--consumer returns once the current second has ended: tokens carry whole-second
           iat, so the whole second is revoked; a token issued after it returns is valid)
   ban     --ip IP | --consumer ISSUER:SUB | --jti ID [--ttl 1h] [--reason TEXT]
   unban   --ip IP | --consumer ISSUER:SUB | --jti ID [--reason TEXT]
           older spellings of bans add / bans remove; --reason defaults to "manual"
+  users add USERNAME [--groups a,b] [--tier NAME] | users set-password USERNAME
+          a user of the sidecar's own issuer (token_issuing); the password is read from stdin,
+          typed without echo or piped, never an argument; 8 characters to 72 bytes
+  users disable USERNAME | users enable USERNAME | users list [--json]
+          set-password and disable end the user's logins and revoke its tokens issued so far
+  keys rotate | keys list [--json]
+          a new current signing key (SIGNING_KEY_SECRET needed); the old one verifies its
+          tokens until they expire, and keys retired longer ago are deleted
   audit retry-failed
           put every audit job in \`failed\` back in the queue (their events are stored again)
 
@@ -46,7 +57,7 @@ commands:
   IP is IPv4 or IPv6 in any spelling (2001:DB8::1 is 2001:db8::1; ::ffff:1.2.3.4 is 1.2.3.4).
   ISSUER is the name of an issuer in the config; SUB the token's sub.
 
-environment: GATEWAY_CONFIG, REDIS_URL (or REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_PASSWORD; or REDIS_CLUSTER_NODES, REDIS_PASSWORD), REDIS_PREFIX (as the processes read them)
+environment: GATEWAY_CONFIG, SIGNING_KEY_SECRET (keys rotate), REDIS_URL (or REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_PASSWORD; or REDIS_CLUSTER_NODES, REDIS_PASSWORD), REDIS_PREFIX (as the processes read them)
 exit codes: 0 ok, 1 failure (or done but not audited), 2 bad usage`;
 
 /** The reason the older `ban` / `unban` record when --reason is not given. */
@@ -79,6 +90,12 @@ async function main(argv: string[]): Promise<void> {
 
 /** The command's validated run, or (token) its output. */
 function commandOf(command: string, rest: string[], options: Options, config: () => GatewayConfig): BansRun | string {
+  if (command === 'users') {
+    const [action, ...args] = rest;
+    if (!(USERS_ACTIONS as readonly string[]).includes(action ?? '')) throw new UsageError(`unknown users command ${action ?? '(none)'}: use users ${USERS_ACTIONS.join('|')}`);
+    return usersCommand(action as UsersAction, args, options, config);
+  }
+  if (command === 'keys') return keysCommand(rest[0], rest.slice(1), options, config, withDemoDefaults(process.env));
   if (command === 'bans') {
     const [action, ...extra] = rest;
     if (action !== 'list' && action !== 'add' && action !== 'remove') throw new UsageError(`unknown bans command ${action ?? '(none)'}: use bans list, bans add or bans remove`);

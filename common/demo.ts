@@ -4,6 +4,7 @@
  */
 export const DEMO_ENV: Readonly<Record<string, string>> = Object.freeze({
   DEMO_JWT_SECRET: 'demo-only-secret-published-in-the-readme-0123456789',
+  SIGNING_KEY_SECRET: 'demo-only-signing-key-secret-published-in-the-readme',
 });
 
 /** `env` with the demo values filled in where unset, unless NODE_ENV is production. */

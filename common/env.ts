@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { conflictingRedisTargets, redisEnvShape, type RedisEnv } from './redis-target.js';
 import { parseSidecarTarget } from './sidecar-target.js';
+import { MIN_SIGNING_SECRET_CHARS } from './signing-keys.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const common = {
@@ -39,6 +40,11 @@ export const sidecarEnvSchema = z.object({
   ...common,
   SIDECAR_PORT: port.default(50051),
   SIDECAR_HOST: z.string().default('127.0.0.1'),
+  SIGNING_KEY_SECRET: z
+    .string()
+    .min(MIN_SIGNING_SECRET_CHARS, `must be at least ${MIN_SIGNING_SECRET_CHARS} characters`)
+    .optional()
+    .describe("Encrypts the private halves of the sidecar's signing keys in Redis; required with token_issuing"),
 });
 
 export const workerEnvSchema = z.object({

@@ -19,6 +19,12 @@ export const REASONS = {
   misdirected_request: { status: 421, message: 'this gateway does not serve that host' },
   upstream_error: { status: 502, message: 'the upstream service failed' },
   upstream_timeout: { status: 504, message: 'the upstream service timed out' },
+  invalid_credentials: { status: 401, message: 'the username or password is wrong' },
+  login_throttled: { status: 429, message: 'too many failed logins: try again later' },
+  password_too_long: { status: 400, message: 'the password is longer than 72 bytes, which bcrypt cannot check' },
+  refresh_invalid: { status: 401, message: 'the refresh token is not valid' },
+  method_not_allowed: { status: 405, message: 'this endpoint does not answer that method' },
+  unsupported_media_type: { status: 415, message: 'send the body as application/json' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type Reason = keyof typeof REASONS;
@@ -53,6 +59,11 @@ export const ALLOW_DETAILS = {
 } as const;
 
 export type AllowDetail = keyof typeof ALLOW_DETAILS;
+
+/** The JSON error body of the README's table: `{"error", "reason", "request_id"}`. */
+export function errorBody(reason: Reason, requestId: string): string {
+  return JSON.stringify({ error: REASONS[reason].message, reason, request_id: requestId });
+}
 
 export function isReason(value: string): value is Reason {
   return Object.hasOwn(REASONS, value);

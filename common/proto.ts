@@ -28,3 +28,5 @@ export type { CheckBatch, CheckBatch__Output } from '../proto/generated/auth/v1/
 export type { CheckCall } from '../proto/generated/auth/v1/CheckCall.js';
 export type { CheckResult, CheckResult__Output } from '../proto/generated/auth/v1/CheckResult.js';
 export type { CheckResultBatch, CheckResultBatch__Output } from '../proto/generated/auth/v1/CheckResultBatch.js';
+export type { TokenRequest, TokenRequest__Output } from '../proto/generated/auth/v1/TokenRequest.js';
+export type { TokenResponse, TokenResponse__Output } from '../proto/generated/auth/v1/TokenResponse.js';

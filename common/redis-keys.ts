@@ -8,6 +8,9 @@
  * - `{ip:<address>}`: the ip's ban and every counter counted by ip;
  * - `{header:<name>:<value>}`: counters counted by a header's value;
  * - `{jti:<id>}`: a revoked token id;
+ * - `{user:<name>}`: a user of the sidecar's own issuer and its failed logins;
+ * - `{refresh:<family>}`: one login's refresh family and the tokens it has rotated out;
+ * - `{signing}`: the sidecar's signing keys and the revoked kids;
  * - `{anomaly}`: every anomaly rule's state (the worker's scripts count a batch at once);
  * - `{bull}`: the audit queue (BullMQ needs all of a queue's keys in one slot).
  * Subjects are percent-encoded (part()), so a client-chosen value can never hold a `{` or `}`.
@@ -28,14 +31,18 @@ function literalGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
-/** The keys of one kind of ban, for SCAN: the MATCH pattern and the subject a matching key names. */
-export interface BanKeyPattern {
-  kind: 'ip' | 'consumer' | 'jti';
+/** Keys of one kind, for SCAN: the MATCH pattern and the subject a matching key names. */
+export interface KeyPattern {
   match: string;
   /** The (decoded) subject of a key that `match` found. */
   subjectOf(key: string): string;
   /** Whether `key` is a key of this kind. */
   owns(key: string): boolean;
+}
+
+/** The keys of one kind of ban. */
+export interface BanKeyPattern extends KeyPattern {
+  kind: 'ip' | 'consumer' | 'jti';
 }
 
 export class RedisKeys {
@@ -80,22 +87,59 @@ export class RedisKeys {
     return this.about('consumer', part(consumer), 'ban');
   }
 
+  /** A user of the sidecar's own issuer (hash: bcrypt hash, groups, tier, disabled, ...). */
+  user(username: string): string {
+    return this.about('user', part(username), 'account');
+  }
+
+  /** Every user's key, for SCAN. */
+  userPattern(): KeyPattern {
+    return this.patternOf((s) => this.user(s));
+  }
+
+  /** Failed logins in the current throttle window, per username or per client ip. */
+  loginFailures(kind: 'user' | 'ip', subject: string): string {
+    return this.about(kind, part(subject), 'login-failures');
+  }
+
+  /** One login's refresh family (hash: user, created, hash of the current token, last access token). */
+  refreshFamily(family: string): string {
+    return this.about('refresh', part(family), 'family');
+  }
+
+  /** Hashes of the refresh tokens a family has rotated out: presenting one again is reuse. */
+  refreshRotated(family: string): string {
+    return this.about('refresh', part(family), 'rotated');
+  }
+
+  /** The sidecar's signing keys (hash: `key:<kid>` records, `current`, `retired:<kid>`). */
+  get signingKeys(): string {
+    return this.grouped('signing', 'keys');
+  }
+
+  /** Revoked key ids (hash: kid -> unix ms until which it is revoked, 0: until lifted). */
+  get revokedKids(): string {
+    return this.grouped('signing', 'revoked-kids');
+  }
+
+  /** The SCAN pattern of keys `build` makes, and the (decoded) subject of a key it found. */
+  private patternOf(build: (subject: string) => string): KeyPattern {
+    const marker = part('\0');
+    const [before = '', after = ''] = build('\0').split(marker);
+    return {
+      match: `${literalGlob(before)}*${literalGlob(after)}`,
+      subjectOf: (key) => decodeURIComponent(key.slice(before.length, key.length - after.length)),
+      owns: (key) => key.length > before.length + after.length && key.startsWith(before) && key.endsWith(after),
+    };
+  }
+
   /**
    * Patterns of every key that bans a subject: ip bans, consumer bans and revoked token ids (a
    * banned jti is a revoked token). Consumer revocations (a second, not a ban) are not among them.
    */
   banPatterns(): BanKeyPattern[] {
     // Each kind's key built around a marker subject: the layout stays in the builders.
-    const marker = part('\0');
-    const of = (kind: BanKeyPattern['kind'], build: (subject: string) => string): BanKeyPattern => {
-      const [before = '', after = ''] = build('\0').split(marker);
-      return {
-        kind,
-        match: `${literalGlob(before)}*${literalGlob(after)}`,
-        subjectOf: (key) => decodeURIComponent(key.slice(before.length, key.length - after.length)),
-        owns: (key) => key.length > before.length + after.length && key.startsWith(before) && key.endsWith(after),
-      };
-    };
+    const of = (kind: BanKeyPattern['kind'], build: (subject: string) => string): BanKeyPattern => ({ kind, ...this.patternOf(build) });
     return [of('ip', (s) => this.banIp(s)), of('consumer', (s) => this.banConsumer(s)), of('jti', (s) => this.revokedJti(s))];
   }
 

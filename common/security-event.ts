@@ -19,7 +19,8 @@ export const SECURITY_TEXT_LIMITS = {
 
 /** `admin_query`: one use of the query API by the admin token (its subject the route). */
 export const SECURITY_EVENT_KINDS = ['ban', 'unban', 'revoke', 'admin_query'] as const;
-export const SECURITY_SUBJECT_KINDS = ['ip', 'consumer', 'jti', 'route'] as const;
+/** `kid`: a signing key (`revoke --kid`); newest last (the store widens its check by it). */
+export const SECURITY_SUBJECT_KINDS = ['ip', 'consumer', 'jti', 'route', 'kid'] as const;
 
 export type SecurityEventKind = (typeof SECURITY_EVENT_KINDS)[number];
 export type SecuritySubjectKind = (typeof SECURITY_SUBJECT_KINDS)[number];
@@ -79,7 +80,7 @@ export function ruleActor(rule: string): string {
 export interface SecurityEventInput {
   kind: Exclude<SecurityEventKind, 'admin_query'>;
   actor: string;
-  target: BanTarget;
+  target: BanTarget | { kid: string };
   reason: string;
   /** Seconds from `now` until the ban or revocation ends; undefined: until lifted. */
   ttlSeconds?: number;
@@ -87,8 +88,9 @@ export interface SecurityEventInput {
   now?: () => number;
 }
 
-/** Subject kind and subject of a ban target. */
-export function subjectOf(target: BanTarget): { subject_kind: Exclude<SecuritySubjectKind, 'route'>; subject: string } {
+/** Subject kind and subject of a ban target, or of a revoked signing key. */
+export function subjectOf(target: BanTarget | { kid: string }): { subject_kind: Exclude<SecuritySubjectKind, 'route'>; subject: string } {
+  if ('kid' in target) return { subject_kind: 'kid', subject: target.kid };
   if ('ip' in target) return { subject_kind: 'ip', subject: target.ip };
   if ('consumer' in target) return { subject_kind: 'consumer', subject: target.consumer };
   return { subject_kind: 'jti', subject: target.jti };

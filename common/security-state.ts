@@ -150,3 +150,33 @@ export async function listBans(redis: RedisClient, keys: RedisKeys, now: () => n
   const order = { ip: 0, consumer: 1, jti: 2 } as const;
   return bans.sort((a, b) => order[a.kind] - order[b.kind] || a.subject.localeCompare(b.subject));
 }
+
+/** HSET kid -> until (unix ms, 0: until lifted) and PUBLISH the key name, atomically; drops the entries that have ended (ARGV[4] now). */
+const REVOKE_KID = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local untilMs = tonumber(all[i + 1])
+  if untilMs ~= 0 and untilMs <= tonumber(ARGV[4]) then redis.call('HDEL', KEYS[1], all[i]) end
+end
+redis.call('PUBLISH', ARGV[3], KEYS[1])
+return 1`;
+
+/**
+ * Revokes every token signed by the key `kid` (any issuer's), until `untilMs` (unix ms) or, when
+ * undefined, until lifted. Sidecars read the revoked kids every 500 ms (auth-sidecar/jwt/revoked-kids.ts).
+ */
+export async function revokeKid(redis: RedisClient, keys: RedisKeys, kid: string, untilMs: number | undefined, now = Date.now()): Promise<void> {
+  await redis.eval(REVOKE_KID, 1, keys.revokedKids, kid, String(untilMs ?? 0), keys.securityChannel, String(now));
+}
+
+/** The revoked kids in force at `now`, each with its end (unix ms; Infinity: until lifted). */
+export async function revokedKids(redis: RedisClient, keys: RedisKeys, now = Date.now()): Promise<Map<string, number>> {
+  const fields = await redis.hgetall(keys.revokedKids);
+  const kids = new Map<string, number>();
+  for (const [kid, until] of Object.entries(fields)) {
+    const end = Number(until) === 0 ? Infinity : Number(until);
+    if (end > now) kids.set(kid, end);
+  }
+  return kids;
+}

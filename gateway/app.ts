@@ -18,7 +18,7 @@ export const OWN_PREFIX = '/__gateway/';
 
 export interface GatewayDeps {
   config: GatewayConfig;
-  sidecar: Pick<SidecarClient, 'check'>;
+  sidecar: Pick<SidecarClient, 'check' | 'token'>;
   publisher: Pick<AuditPublisher, 'publish'>;
   gatewayId: string;
   logger: Logger;
@@ -50,6 +50,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
   const agents = new Map<string, Agent>();
   const proxyOptions = new Map<RouteConfig, HttpProxy.ServerOptions>();
   for (const route of deps.config.routes) {
+    if (route.upstream === undefined) continue;
     let agent = agents.get(route.upstream);
     if (!agent) {
       agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });

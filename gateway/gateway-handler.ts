@@ -13,6 +13,7 @@ import type { HostAllowList } from './host-allow-list.js';
 import type { ClientAddress } from './client-address.js';
 import { peerAddress } from './peer-address.js';
 import { requestIdOf } from './request-id.js';
+import { MAX_TOKEN_BODY_BYTES, relayToTokenEndpoints } from './token-relay.js';
 import { tokenSource } from './token-source.js';
 import { normalizeTarget } from './request-target.js';
 import { sendError } from './respond.js';
@@ -22,7 +23,7 @@ import { hideUpstreamIdentity } from './upstream-identity.js';
 
 export interface HandlerDeps {
   routes: RouteTable;
-  sidecar: Pick<SidecarClient, 'check'>;
+  sidecar: Pick<SidecarClient, 'check' | 'token'>;
   proxy: HttpProxy;
   /** The route's target, keep-alive agent and timeout, built once. */
   proxyOptionsFor: (route: RouteConfig) => HttpProxy.ServerOptions;
@@ -92,7 +93,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
     if (!route) return deny(res, record, 'no_route', 'no_match');
     record.route = route.name;
     if (target.encodedSlash && !route.allow_encoded_slashes) return deny(res, record, 'bad_request', 'encoded_slash');
-    const bodyRefusal = declaredBodyRefusal(req.headers, route.max_body_bytes);
+    const bodyRefusal = declaredBodyRefusal(req.headers, route.serve ? Math.min(route.max_body_bytes, MAX_TOKEN_BODY_BYTES) : route.max_body_bytes);
     if (bodyRefusal) return deny(res, record, 'payload_too_large', bodyRefusal, CLOSE_CONNECTION);
 
     const headers: Record<string, string> = {};
@@ -105,7 +106,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
     deps.sidecar
       .check({ request_id: requestId, route: route.name, method: req.method ?? '', path: target.path, client_ip: clientIp, headers, authorization_count: token.count })
       .then(
-        (answer) => enforce(answer, route, target.path + token.search),
+        (answer) => enforce(answer, route, target.path, token.search),
         (err: Error & { code?: number }) => {
           deps.logger.warn('sidecar check failed', { request_id: requestId, error: err.message });
           deny(res, record, 'auth_unavailable', err.code === GrpcStatus.DEADLINE_EXCEEDED ? 'deadline_exceeded' : 'sidecar_unreachable');
@@ -117,7 +118,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
         deny(res, record, 'auth_unavailable', 'answer_unusable');
       });
 
-    function enforce(answer: CheckResponse__Output, route: RouteConfig, url: string): void {
+    function enforce(answer: CheckResponse__Output, route: RouteConfig, path: string, search: string): void {
       const identity = answer.identity;
       if (identity) {
         record.sub = identity.sub;
@@ -136,6 +137,9 @@ export function createGatewayHandler(deps: HandlerDeps) {
       record.decision = 'allow';
       record.detail = answer.detail || null;
       record.failOpen = answer.fail_open;
+      const clientHeaders = answer.client_headers;
+      for (const name in clientHeaders) res.setHeader(name, clientHeaders[name]!);
+      if (route.serve === 'token_endpoints') return relayToTokenEndpoints(deps, req, res, record, path);
       dropClientOwnedHeaders(req, route.allow_underscore_headers);
       dropHopByHopHeaders(req.headers);
       const upstreamHeaders = answer.upstream_headers;
@@ -143,9 +147,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
       req.headers['x-request-id'] = requestId;
       req.headers['x-forwarded-for'] = clientIp;
       req.headers['x-forwarded-proto'] = 'http';
-      const clientHeaders = answer.client_headers;
-      for (const name in clientHeaders) res.setHeader(name, clientHeaders[name]!);
-      req.url = url;
+      req.url = path + search;
       deps.proxy.web(req, res, deps.proxyOptionsFor(route), (err) => {
         const reason: Reason = record.upstreamTimedOut ? 'upstream_timeout' : 'upstream_error';
         record.reason = reason;

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { REASONS, type Reason } from '../common/errors.js';
+import { errorBody, REASONS, type Reason } from '../common/errors.js';
 
 /** Answers with the JSON error body of the README's table: `{"error", "reason", "request_id"}`. */
 export function sendError(res: ServerResponse, reason: Reason, requestId: string, headers: Record<string, string> = {}): void {
@@ -7,9 +7,8 @@ export function sendError(res: ServerResponse, reason: Reason, requestId: string
     res.destroy();
     return;
   }
-  const { status, message } = REASONS[reason];
-  const body = JSON.stringify({ error: message, reason, request_id: requestId });
-  res.writeHead(status, {
+  const body = errorBody(reason, requestId);
+  res.writeHead(REASONS[reason].status, {
     ...headers,
     'Content-Type': 'application/json',
     'Content-Length': Buffer.byteLength(body),

@@ -7,6 +7,8 @@ import {
   type CheckRequest,
   type CheckResponse__Output,
   type CheckResultBatch__Output,
+  type TokenRequest,
+  type TokenResponse__Output,
 } from '../common/proto.js';
 
 /** Why a check got no answer; `code` is the gRPC status, as in a unary call's error. */
@@ -45,6 +47,9 @@ function approximateChars(request: CheckRequest): number {
   for (const name in headers) chars += name.length + (headers[name]?.length ?? 0) + 8;
   return chars;
 }
+
+/** How long a token endpoint call may take: a login waits for bcrypt (~330 ms at cost 12) behind up to 64 others on one thread. */
+const TOKEN_DEADLINE_MS = 10_000;
 
 type CheckStream = grpc.ClientDuplexStream<CheckBatch, CheckResultBatch__Output>;
 
@@ -105,6 +110,15 @@ export class SidecarClient {
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  /** One call of the token endpoints (unary: rare, and slow by design while bcrypt runs). */
+  token(request: TokenRequest): Promise<TokenResponse__Output> {
+    return new Promise((resolve, reject) =>
+      this.client.Token(request, { deadline: Date.now() + TOKEN_DEADLINE_MS }, (err, response) =>
+        err || !response ? reject(new CheckFailedError(err?.code ?? grpc.status.INTERNAL, err?.details ?? 'no answer')) : resolve(response),
+      ),
+    );
   }
 
   /** The channel, for watching its connectivity. */

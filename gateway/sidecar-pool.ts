@@ -11,7 +11,7 @@
  * connection up to their deadline, as with one sidecar).
  */
 import * as grpc from '@grpc/grpc-js';
-import type { CheckRequest, CheckResponse__Output } from '../common/proto.js';
+import type { CheckRequest, CheckResponse__Output, TokenRequest, TokenResponse__Output } from '../common/proto.js';
 import type { Logger } from '../common/logger.js';
 import { resolveSidecars, type SidecarTarget } from '../common/sidecar-target.js';
 import { CheckFailedError, SidecarClient, type SidecarClientOptions } from './sidecar-client.js';
@@ -62,10 +62,21 @@ export class SidecarPool {
   }
 
   check(request: CheckRequest): Promise<CheckResponse__Output> {
+    const client = this.next();
+    return client ? client.check(request) : Promise.reject(new CheckFailedError(grpc.status.UNAVAILABLE, 'no sidecar address resolved yet'));
+  }
+
+  token(request: TokenRequest): Promise<TokenResponse__Output> {
+    const client = this.next();
+    return client ? client.token(request) : Promise.reject(new CheckFailedError(grpc.status.UNAVAILABLE, 'no sidecar address resolved yet'));
+  }
+
+  /** The next sidecar in turn: a connected one, else any known one. */
+  private next(): SidecarClient | undefined {
     const from = this.connected.length > 0 ? this.connected : this.all;
-    if (from.length === 0) return Promise.reject(new CheckFailedError(grpc.status.UNAVAILABLE, 'no sidecar address resolved yet'));
+    if (from.length === 0) return undefined;
     this.turn = (this.turn + 1) % from.length;
-    return from[this.turn]!.check(request);
+    return from[this.turn];
   }
 
   /** True while at least one sidecar is connected. */

@@ -10,6 +10,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { RouteConfig } from '../common/config/schema.js';
 import { authorizationCount } from './authorization-count.js';
+import { cookieValues } from '../common/cookies.js';
 
 export interface TokenSource {
   /** The Authorization value to send the sidecar, if any. */
@@ -29,17 +30,6 @@ export function tokenSource(req: IncomingMessage, route: RouteConfig, search: st
   const inCookie = cookie === undefined ? [] : cookieValues(req.headers.cookie, cookie);
   const found = inCookie.length > 0 ? inCookie : inQuery.values;
   return { authorization: found.length > 0 ? `Bearer ${found[0]}` : undefined, count: found.length, search: inQuery.rest };
-}
-
-/** Every value of cookie `name` in a Cookie header (RFC 6265 §5.4: `name=value` pairs split by `;`). */
-function cookieValues(header: string | undefined, name: string): string[] {
-  if (header === undefined) return [];
-  const values: string[] = [];
-  for (const pair of header.split(';')) {
-    const eq = pair.indexOf('=');
-    if (eq > 0 && pair.slice(0, eq).trim() === name) values.push(pair.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'));
-  }
-  return values;
 }
 
 /** The values of parameter `name` in a query string, and the query string without it. */

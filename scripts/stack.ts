@@ -15,6 +15,7 @@ export interface StackSettings {
   redisUrl: string;
   adminToken: string;
   demoJwtSecret: string;
+  signingKeySecret: string;
   config: string;
   gatewayPort: number;
   sidecarPort: number;
@@ -33,7 +34,7 @@ export function stackServices(s: StackSettings): StackService[] {
       name: 'auth-sidecar',
       script: 'start:sidecar',
       port: s.sidecarPort,
-      env: { ...shared, SIDECAR_PORT: String(s.sidecarPort), DEMO_JWT_SECRET: s.demoJwtSecret },
+      env: { ...shared, SIDECAR_PORT: String(s.sidecarPort), DEMO_JWT_SECRET: s.demoJwtSecret, SIGNING_KEY_SECRET: s.signingKeySecret },
     },
     {
       name: 'audit-worker',

@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     redisUrl,
     adminToken,
     demoJwtSecret: env.DEMO_JWT_SECRET as string,
+    signingKeySecret: env.SIGNING_KEY_SECRET as string,
     config: env.GATEWAY_CONFIG ?? 'config/gateway.yml',
     gatewayPort: Number(env.GATEWAY_PORT ?? 8080),
     sidecarPort: Number(env.SIDECAR_PORT ?? 50051),

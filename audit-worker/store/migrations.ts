@@ -66,4 +66,5 @@ CREATE INDEX IF NOT EXISTS audit_security_events_alert_id ON audit_security_even
   { version: 10, name: 'audit_rollup_minute: requests per minute by route, decision and reason', up: MINUTE_ROLLUP_DDL },
   { version: 11, name: 'audit_events.token_iat: when the token presented was issued', up: ADDED_COLUMNS_DDL },
   { version: 12, name: 'audit_chain.row_version: token_iat in the rows sealed from now on', up: CHAIN_ROW_VERSION_DDL },
+  { version: 13, name: 'audit_security_events subject kinds: kid', up: SECURITY_KIND_CHECKS_WIDENED },
 ];

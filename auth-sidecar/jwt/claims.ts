@@ -15,6 +15,8 @@ export interface TokenIdentity {
   issuer: string;
   iat: number | undefined;
   exp: number;
+  /** The kid of the key that verified the token (set by the verifier). */
+  kid?: string | undefined;
 }
 
 // Printable ASCII without commas: safe in an HTTP header and in the comma-joined groups list.

@@ -15,30 +15,54 @@ import { describeKey, MIN_HMAC_BYTES, type IssuerKey } from './key-fit.js';
 
 export type { IssuerKey } from './key-fit.js';
 
+/** Keys that change while the sidecar runs: an issuer's JWKS, or the sidecar's own keys in Redis. */
+export interface RefreshingKeys {
+  readonly current: readonly IssuerKey[];
+  /** False until the first keys have been read. */
+  readonly ready: boolean;
+  /** For a token naming a kid the keys lack: a (rate-limited) read that may bring it; undefined when none may start. */
+  fetchForUnknownKid(): Promise<void> | undefined;
+  stop(): void;
+}
+
 export interface TrustedIssuer {
   readonly config: IssuerConfig;
-  /** The keys now: static ones, or the JWKS's last good fetch. */
+  /** The keys now: static ones, or the refreshing keys' current ones. */
   readonly keys: readonly IssuerKey[];
-  /** Set for an issuer with `jwks_url`: fetches for tokens naming a kid it does not have yet. */
-  readonly jwks?: JwksKeys;
+  /** Set for an issuer with `jwks_url` or `sidecar_keys`. */
+  readonly refreshing?: RefreshingKeys;
 }
 
 /**
  * Every issuer's keys. An issuer with `jwks_url` gets a JwksKeys whose first fetch starts now
- * (`logger` reports fetches that fail); tokens wait for it, up to its timeout.
+ * (`logger` reports fetches that fail); tokens wait for it, up to its timeout. The issuer with
+ * `sidecar_keys` gets `ownKeys` (auth-sidecar/issuing/own-keys.ts).
  */
-export function loadIssuerKeys(issuers: readonly IssuerConfig[], configFile: string, env: NodeJS.ProcessEnv = process.env, logger: Logger = silentLogger()): TrustedIssuer[] {
+export function loadIssuerKeys(
+  issuers: readonly IssuerConfig[],
+  configFile: string,
+  env: NodeJS.ProcessEnv = process.env,
+  logger: Logger = silentLogger(),
+  ownKeys?: RefreshingKeys,
+): TrustedIssuer[] {
   return issuers.map((config) => {
+    if (config.sidecar_keys) {
+      if (!ownKeys) throw new Error(`issuer ${config.name}: sidecar_keys needs the sidecar's signing keys`);
+      return refreshingIssuer(config, ownKeys);
+    }
     if (config.jwks_url === undefined) return { config, keys: loadKeys(config, configFile, env) };
-    const jwks = new JwksKeys(config, config.jwks_url, logger);
-    return {
-      config,
-      jwks,
-      get keys() {
-        return jwks.current;
-      },
-    };
+    return refreshingIssuer(config, new JwksKeys(config, config.jwks_url, logger));
   });
+}
+
+function refreshingIssuer(config: IssuerConfig, refreshing: RefreshingKeys): TrustedIssuer {
+  return {
+    config,
+    refreshing,
+    get keys() {
+      return refreshing.current;
+    },
+  };
 }
 
 /** The issuer's key sources: its `keys`, or the one source written on the issuer itself. */

@@ -16,12 +16,13 @@ import type { IssuerConfig } from '../../common/config/schema.js';
 import { JWKS_DEFAULTS } from '../../common/config/schema.js';
 import type { Logger } from '../../common/logger.js';
 import { keyOfIssuerJwk } from './jwk-key.js';
+import type { RefreshingKeys } from './issuer-keys.js';
 import type { IssuerKey } from './key-fit.js';
 
 const MAX_JWKS_BYTES = 256 * 1024;
 const DEFAULT_TTL_SECONDS = 300;
 
-export class JwksKeys {
+export class JwksKeys implements RefreshingKeys {
   private keys: IssuerKey[] = [];
   private fetched = false;
   private inFlight: Promise<void> | undefined;

@@ -44,23 +44,29 @@ export class TokenVerifier {
     if (kid !== undefined && typeof kid !== 'string') return { ok: false, detail: 'malformed' };
     const candidates = keysFor(issuer.keys, alg as Algorithm, kid);
     if (candidates.length > 0) return this.checked(decoded, issuer, alg as Algorithm, candidates);
-    const fetching = issuer.jwks?.fetchForUnknownKid();
-    if (!fetching) return { ok: false, detail: issuer.jwks && !issuer.jwks.ready ? 'jwks_unavailable' : 'kid_unknown' };
+    const fetching = issuer.refreshing?.fetchForUnknownKid();
+    if (!fetching) return { ok: false, detail: issuer.refreshing && !issuer.refreshing.ready ? 'jwks_unavailable' : 'kid_unknown' };
     return fetching.then(() => {
       const fetched = keysFor(issuer.keys, alg as Algorithm, kid);
       if (fetched.length > 0) return this.checked(decoded, issuer, alg as Algorithm, fetched);
-      return { ok: false, detail: issuer.jwks?.ready ? 'kid_unknown' : 'jwks_unavailable' };
+      return { ok: false, detail: issuer.refreshing?.ready ? 'kid_unknown' : 'jwks_unavailable' };
     });
   }
 
   private checked(decoded: DecodedJws, issuer: TrustedIssuer, alg: Algorithm, candidates: IssuerKey[]): VerifyResult {
     const { payload } = decoded;
-    if (!candidates.some((k) => verifyJws(alg, k.key, decoded.signingInput, decoded.signature))) return { ok: false, detail: 'bad_signature' };
+    const signer = candidates.find((k) => verifyJws(alg, k.key, decoded.signingInput, decoded.signature));
+    if (!signer) return { ok: false, detail: 'bad_signature' };
     if (typeof payload['exp'] !== 'number') return { ok: false, detail: 'exp_missing' };
     const now = this.nowSeconds();
     const problem = registeredClaimProblem(payload, issuer, Math.floor(now)) ?? accessTokenProblem(decoded.header, payload, issuer.config, now);
     if (problem) return { ok: false, detail: problem };
-    return readIdentity(payload as JwtPayload, issuer.config);
+    const read = readIdentity(payload as JwtPayload, issuer.config);
+    const headerKid = decoded.header['kid'];
+    // The kid of the key that verified (`revoke --kid` refuses every token it signed).
+    const kid = signer.kid ?? (typeof headerKid === 'string' ? headerKid : undefined);
+    if (read.ok && kid !== undefined) read.identity.kid = kid;
+    return read;
   }
 }
 

@@ -5,6 +5,7 @@ import type { CheckRequest__Output, CheckResponse } from '../../common/proto.js'
 import { RedisTimeoutError } from '../../common/redis.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import type { TokenIdentity } from '../jwt/claims.js';
+import type { RevokedKids } from '../jwt/revoked-kids.js';
 import type { TokenVerifier } from '../jwt/verifier.js';
 import type { RedisDecider, StoreVerdict } from '../limiter/redis-decider.js';
 import { limitWindows } from '../limiter/windows.js';
@@ -17,6 +18,8 @@ export interface CheckDeps {
   decider: RedisDecider;
   keys: RedisKeys;
   logger: Logger;
+  /** Signing keys revoked with `revoke --kid`: every token they signed is refused. */
+  revokedKids?: Pick<RevokedKids, 'has'>;
 }
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
@@ -53,6 +56,7 @@ export class CheckService {
       if (!verified.ok && verified.detail === 'jwks_unavailable') return deny('auth_unavailable', verified.detail);
       if (!verified.ok) return deny('token_invalid', verified.detail);
       identity = verified.identity;
+      if (identity.kid !== undefined && this.deps.revokedKids?.has(identity.kid)) return deny('token_revoked', 'kid_revoked', identity);
     } else if (route.auth.mode === 'required') {
       return deny('token_missing', 'no_credentials');
     }

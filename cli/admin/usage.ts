@@ -20,6 +20,7 @@ export const OPTIONS = {
   ttl: { type: 'string' },
   token: { type: 'string' },
   jti: { type: 'string' },
+  kid: { type: 'string' },
   consumer: { type: 'string' },
   ip: { type: 'string' },
   reason: { type: 'string' },
@@ -56,10 +57,10 @@ export function consumerOf(text: string, config: GatewayConfig): string {
   return text;
 }
 
-/** A token id as the sidecar sees it: 1-512 characters, none a control character. */
-export function jtiOf(text: string): string {
+/** A token id (or, `flag` --kid, a key id) as the sidecar sees it: 1-512 characters, none a control character. */
+export function jtiOf(text: string, flag = '--jti'): string {
   if (text.length === 0 || text.length > JTI_MAX || /[\u0000-\u001f\u007f]/.test(text)) {
-    throw new UsageError(`--jti must be 1-${JTI_MAX} characters without control characters`);
+    throw new UsageError(`${flag} must be 1-${JTI_MAX} characters without control characters`);
   }
   return text;
 }

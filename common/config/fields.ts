@@ -1,5 +1,6 @@
 /** Field shapes and checks the config's schemas share. */
 import { z } from 'zod';
+import { parseDuration } from '../duration.js';
 
 /** A name of the config (issuer, route, tier): lower-case, used in keys, logs and consumer ids. */
 export const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lower-case letters, digits, _ or -');
@@ -11,4 +12,17 @@ export function unique(values: string[], path: (string | number)[], key: string,
     if (seen.has(v)) ctx.addIssue({ code: 'custom', path: [...path, i, key], message: `duplicate ${key} "${v}"` });
     seen.add(v);
   });
+}
+
+/** Seconds, or a duration like `15m`, `24h`, `7d`, up to `maxSeconds` (`maxText` says it in words); parsed to seconds. */
+export function durationSeconds(maxSeconds: number, maxText: string) {
+  const message = 'must be seconds or a duration like 90s, 15m, 24h, 7d';
+  return z
+    .union([z.number(), z.string()], { error: message })
+    .transform((value, ctx) => {
+      const seconds = typeof value === 'number' ? value : parseDuration(value);
+      if (seconds === undefined) ctx.addIssue({ code: 'custom', message });
+      return seconds ?? z.NEVER;
+    })
+    .pipe(z.number().int().positive().max(maxSeconds, `must be at most ${maxText}`));
 }

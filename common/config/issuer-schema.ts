@@ -3,8 +3,7 @@
  * or a JWKS URL), and which claims carry groups, tier and scopes.
  */
 import { z } from 'zod';
-import { parseDuration } from '../duration.js';
-import { name, unique } from './fields.js';
+import { durationSeconds, name, unique } from './fields.js';
 
 export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 export const RSA_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] as const;
@@ -12,19 +11,9 @@ export const EC_ALGORITHMS = ['ES256', 'ES384', 'ES512'] as const;
 export const OKP_ALGORITHMS = ['EdDSA'] as const;
 export const ALGORITHMS = [...HMAC_ALGORITHMS, ...RSA_ALGORITHMS, ...EC_ALGORITHMS, ...OKP_ALGORITHMS] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
-
-/** Longest token lifetime an issuer may be configured to accept: one year. */
-const MAX_LIFETIME_CAP_SECONDS = 366 * 86400;
-
-/** Seconds, or a duration like `15m`, `24h`, `7d`; parsed to seconds. */
-const lifetimeSeconds = z
-  .union([z.number(), z.string()], { error: 'must be seconds or a duration like 90s, 15m, 24h, 7d' })
-  .transform((value, ctx) => {
-    const seconds = typeof value === 'number' ? value : parseDuration(value);
-    if (seconds === undefined) ctx.addIssue({ code: 'custom', message: 'must be seconds or a duration like 90s, 15m, 24h, 7d' });
-    return seconds ?? z.NEVER;
-  })
-  .pipe(z.number().int().positive().max(MAX_LIFETIME_CAP_SECONDS, 'must be at most 366d'));
+/** What the sidecar signs its own access tokens with (token_issuing.algorithm). */
+export const SIGNING_ALGORITHMS = ['ES256', 'EdDSA'] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
 
 /** Where one verification key comes from: exactly one of the sources, with an optional `kid`. */
 const keySourceFields = {
@@ -90,9 +79,13 @@ export const issuerSchema = z
       .refine(secureOrLoopback, 'must be https:// (http:// only to 127.0.0.1, ::1 or localhost)')
       .optional()
       .describe("The issuer's JWKS (instead of static keys): fetched, cached and refreshed by the sidecar"),
+    sidecar_keys: z
+      .literal(true)
+      .optional()
+      .describe("The sidecar's own issuer: tokens it signs at /auth/login with its keys kept in Redis (token_issuing), instead of a key source"),
     jwks: jwksSchema.optional().describe('Fetch timeout, cache bounds, unknown-kid and failure intervals of jwks_url (defaults: 2000 ms, 60-3600 s, 10 s, 30 s)'),
     clock_skew_seconds: z.number().int().min(0).max(300).default(30).describe('Tolerance on exp, nbf and iat'),
-    max_lifetime: lifetimeSeconds
+    max_lifetime: durationSeconds(366 * 86400, '366d')
       .default(86400)
       .describe('Longest accepted token lifetime, exp - iat (without iat: exp - now, less the clock skew), as seconds or 15m, 24h, 7d; parsed to seconds'),
     groups_claim: z.string().min(1).default('groups').describe('Claim holding the ACL groups (array or space-separated string)'),
@@ -101,6 +94,14 @@ export const issuerSchema = z
   })
   .superRefine((issuer, ctx) => {
     const onIssuer = KEY_SOURCES.filter((k) => issuer[k] !== undefined);
+    if (issuer.sidecar_keys) {
+      const others = [...onIssuer, ...(issuer.keys ? ['keys'] : []), ...(issuer.jwks_url ? ['jwks_url'] : [])];
+      if (others.length > 0) ctx.addIssue({ code: 'custom', message: `sidecar_keys replaces ${others.join(', ')}: give one or the other`, path: ['sidecar_keys'] });
+      issuer.algorithms.forEach((alg, i) => {
+        if (!(SIGNING_ALGORITHMS as readonly string[]).includes(alg)) ctx.addIssue({ code: 'custom', message: `the sidecar signs with ${SIGNING_ALGORITHMS.join(' or ')}, not ${alg}`, path: ['algorithms', i] });
+      });
+      return;
+    }
     if (issuer.jwks_url !== undefined) {
       const others = [...onIssuer, ...(issuer.keys ? ['keys'] : [])];
       if (others.length > 0) ctx.addIssue({ code: 'custom', message: `jwks_url replaces ${others.join(', ')}: give one or the other`, path: ['jwks_url'] });

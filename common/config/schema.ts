@@ -9,8 +9,10 @@ import { parseCidr } from '../cidr.js';
 import { auditSchema } from './audit-schema.js';
 import { name, unique } from './fields.js';
 import { issuerSchema } from './issuer-schema.js';
+import { tokenIssuingSchema } from './token-issuing-schema.js';
 
 export * from './issuer-schema.js';
+export * from './token-issuing-schema.js';
 
 export const windowsSchema = {
   second: z.number().int().positive().optional().describe('Requests allowed per second'),
@@ -63,6 +65,9 @@ const authSchema = z
   })
   .describe('Whether a valid token is needed (required, optional, none), or { mode, required_scopes, token: { cookie, query } }');
 
+/** What a route may serve instead of proxying to an upstream. */
+export const ROUTE_SERVES = ['token_endpoints'] as const;
+
 const routeSchema = z.strictObject({
   name: name.describe('Route name, used in audit records and rate-limit keys'),
   paths: z
@@ -75,7 +80,11 @@ const routeSchema = z.strictObject({
     )
     .min(1)
     .describe('Path prefixes, matched on segment boundaries of the normalized path'),
-  upstream: z.url({ protocol: /^https?$/ }).describe('Base URL requests are proxied to'),
+  upstream: z.url({ protocol: /^https?$/ }).optional().describe('Base URL requests are proxied to (or `serve`)'),
+  serve: z
+    .enum(ROUTE_SERVES)
+    .optional()
+    .describe('Answered by the gateway instead of proxied: token_endpoints are /auth/login, /auth/refresh, /auth/logout and /.well-known/jwks.json (needs token_issuing)'),
   auth: authSchema,
   acl: z
     .strictObject({ allow: z.array(z.string().min(1)).min(1).describe('Groups admitted to the route') })
@@ -103,11 +112,17 @@ const routeSchema = z.strictObject({
     .max(1024 ** 3)
     .default(1024 * 1024)
     .describe('Largest request body proxied (413 payload_too_large beyond it); 0 refuses any request with a body'),
+}).superRefine((route, ctx) => {
+  if ((route.upstream === undefined) === (route.serve === undefined)) ctx.addIssue({ code: 'custom', message: 'a route needs exactly one of upstream, serve', path: ['upstream'] });
+  if (route.serve !== undefined && route.auth.mode !== 'none') {
+    ctx.addIssue({ code: 'custom', message: 'the token endpoints check credentials themselves: say auth: none', path: ['auth'] });
+  }
 });
 
 export const configSchema = z
   .strictObject({
     issuers: z.array(issuerSchema).default([]),
+    token_issuing: tokenIssuingSchema.optional().describe("The sidecar's own tokens: login, refresh, signing keys (README: Token issuing); needs an issuer with sidecar_keys: true"),
     tiers: z.record(name, tierSchema).default({}),
     default_tiers: z
       .strictObject({
@@ -195,6 +210,7 @@ export const configSchema = z
         message: `must be shorter than gateway.check_deadline_ms (${config.gateway.check_deadline_ms}), so the sidecar answers before the gateway gives up`,
       });
     }
+    tokenIssuingProblems(config, ctx);
     unique(config.issuers.map((i) => i.name), ['issuers'], 'name', ctx);
     unique(config.issuers.map((i) => i.iss), ['issuers'], 'iss', ctx);
     unique(config.routes.map((r) => r.name), ['routes'], 'name', ctx);
@@ -216,6 +232,34 @@ export const configSchema = z
     },
   }));
 
+/** token_issuing and its issuer (the one with sidecar_keys) come together and agree; token endpoints need them. */
+function tokenIssuingProblems(config: { issuers: readonly IssuerConfig[]; token_issuing?: TokenIssuingConfig | undefined; routes: readonly { serve?: string | undefined }[] }, ctx: z.RefinementCtx): void {
+  const own = config.issuers.flatMap((issuer, i) => (issuer.sidecar_keys ? [{ issuer, i }] : []));
+  own.slice(1).forEach(({ i }) => ctx.addIssue({ code: 'custom', path: ['issuers', i, 'sidecar_keys'], message: 'only one issuer may be the sidecar\'s own' }));
+  const issuing = config.token_issuing;
+  const first = own[0];
+  if (!issuing) {
+    if (first) ctx.addIssue({ code: 'custom', path: ['issuers', first.i, 'sidecar_keys'], message: 'needs a token_issuing section' });
+    config.routes.forEach((route, i) => {
+      if (route.serve === 'token_endpoints') ctx.addIssue({ code: 'custom', path: ['routes', i, 'serve'], message: 'token_endpoints needs a token_issuing section' });
+    });
+    return;
+  }
+  if (!first) return void ctx.addIssue({ code: 'custom', path: ['token_issuing'], message: 'needs an issuer with sidecar_keys: true (the issuer of the tokens it signs)' });
+  if (!(first.issuer.algorithms as readonly string[]).includes(issuing.algorithm)) {
+    ctx.addIssue({ code: 'custom', path: ['token_issuing', 'algorithm'], message: `is not among issuer ${first.issuer.name}'s algorithms` });
+  }
+  if (issuing.access_token_ttl > first.issuer.max_lifetime) {
+    ctx.addIssue({ code: 'custom', path: ['token_issuing', 'access_token_ttl'], message: `exceeds issuer ${first.issuer.name}'s max_lifetime (${first.issuer.max_lifetime} s)` });
+  }
+}
+
+/** The sidecar's own issuer (sidecar_keys: true) with its token_issuing settings; undefined when it issues no tokens. */
+export function ownIssuerOf(config: GatewayConfig): { issuer: IssuerConfig; issuing: TokenIssuingConfig } | undefined {
+  const issuer = config.issuers.find((i) => i.sidecar_keys);
+  return issuer && config.token_issuing ? { issuer, issuing: config.token_issuing } : undefined;
+}
+
 /** An unset default tier is the tier of that conventional name when the config defines it. */
 function implicitTier(tiers: Record<string, unknown>, conventional: string): string | undefined {
   return Object.hasOwn(tiers, conventional) ? conventional : undefined;
@@ -229,5 +273,6 @@ export function rateLimitKeyHeader(route: { rate_limit?: { by: string } | undefi
   return by?.startsWith('header:') ? by.slice('header:'.length) : undefined;
 }
 export type IssuerConfig = GatewayConfig['issuers'][number];
+import type { TokenIssuingConfig } from './token-issuing-schema.js';
 export type RouteConfig = GatewayConfig['routes'][number];
 export type TierConfig = GatewayConfig['tiers'][string];

@@ -11,6 +11,8 @@ import type { CheckResult as _auth_v1_CheckResult, CheckResult__Output as _auth_
 import type { CheckResultBatch as _auth_v1_CheckResultBatch, CheckResultBatch__Output as _auth_v1_CheckResultBatch__Output } from './auth/v1/CheckResultBatch.js';
 import type { Identity as _auth_v1_Identity, Identity__Output as _auth_v1_Identity__Output } from './auth/v1/Identity.js';
 import type { RateLimitState as _auth_v1_RateLimitState, RateLimitState__Output as _auth_v1_RateLimitState__Output } from './auth/v1/RateLimitState.js';
+import type { TokenRequest as _auth_v1_TokenRequest, TokenRequest__Output as _auth_v1_TokenRequest__Output } from './auth/v1/TokenRequest.js';
+import type { TokenResponse as _auth_v1_TokenResponse, TokenResponse__Output as _auth_v1_TokenResponse__Output } from './auth/v1/TokenResponse.js';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -28,6 +30,8 @@ export interface ProtoGrpcType {
       CheckResultBatch: MessageTypeDefinition<_auth_v1_CheckResultBatch, _auth_v1_CheckResultBatch__Output>
       Identity: MessageTypeDefinition<_auth_v1_Identity, _auth_v1_Identity__Output>
       RateLimitState: MessageTypeDefinition<_auth_v1_RateLimitState, _auth_v1_RateLimitState__Output>
+      TokenRequest: MessageTypeDefinition<_auth_v1_TokenRequest, _auth_v1_TokenRequest__Output>
+      TokenResponse: MessageTypeDefinition<_auth_v1_TokenResponse, _auth_v1_TokenResponse__Output>
     }
   }
 }

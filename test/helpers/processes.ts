@@ -41,8 +41,10 @@ export class ProductProcess {
 }
 
 /** Runs a built CLI (dist/cli/<name>.js) to completion. */
-export async function runCli(entry: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** `input` is written to the CLI's stdin (e.g. a password), which is then closed. */
+export async function runCli(entry: string, args: string[], env: Record<string, string>, input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', entry), ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
+  child.stdin.end(input);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -19,6 +19,8 @@ export const STACK_SECRET = 'stack-secret-that-is-long-enough-0123456789';
 export const STACK_ISSUER = { name: 'e2e', iss: 'e2e-issuer', audience: 'api' } as const;
 /** The stack's HMAC issuer as a YAML flow mapping, for the `issuers:` list of a test's config. */
 export const STACK_ISSUER_YAML = `{ name: ${STACK_ISSUER.name}, iss: ${STACK_ISSUER.iss}, audience: ${STACK_ISSUER.audience}, algorithms: [HS256], secret_env: E2E_SECRET }`;
+/** Encrypts the signing keys of a stack whose config has token_issuing. */
+export const STACK_SIGNING_SECRET = 'stack-signing-key-secret-0123456789abcdef';
 export const STACK_ADMIN_TOKEN = 'stack-admin-token-0123456789';
 const ADMIN_TOKEN = STACK_ADMIN_TOKEN;
 
@@ -69,6 +71,7 @@ export class RunningStack {
       REDIS_PREFIX: `st${randomUUID().slice(0, 8)}`,
       LOG_LEVEL: 'warn',
       E2E_SECRET: STACK_SECRET,
+      SIGNING_KEY_SECRET: STACK_SIGNING_SECRET,
     };
     const stack = new RunningStack(redis, upstream, dir, schema, env, pgUrl);
     try {
@@ -161,8 +164,8 @@ export class RunningStack {
     return events[0]!;
   }
 
-  /** Runs the built admin CLI against this stack's Redis and config. */
-  admin(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return runCli('cli/admin.js', args, this.env);
+  /** Runs the built admin CLI against this stack's Redis and config; `input` goes to its stdin. */
+  admin(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return runCli('cli/admin.js', args, this.env, input);
   }
 }

@@ -31,6 +31,13 @@ describe('anomaly counting rules (real Redis)', function () {
   let keys: RedisKeys;
   let alerts: AlertWrite[];
   let securityEvents: SecurityEvent[];
+  /** The rules' own connections, closed with the server (else they retry it for the rest of the run). */
+  const clients: Redis[] = [];
+  const client = (): Redis => {
+    const c = new Redis(server.url);
+    clients.push(c);
+    return c;
+  };
 
   before(async () => {
     server = await TestRedis.start();
@@ -39,6 +46,7 @@ describe('anomaly counting rules (real Redis)', function () {
 
   after(async () => {
     redis?.disconnect();
+    for (const c of clients.splice(0)) c.disconnect();
     await server?.stop();
   });
 
@@ -52,7 +60,7 @@ describe('anomaly counting rules (real Redis)', function () {
   /** A worker: its own connection and rules, writing alerts into `alerts`. */
   function worker(config: ReturnType<typeof rulesConfig>): AnomalyRules {
     const stores = { alerts: { upsert: async (alert: AlertWrite) => void alerts.push(alert) }, securityEvents: { insert: async (events: readonly SecurityEvent[]) => void securityEvents.push(...events) } };
-    return new AnomalyRules(new Redis(server.url), keys, config, stores, captureLogger().logger);
+    return new AnomalyRules(client(), keys, config, stores, captureLogger().logger);
   }
 
   const allowed = (overrides: Partial<AuditEvent>) => auditEvent({ status: 200, decision: 'allow', reason: null, ...overrides });
@@ -116,7 +124,7 @@ describe('anomaly counting rules (real Redis)', function () {
         },
         securityEvents: { insert: async (events: readonly SecurityEvent[]) => void securityEvents.push(...events) },
       };
-      const rules = new AnomalyRules(new Redis(server.url), keys, rulesConfig('    auth_failure_burst: { threshold: 5, window: 1m }'), stores, captureLogger().logger);
+      const rules = new AnomalyRules(client(), keys, rulesConfig('    auth_failure_burst: { threshold: 5, window: 1m }'), stores, captureLogger().logger);
       const batch = Array.from({ length: 6 }, (_, i) => auditEvent({ reason: 'token_invalid', consumer: null, sub: null, jti: null, client_ip: '192.0.2.77', ts: at(4, i) }));
       let failure: Error | undefined;
       await rules.afterStore(batch).catch((err: Error) => (failure = err));
@@ -150,7 +158,7 @@ describe('anomaly counting rules (real Redis)', function () {
         securityEvents: { insert: flaky((events: readonly SecurityEvent[]) => events.forEach((event) => audited.set(event.event_id, event))) },
       };
       const config = rulesConfig('    auth_failure_burst: { threshold: 5, window: 1m }\n    volume_spike: { enabled: false }');
-      const workers = [0, 1].map(() => new AnomalyRules(new Redis(server.url), keys, config, stores, captureLogger().logger));
+      const workers = [0, 1].map(() => new AnomalyRules(client(), keys, config, stores, captureLogger().logger));
       let failures = 0;
       for (let incident = 0; incident < 40; incident++) {
         const ip = `198.18.${incident}.1`;

@@ -56,7 +56,7 @@ describe('gateway handler', () => {
     );
     gateway = buildGateway({
       config,
-      sidecar: { check: (req) => (checks.push(req), answer(req)) },
+      sidecar: { check: (req) => (checks.push(req), answer(req)), token: () => Promise.reject(new Error('no token endpoints here')) },
       publisher: { publish: (event) => events.push(event) },
       gatewayId: 'test-gw',
       logger: silentLogger(),

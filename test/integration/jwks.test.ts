@@ -44,7 +44,7 @@ describe('JWKS keys', function () {
     server = await JwksServer.start();
   });
   afterEach(async () => {
-    issuer?.jwks?.stop();
+    issuer?.refreshing?.stop();
     await server.close();
   });
 
@@ -63,7 +63,7 @@ describe('JWKS keys', function () {
   it('fetches at most once per interval for tokens naming unknown kids, however many come', async () => {
     server.published = { status: 200, keys: [pair('known').jwk] };
     load({ unknown_kid_interval_seconds: 10 });
-    await eventually(() => (issuer.jwks!.ready ? true : undefined), 5_000, 'the first fetch');
+    await eventually(() => (issuer.refreshing!.ready ? true : undefined), 5_000, 'the first fetch');
     const before = server.fetches;
     const strangers = Array.from({ length: 100 }, (_, i) => pair(`stranger-${i}`));
     const details = await Promise.all(strangers.map((k) => detail(verifier.verify(token(k)))));

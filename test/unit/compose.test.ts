@@ -33,6 +33,7 @@ const services = stackServices({
   redisUrl: 'redis://127.0.0.1:6379',
   adminToken: 'x'.repeat(16),
   demoJwtSecret: 'x'.repeat(32),
+  signingKeySecret: 'y'.repeat(32),
   config: 'config/gateway.yml',
   gatewayPort: 8080,
   sidecarPort: 50051,
@@ -118,7 +119,7 @@ describe('docker-compose.yml', () => {
     const required = [...text.matchAll(/\$\{([A-Z_]+):\?/g)].map((m) => m[1]!);
     const example = readFileSync(join(PROJECT_ROOT, '.env.example'), 'utf8');
     const documented = [...example.matchAll(/^([A-Z_]+)=/gm)].map((m) => m[1]!);
-    expect(new Set(required)).to.deep.equal(new Set(['DEMO_JWT_SECRET', 'ADMIN_TOKEN', 'POSTGRES_PASSWORD']));
+    expect(new Set(required)).to.deep.equal(new Set(['DEMO_JWT_SECRET', 'SIGNING_KEY_SECRET', 'ADMIN_TOKEN', 'POSTGRES_PASSWORD']));
     expect(documented).to.have.members([...new Set(required)]);
     expect(readFileSync(join(PROJECT_ROOT, '.dockerignore'), 'utf8').split('\n')).to.include('.env');
   });

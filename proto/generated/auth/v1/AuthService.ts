@@ -7,6 +7,8 @@ import type { CheckBatch as _auth_v1_CheckBatch, CheckBatch__Output as _auth_v1_
 import type { CheckRequest as _auth_v1_CheckRequest, CheckRequest__Output as _auth_v1_CheckRequest__Output } from '../../auth/v1/CheckRequest.js';
 import type { CheckResponse as _auth_v1_CheckResponse, CheckResponse__Output as _auth_v1_CheckResponse__Output } from '../../auth/v1/CheckResponse.js';
 import type { CheckResultBatch as _auth_v1_CheckResultBatch, CheckResultBatch__Output as _auth_v1_CheckResultBatch__Output } from '../../auth/v1/CheckResultBatch.js';
+import type { TokenRequest as _auth_v1_TokenRequest, TokenRequest__Output as _auth_v1_TokenRequest__Output } from '../../auth/v1/TokenRequest.js';
+import type { TokenResponse as _auth_v1_TokenResponse, TokenResponse__Output as _auth_v1_TokenResponse__Output } from '../../auth/v1/TokenResponse.js';
 
 export interface AuthServiceClient extends grpc.Client {
   Check(argument: _auth_v1_CheckRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_auth_v1_CheckResponse__Output>): grpc.ClientUnaryCall;
@@ -23,6 +25,15 @@ export interface AuthServiceClient extends grpc.Client {
   checkStream(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_auth_v1_CheckBatch, _auth_v1_CheckResultBatch__Output>;
   checkStream(options?: grpc.CallOptions): grpc.ClientDuplexStream<_auth_v1_CheckBatch, _auth_v1_CheckResultBatch__Output>;
   
+  Token(argument: _auth_v1_TokenRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_auth_v1_TokenResponse__Output>): grpc.ClientUnaryCall;
+  Token(argument: _auth_v1_TokenRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_auth_v1_TokenResponse__Output>): grpc.ClientUnaryCall;
+  Token(argument: _auth_v1_TokenRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_auth_v1_TokenResponse__Output>): grpc.ClientUnaryCall;
+  Token(argument: _auth_v1_TokenRequest, callback: grpc.requestCallback<_auth_v1_TokenResponse__Output>): grpc.ClientUnaryCall;
+  token(argument: _auth_v1_TokenRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_auth_v1_TokenResponse__Output>): grpc.ClientUnaryCall;
+  token(argument: _auth_v1_TokenRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_auth_v1_TokenResponse__Output>): grpc.ClientUnaryCall;
+  token(argument: _auth_v1_TokenRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_auth_v1_TokenResponse__Output>): grpc.ClientUnaryCall;
+  token(argument: _auth_v1_TokenRequest, callback: grpc.requestCallback<_auth_v1_TokenResponse__Output>): grpc.ClientUnaryCall;
+  
 }
 
 export interface AuthServiceHandlers extends grpc.UntypedServiceImplementation {
@@ -30,9 +41,12 @@ export interface AuthServiceHandlers extends grpc.UntypedServiceImplementation {
   
   CheckStream: grpc.handleBidiStreamingCall<_auth_v1_CheckBatch__Output, _auth_v1_CheckResultBatch>;
   
+  Token: grpc.handleUnaryCall<_auth_v1_TokenRequest__Output, _auth_v1_TokenResponse>;
+  
 }
 
 export interface AuthServiceDefinition extends grpc.ServiceDefinition {
   Check: MethodDefinition<_auth_v1_CheckRequest, _auth_v1_CheckResponse, _auth_v1_CheckRequest__Output, _auth_v1_CheckResponse__Output>
   CheckStream: MethodDefinition<_auth_v1_CheckBatch, _auth_v1_CheckResultBatch, _auth_v1_CheckBatch__Output, _auth_v1_CheckResultBatch__Output>
+  Token: MethodDefinition<_auth_v1_TokenRequest, _auth_v1_TokenResponse, _auth_v1_TokenRequest__Output, _auth_v1_TokenResponse__Output>
 }

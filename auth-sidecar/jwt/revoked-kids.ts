@@ -1,0 +1,49 @@
+/**
+ * The revoked signing keys (`admin revoke --kid`), as this sidecar holds them: re-read from Redis
+ * every READ_MS, so a revocation reaches every sidecar within a second, verified-token cache or
+ * not (CheckService asks for each token's kid). A failed read keeps the last set: a request that
+ * needs Redis fails closed anyway while it is away.
+ */
+import type { Logger } from '../../common/logger.js';
+import type { RedisClient } from '../../common/redis.js';
+import type { RedisKeys } from '../../common/redis-keys.js';
+import { revokedKids } from '../../common/security-state.js';
+
+const READ_MS = 500;
+
+export class RevokedKids {
+  private kids = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private failing = false;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: RedisKeys,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): Promise<void> {
+    this.timer = setInterval(() => void this.read(), READ_MS);
+    this.timer.unref();
+    return this.read();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  has(kid: string): boolean {
+    const until = this.kids.get(kid);
+    return until !== undefined && until > Date.now();
+  }
+
+  private async read(): Promise<void> {
+    try {
+      this.kids = await revokedKids(this.redis, this.keys);
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing) this.logger.warn('revoked kids not read: the last ones read stay in force', { code: 'revoked_kids_unread', error: (err as Error).message });
+      this.failing = true;
+    }
+  }
+}
