@@ -12,8 +12,9 @@ export function benchToken(sub: string): string {
 
 /**
  * The bench's gateway.yml: one route to `upstreamUrl` needing a token, counted against a
- * two-window tier so high it never refuses (every decision checks and counts). `gateway` is
- * the `gateway:` settings as a YAML flow mapping, if any.
+ * two-window tier so high it never refuses (every decision checks and counts), and the same
+ * under /pool through a pool of two targets (both `upstreamUrl`, spelled two ways), to price the
+ * pool. `gateway` is the `gateway:` settings as a YAML flow mapping, if any.
  */
 export function benchConfig(upstreamUrl: string, gateway?: string): string {
   return `issuers:
@@ -21,7 +22,10 @@ export function benchConfig(upstreamUrl: string, gateway?: string): string {
 tiers:
   bench: { second: 1000000000, minute: 1000000000 }
 default_tiers: { authenticated: bench }
+upstreams:
+  - { name: pair, targets: [{ url: "${upstreamUrl}" }, { url: "${upstreamUrl}/" }] }
 ${gateway ? `gateway: ${gateway}\n` : ''}routes:
   - { name: api, paths: [/], upstream: "${upstreamUrl}", auth: required, rate_limit: { by: consumer } }
+  - { name: pooled, paths: [/pool], upstream: pair, auth: required, rate_limit: { by: consumer } }
 `;
 }

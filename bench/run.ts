@@ -37,7 +37,7 @@ const FIXED_RATE_SECONDS = Math.min(SECONDS, 5);
 const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const PREFIX = `bench${randomUUID().slice(0, 6)}`;
 
-type Target = 'direct' | 'bare' | 'nginx' | 'full';
+type Target = 'direct' | 'bare' | 'nginx' | 'full' | 'pool';
 
 interface Round {
   target: Target;
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     );
 
     const nginx = HAS_NGINX ? await startNginxBaseline(dir, ports.upstream, redisUrl, BENCH_SECRET) : undefined;
-    const targets: Target[] = nginx ? ['direct', 'bare', 'nginx', 'full'] : ['direct', 'bare', 'full'];
+    const targets: Target[] = nginx ? ['direct', 'bare', 'nginx', 'full', 'pool'] : ['direct', 'bare', 'full', 'pool'];
 
     const token = benchToken('bench-user');
     const headers = { Authorization: `Bearer ${token}` };
@@ -95,6 +95,7 @@ async function main(): Promise<void> {
       bare: `http://127.0.0.1:${ports.bare}/users/1`,
       nginx: nginx?.url ?? '',
       full: `http://127.0.0.1:${ports.gateway}/users/1`,
+      pool: `http://127.0.0.1:${ports.gateway}/pool/users/1`,
     };
     const meter = (r: Running): Meter => ({ name: r.name, cpu: () => cpuSeconds(r.pid) });
     const postgres: Meter = { name: 'postgres', cpu: () => cpuSecondsNamed('postgres') };
@@ -104,6 +105,7 @@ async function main(): Promise<void> {
       bare: [meter(bare), meter(upstream), client],
       nginx: nginx ? [{ name: 'nginx', cpu: () => cpuSecondsWithChildren(nginx.nginx.pid) }, meter(nginx.auth), meter(redis), meter(upstream), client] : [],
       full: [meter(gateway), meter(sidecar), meter(redis), meter(worker), postgres, meter(upstream), client],
+      pool: [meter(gateway), meter(sidecar), meter(redis), meter(worker), postgres, meter(upstream), client],
     };
     // Events of the gateway under load; the pipeline test's synthetic events are counted apart.
     const countWhere = (op: '=' | '<>') => async (): Promise<number> =>
@@ -116,7 +118,7 @@ async function main(): Promise<void> {
     let sent = 0; // requests the full stack answered: each must be stored
     for (const target of targets) {
       const warm = await load({ url: urls[target], headers, connections: CONNECTIONS, seconds: 2 });
-      if (target === 'full') sent += warm.requests;
+      if (target === 'full' || target === 'pool') sent += warm.requests;
     }
 
     const rounds: Round[] = [];
@@ -127,7 +129,7 @@ async function main(): Promise<void> {
         const result = await load({ url: urls[target], headers, connections: CONNECTIONS, seconds: SECONDS });
         const loadEnd = Date.now();
         rounds.push({ target, load: result, cpuUsPerRequest: cpuPerRequest(result.requests) });
-        if (target === 'full') {
+        if (target === 'full' || target === 'pool') {
           sent += result.requests;
           await storedCountAfterDrain(storedCount, sent);
           lags.push(Date.now() - loadEnd);
@@ -138,12 +140,14 @@ async function main(): Promise<void> {
     const peakOf = (target: Target): number => median(rounds.filter((r) => r.target === target).map((r) => r.load.rps));
     const fullPeak = peakOf('full');
     console.log(`\nfull stack / bare http-proxy throughput: ${fmt(fullPeak / peakOf('bare'), 2)}x   (target >= 0.9x)`);
+    const gatewayCpu = (target: Target): number => median(rounds.filter((r) => r.target === target).map((r) => r.cpuUsPerRequest['gateway']!));
+    console.log(`upstream pool of two targets: gateway CPU ${fmt(gatewayCpu('pool'), 1)} µs/request against ${fmt(gatewayCpu('full'), 1)} with one URL: ${fmt(gatewayCpu('pool') - gatewayCpu('full'), 1)} µs (target < 3 µs)`);
     if (nginx) console.log(`full stack / nginx auth_request + Node JWT + Redis throughput: ${fmt(fullPeak / peakOf('nginx'), 2)}x   (target >= 1x)`);
     console.log(`audit: lag from end of load to last event stored: median ${fmt(median(lags))} ms (target < 1000 ms)`);
 
     // Latency at half the full stack's peak rate, the same open-loop schedule for both.
     const rate = Math.round(fullPeak / 2);
-    const p99s: Record<Exclude<Target, 'nginx'> | 'decision', number[]> = { direct: [], bare: [], full: [], decision: [] };
+    const p99s: Record<'direct' | 'bare' | 'full' | 'decision', number[]> = { direct: [], bare: [], full: [], decision: [] };
     for (let r = 0; r < ROUNDS; r++) {
       for (const t of ['direct', 'bare', 'full', 'decision'] as const) {
         const result =

@@ -23,6 +23,7 @@ export const AUDIT_TEXT_LIMITS = {
   jti: 512,
   client_ip: 64,
   user_agent: 512,
+  upstream_target: 512,
   'rate_limit.limit': 200,
 } as const;
 
@@ -61,6 +62,12 @@ export const auditEventSchema = z.strictObject({
   latency_ms: z.number().min(0),
   upstream_status: z.number().int().min(0).max(999).nullable(),
   bytes_out: z.number().int().min(0),
+  /** The pool target that served (or last failed) the request, as its URL; null when none was tried (and in events of older gateways). */
+  upstream_target: text('upstream_target').nullable().default(null),
+  /** Targets tried: 0 when the request was not proxied, 2 when a failed connect was retried on another. */
+  upstream_tries: z.number().int().min(0).max(10).default(0),
+  /** Bytes the client sent through a WebSocket (its event is written at close); null for other requests. */
+  bytes_in: z.number().int().min(0).nullable().default(null),
   rate_limit: rateLimitStateSchema.nullable(),
   fail_open: z.boolean(),
   shadow: z.boolean(),

@@ -19,11 +19,12 @@ export const REASONS = {
   misdirected_request: { status: 421, message: 'this gateway does not serve that host' },
   upstream_error: { status: 502, message: 'the upstream service failed' },
   upstream_timeout: { status: 504, message: 'the upstream service timed out' },
+  upstream_unavailable: { status: 503, message: 'no target of the upstream service is available' },
   invalid_credentials: { status: 401, message: 'the username or password is wrong' },
   login_throttled: { status: 429, message: 'too many failed logins: try again later' },
   password_too_long: { status: 400, message: 'the password is longer than 72 bytes, which bcrypt cannot check' },
   refresh_invalid: { status: 401, message: 'the refresh token is not valid' },
-  method_not_allowed: { status: 405, message: 'this endpoint does not answer that method' },
+  method_not_allowed: { status: 405, message: 'this route does not answer that method' },
   unsupported_media_type: { status: 415, message: 'send the body as application/json' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

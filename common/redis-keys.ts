@@ -79,6 +79,11 @@ export class RedisKeys {
     return this.about('consumer', part(consumer), 'revoked');
   }
 
+  /** Every consumer revocation's key, for SCAN and for telling one from an announced key name. */
+  revokedConsumerPattern(): KeyPattern {
+    return this.patternOf((s) => this.revokedConsumer(s));
+  }
+
   banIp(ip: string): string {
     return this.about('ip', part(ip), 'ban');
   }

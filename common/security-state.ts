@@ -4,9 +4,11 @@
  * A ban key (and a revoked jti key) holds JSON {reason, at, by}; the sidecar only checks that
  * it exists, so its value is for people.
  *
- * Every write of a ban or revoked jti key announces the key on `keys.securityChannel`, in the
- * same script as the write (both or neither), so sidecars on a Redis Cluster, which keep a local
- * copy of ip bans and revoked jtis (auth-sidecar/limiter/ban-mirror.ts), re-read it at once.
+ * Every write of a ban, revoked jti, consumer revocation or revoked kid announces the key on
+ * `keys.securityChannel`, in the same script as the write (both or neither), so sidecars on a
+ * Redis Cluster, which keep a local copy of ip bans and revoked jtis
+ * (auth-sidecar/limiter/ban-mirror.ts), and gateways holding WebSockets open
+ * (gateway/websocket/security-watch.ts) re-read it at once.
  */
 import { scanKeys, type RedisClient } from './redis.js';
 import type { RedisKeys } from './redis-keys.js';
@@ -57,7 +59,7 @@ export async function revokeJti(redis: RedisClient, keys: RedisKeys, jti: string
  */
 export async function revokeConsumer(redis: RedisClient, keys: RedisKeys, consumer: string, now: () => number = Date.now): Promise<number> {
   const second = Math.floor(now() / 1000);
-  await redis.set(keys.revokedConsumer(consumer), String(second));
+  await setAndAnnounce(redis, keys, keys.revokedConsumer(consumer), String(second), undefined);
   for (let rest = (second + 1) * 1000 - now(); rest > 0; rest = (second + 1) * 1000 - now()) {
     await new Promise((resolve) => setTimeout(resolve, rest));
   }

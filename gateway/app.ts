@@ -1,8 +1,7 @@
-import { Agent, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
-import { parse } from 'node:url';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express from 'express';
 import HttpProxy from 'http-proxy';
-import type { GatewayConfig, RouteConfig } from '../common/config/schema.js';
+import type { GatewayConfig } from '../common/config/schema.js';
 import type { Logger } from '../common/logger.js';
 import type { SpoolStats } from './audit/disk-spool.js';
 import type { AuditPublisher } from './audit/publisher.js';
@@ -12,6 +11,9 @@ import { keepRequestFraming } from './request-framing.js';
 import { RouteTable } from './route-table.js';
 import { ClientAddress } from './client-address.js';
 import type { SidecarClient } from './sidecar-client.js';
+import { Upstreams } from './upstream/upstreams.js';
+import { OpenSockets } from './websocket/open-sockets.js';
+import { observeWebSockets, upgradeListener } from './websocket/websocket-proxy.js';
 
 /** Paths the gateway answers itself; config routes cannot claim them (see schema). */
 export const OWN_PREFIX = '/__gateway/';
@@ -33,6 +35,10 @@ export interface GatewayDeps {
 export interface Gateway {
   /** The server's request listener: proxied traffic goes straight to the gateway handler. */
   listener: RequestListener;
+  /** The server's 'upgrade' listener: WebSocket handshakes take the same path. */
+  upgrade: ReturnType<typeof upgradeListener>;
+  /** The WebSockets open through this gateway (SecurityWatch closes the ones refused later). */
+  openSockets: OpenSockets;
   /** Frees the upstream keep-alive sockets. */
   close(): void;
 }
@@ -44,26 +50,15 @@ export interface Gateway {
 export function buildGateway(deps: GatewayDeps): Gateway {
   const proxy = HttpProxy.createProxyServer({ xfwd: false, ws: false });
   observeProxy(proxy);
+  const openSockets = new OpenSockets();
+  observeWebSockets(proxy, openSockets);
   keepRequestFraming(proxy);
-  // One keep-alive pool per upstream, and each route's proxy options built once: http-proxy
-  // would otherwise parse the target URL on every request.
-  const agents = new Map<string, Agent>();
-  const proxyOptions = new Map<RouteConfig, HttpProxy.ServerOptions>();
-  for (const route of deps.config.routes) {
-    if (route.upstream === undefined) continue;
-    let agent = agents.get(route.upstream);
-    if (!agent) {
-      agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
-      agents.set(route.upstream, agent);
-    }
-    // url.parse, not URL: http-proxy reads `path` to keep an upstream's path prefix.
-    proxyOptions.set(route, { target: parse(route.upstream), agent, proxyTimeout: route.upstream_timeout_ms });
-  }
+  const upstreams = new Upstreams(deps.config);
   const handle = createGatewayHandler({
     routes: new RouteTable(deps.config.routes),
     sidecar: deps.sidecar,
     proxy,
-    proxyOptionsFor: (route) => proxyOptions.get(route) ?? {},
+    upstreams,
     publisher: deps.publisher,
     gatewayId: deps.gatewayId,
     logger: deps.logger,
@@ -76,8 +71,10 @@ export function buildGateway(deps: GatewayDeps): Gateway {
       if (req.url?.startsWith(OWN_PREFIX)) own(req, res);
       else handle(req, res);
     },
+    upgrade: upgradeListener(handle),
+    openSockets,
     close() {
-      for (const agent of agents.values()) agent.destroy();
+      upstreams.close();
       proxy.close();
     },
   };

@@ -5,7 +5,7 @@ import { rateLimitKeyHeader, type RouteConfig } from '../common/config/schema.js
 import { isReason, type Reason } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { CheckResponse__Output } from '../common/proto.js';
-import { startRecord, toAuditEvent, type RequestRecord } from './audit/audit-record.js';
+import { attachRecord, recordOf, startRecord, toAuditEvent, type RequestRecord } from './audit/audit-record.js';
 import type { AuditPublisher } from './audit/publisher.js';
 import { CLOSE_CONNECTION, declaredBodyRefusal, limitChunkedBody } from './body-limit.js';
 import { dropHopByHopHeaders, setClientConnection } from './hop-by-hop.js';
@@ -14,19 +14,24 @@ import type { ClientAddress } from './client-address.js';
 import { peerAddress } from './peer-address.js';
 import { requestIdOf } from './request-id.js';
 import { MAX_TOKEN_BODY_BYTES, relayToTokenEndpoints } from './token-relay.js';
+import { isWebSocketUpgrade } from './websocket/upgrade-request.js';
+import { proxyWebSocket } from './websocket/websocket-proxy.js';
 import { tokenSource } from './token-source.js';
+import { upstreamPath } from './upstream-path.js';
 import { normalizeTarget } from './request-target.js';
 import { sendError } from './respond.js';
-import type { RouteTable } from './route-table.js';
+import type { RouteMatch, RouteTable } from './route-table.js';
 import type { SidecarClient } from './sidecar-client.js';
+import type { Target } from './upstream/pool.js';
+import type { RouteUpstream, Upstreams } from './upstream/upstreams.js';
 import { hideUpstreamIdentity } from './upstream-identity.js';
 
 export interface HandlerDeps {
   routes: RouteTable;
   sidecar: Pick<SidecarClient, 'check' | 'token'>;
   proxy: HttpProxy;
-  /** The route's target, keep-alive agent and timeout, built once. */
-  proxyOptionsFor: (route: RouteConfig) => HttpProxy.ServerOptions;
+  /** Each route's pool of targets and proxy options, built once. */
+  upstreams: Pick<Upstreams, 'of'>;
   publisher: Pick<AuditPublisher, 'publish'>;
   gatewayId: string;
   logger: Logger;
@@ -61,9 +66,10 @@ export function createGatewayHandler(deps: HandlerDeps) {
     const requestId = requestIdOf(req.headers['x-request-id']);
     const clientIp = deps.clientAddress ? deps.clientAddress.of(req) : peerAddress(req.socket);
     const record = startRecord(req, res, requestId, clientIp);
-    (req as RecordedRequest)[RECORD] = record;
+    attachRecord(req, record);
     res.setHeader('X-Request-Id', requestId);
     res.on('close', () => {
+      releaseUpstream(record);
       const event = toAuditEvent(record, req, res, deps.gatewayId);
       deps.publisher.publish(event);
       // The client left before the response ended: the upstream request goes too, at once, or
@@ -89,9 +95,15 @@ export function createGatewayHandler(deps: HandlerDeps) {
     const target = normalizeTarget(req.url ?? '');
     if (!target) return deny(res, record, 'bad_request', 'path_malformed');
     record.path = target.path;
-    const route = deps.routes.match(target.path);
-    if (!route) return deny(res, record, 'no_route', 'no_match');
+    const found = deps.routes.resolve(target.path, req.headers.host, req.method);
+    if (!found) {
+      const allow = deps.routes.allowedMethods(target.path, req.headers.host);
+      return allow.length > 0 ? deny(res, record, 'method_not_allowed', 'method', { Allow: allow.join(', ') }) : deny(res, record, 'no_route', 'no_match');
+    }
+    const route = found.route;
     record.route = route.name;
+    const upgrade = isWebSocketUpgrade(req);
+    if (upgrade && !route.websocket) return deny(res, record, 'bad_request', 'websocket_not_allowed');
     if (target.encodedSlash && !route.allow_encoded_slashes) return deny(res, record, 'bad_request', 'encoded_slash');
     const bodyRefusal = declaredBodyRefusal(req.headers, route.serve ? Math.min(route.max_body_bytes, MAX_TOKEN_BODY_BYTES) : route.max_body_bytes);
     if (bodyRefusal) return deny(res, record, 'payload_too_large', bodyRefusal, CLOSE_CONNECTION);
@@ -106,7 +118,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
     deps.sidecar
       .check({ request_id: requestId, route: route.name, method: req.method ?? '', path: target.path, client_ip: clientIp, headers, authorization_count: token.count })
       .then(
-        (answer) => enforce(answer, route, target.path, token.search),
+        (answer) => enforce(answer, found, target.path, token.search),
         (err: Error & { code?: number }) => {
           deps.logger.warn('sidecar check failed', { request_id: requestId, error: err.message });
           deny(res, record, 'auth_unavailable', err.code === GrpcStatus.DEADLINE_EXCEEDED ? 'deadline_exceeded' : 'sidecar_unreachable');
@@ -118,13 +130,14 @@ export function createGatewayHandler(deps: HandlerDeps) {
         deny(res, record, 'auth_unavailable', 'answer_unusable');
       });
 
-    function enforce(answer: CheckResponse__Output, route: RouteConfig, path: string, search: string): void {
+    function enforce(answer: CheckResponse__Output, { route, prefix }: RouteMatch, path: string, search: string): void {
       const identity = answer.identity;
       if (identity) {
         record.sub = identity.sub;
         record.consumer = identity.consumer;
         record.jti = identity.jti || null;
         record.tokenIat = identity.iat;
+        record.kid = identity.kid || null;
       }
       const limit = answer.rate_limit;
       if (limit) record.rateLimit = { limit: limit.limit, max: limit.max, remaining: limit.remaining, reset_s: limit.reset_s };
@@ -147,36 +160,66 @@ export function createGatewayHandler(deps: HandlerDeps) {
       req.headers['x-request-id'] = requestId;
       req.headers['x-forwarded-for'] = clientIp;
       req.headers['x-forwarded-proto'] = 'http';
-      req.url = path + search;
-      deps.proxy.web(req, res, deps.proxyOptionsFor(route), (err) => {
+      req.url = upstreamPath({ route, prefix }, path) + search;
+      const upstream = deps.upstreams.of(route);
+      const target = upstream?.pool.pick();
+      if (!upstream || !target) return deny(res, record, 'upstream_unavailable', 'all_targets_down');
+      if (upgrade) return webSocketTo(upstream, target);
+      proxyTo(upstream, target);
+      limitChunkedBody(req, res, record, route.max_body_bytes);
+    }
+
+    /** Proxies a WebSocket handshake to `target` (never retried: the client's socket is the one it has). */
+    function webSocketTo(upstream: RouteUpstream, target: Target): void {
+      record.upstream = { pool: upstream.pool, target, inFlight: true };
+      record.upstreamTries++;
+      proxyWebSocket(deps.proxy, req, upstream.options[target.index]!, (err) => {
+        releaseUpstream(record);
+        upstream.pool.failed(target);
+        record.reason = 'upstream_error';
+        record.detail = (err as NodeJS.ErrnoException).code ?? 'proxy_error';
+        if (!res.headersSent && record.upstreamStatus === null) sendError(res, 'upstream_error', requestId);
+        else res.socket?.destroy();
+      });
+    }
+
+    /** Proxies to `target`; a failed connect of a request without a body is tried once more, on another target. */
+    function proxyTo(upstream: RouteUpstream, target: Target): void {
+      const { pool } = upstream;
+      record.upstream = { pool, target, inFlight: true };
+      record.upstreamTries++;
+      deps.proxy.web(req, res, upstream.options[target.index]!, (err) => {
+        const code = (err as NodeJS.ErrnoException).code ?? 'proxy_error';
+        releaseUpstream(record);
+        pool.failed(target);
+        const retryable = record.upstreamTries === 1 && !res.headersSent && CONNECT_FAILURES.has(code) && pool.retryMethods.has(req.method ?? '') && !declaresBody(req);
+        const next = retryable ? pool.pick(target) : undefined;
+        if (next) return proxyTo(upstream, next);
         const reason: Reason = record.upstreamTimedOut ? 'upstream_timeout' : 'upstream_error';
         record.reason = reason;
-        record.detail = (err as NodeJS.ErrnoException).code ?? 'proxy_error';
+        record.detail = code;
         if (!res.headersSent) sendError(res, reason, requestId);
         else res.destroy();
       });
-      limitChunkedBody(req, res, record, route.max_body_bytes);
     }
   };
 }
 
-// The record rides on the request itself: a WeakMap costs a hash lookup per access and
-// ephemeron work in every GC.
-const RECORD = Symbol('gateway.record');
-type RecordedRequest = IncomingMessage & { [RECORD]?: RequestRecord };
-
 /** Wires the proxy's events to the request records: upstream status and timeouts. */
 export function observeProxy(proxy: HttpProxy): void {
   proxy.on('proxyReq', (proxyReq, req) => {
-    const record = (req as RecordedRequest)[RECORD];
+    const record = recordOf(req);
     if (!record) return;
     record.upstreamRequest = proxyReq;
     // http-proxy reports a `proxyTimeout` as ECONNRESET; the socket's timeout event tells them apart.
     proxyReq.once('timeout', () => (record.upstreamTimedOut = true));
   });
   proxy.on('proxyRes', (proxyRes, req, res) => {
-    const record = (req as RecordedRequest)[RECORD];
-    if (record) record.upstreamStatus = proxyRes.statusCode ?? null;
+    const record = recordOf(req);
+    if (record) {
+      record.upstreamStatus = proxyRes.statusCode ?? null;
+      record.upstream?.pool.answered(record.upstream.target, proxyRes.statusCode ?? 0);
+    }
     hideUpstreamIdentity(proxyRes.headers);
     setClientConnection(proxyRes.headers, res.shouldKeepAlive);
   });
@@ -191,8 +234,22 @@ function deny(res: ServerResponse, record: RequestRecord, reason: Reason, detail
   sendError(res, reason, record.requestId, hasUnreadBody(res.req) ? { ...headers, ...CLOSE_CONNECTION } : headers);
 }
 
-function hasUnreadBody(req: IncomingMessage): boolean {
-  if (req.complete) return false;
+/** Connection failures after which nothing reached the target: a request without a body may go to another. */
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** The request's target is no longer waited on: it stops counting as in flight (once). */
+function releaseUpstream(record: RequestRecord): void {
+  const upstream = record.upstream;
+  if (!upstream?.inFlight) return;
+  upstream.inFlight = false;
+  upstream.pool.finished(upstream.target);
+}
+
+function declaresBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+function hasUnreadBody(req: IncomingMessage): boolean {
+  return !req.complete && declaresBody(req);
 }

@@ -17,6 +17,7 @@ import { AuditPublisher } from './audit/publisher.js';
 import { answerClientError } from './client-error.js';
 import { SpoolOwner } from './audit/spool-owner.js';
 import { SidecarPool } from './sidecar-pool.js';
+import { SecurityWatch } from './websocket/security-watch.js';
 
 /** While stopping, how often keep-alive connections that have become idle are closed. */
 const IDLE_CLOSE_EVERY_MS = 20;
@@ -58,6 +59,9 @@ runMain('gateway', {}, async (onStop) => {
   const sidecar = await SidecarPool.open(env.SIDECAR_ADDR, settings.check_deadline_ms, logger);
   const health = () => ({ sidecar: sidecar.isConnected(), audit_queue: isReady(redis) });
   const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger, health, sidecars: () => sidecar.status(), spool: () => publisher.spoolStats() });
+  // Only a gateway with WebSocket routes holds connections a later revocation must end.
+  const watch = config.routes.some((r) => r.websocket) ? new SecurityWatch(redis, RedisKeys.of(env.REDIS_PREFIX, redis), gateway.openSockets, logger) : undefined;
+  watch?.start();
 
   // Tight by default: a client sending a header byte a second is closed within headers_timeout_ms
   // plus one check, not Node's 60 s plus a 30 s check.
@@ -73,6 +77,7 @@ runMain('gateway', {}, async (onStop) => {
     gateway.listener,
   );
   server.on('clientError', answerClientError((event) => publisher.publish(event), gatewayId));
+  server.on('upgrade', gateway.upgrade);
   await new Promise<void>((resolve) => server.listen(env.GATEWAY_PORT, env.GATEWAY_HOST, resolve));
   const address = server.address();
   logger.info('ready', {
@@ -95,6 +100,7 @@ runMain('gateway', {}, async (onStop) => {
       });
       server.closeIdleConnections();
     });
+    watch?.stop();
     gateway.close();
     sidecar.close();
     await publisher.close();

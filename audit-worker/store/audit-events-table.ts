@@ -27,6 +27,9 @@ export const COLUMNS = {
   latency_ms: 'double precision',
   upstream_status: 'integer',
   bytes_out: 'bigint',
+  upstream_target: 'text',
+  upstream_tries: 'integer',
+  bytes_in: 'bigint',
   rate_limit: 'jsonb',
   fail_open: 'boolean',
   shadow: 'boolean',
@@ -35,11 +38,11 @@ export const COLUMNS = {
 
 export const NAMES = Object.keys(COLUMNS) as (keyof AuditEvent)[];
 
-const NOT_NULL = new Set<string>(['event_id', 'ts', 'request_id', 'gateway_id', 'method', 'path', 'status', 'decision', 'client_ip', 'latency_ms', 'bytes_out', 'fail_open', 'shadow', 'truncated']);
+const NOT_NULL = new Set<string>(['event_id', 'ts', 'request_id', 'gateway_id', 'method', 'path', 'status', 'decision', 'client_ip', 'latency_ms', 'bytes_out', 'upstream_tries', 'fail_open', 'shadow', 'truncated']);
 /** Defaults of the columns added after the table's first version, so existing rows get a value. */
-const DEFAULTS: Partial<Record<keyof AuditEvent, string>> = { truncated: `'{}'` };
+const DEFAULTS: Partial<Record<keyof AuditEvent, string>> = { truncated: `'{}'`, upstream_tries: '0' };
 /** Columns added after the first version of the table: ADD COLUMN IF NOT EXISTS on existing databases. */
-const ADDED_LATER: (keyof AuditEvent)[] = ['truncated', 'token_iat'];
+const ADDED_LATER: (keyof AuditEvent)[] = ['truncated', 'token_iat', 'upstream_target', 'upstream_tries', 'bytes_in'];
 
 function columnDefinition(n: keyof AuditEvent, primaryKey: boolean): string {
   const key = primaryKey && n === 'event_id' ? ' PRIMARY KEY' : NOT_NULL.has(n) ? ' NOT NULL' : '';
@@ -50,7 +53,8 @@ function columnDefinition(n: keyof AuditEvent, primaryKey: boolean): string {
 /**
  * The columns added after the table's first version, added where missing: part of version 1,
  * run on the old table before it is partitioned (version 6), and a step of its own for a table
- * partitioned before a column was added (version 11: token_iat).
+ * partitioned before a column was added (version 11: token_iat; 13: upstream_target,
+ * upstream_tries, bytes_in).
  */
 export const ADDED_COLUMNS_DDL = ADDED_LATER.map((n) => `ALTER TABLE audit_events ADD COLUMN IF NOT EXISTS ${columnDefinition(n, true)};`).join('\n');
 

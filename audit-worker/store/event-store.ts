@@ -55,7 +55,7 @@ const EQUALS = ['sub', 'consumer', 'client_ip', 'route', 'decision', 'reason', '
 /** A LIKE pattern matching text that starts with `prefix`, its wildcards taken literally. */
 export const likePrefix = (prefix: string): string => `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
 
-export type Row = Omit<AuditEvent, 'latency_ms' | 'bytes_out'> & { latency_ms: number | string; bytes_out: number | string | bigint };
+export type Row = Omit<AuditEvent, 'latency_ms' | 'bytes_out' | 'bytes_in'> & { latency_ms: number | string; bytes_out: number | string | bigint; bytes_in: number | string | bigint | null };
 
 export interface EventPage {
   events: AuditEvent[];
@@ -76,6 +76,7 @@ export function toEvent(row: Row): AuditEvent {
   event.token_iat = row.token_iat === null ? null : isoTs(row.token_iat);
   event.latency_ms = Number(row.latency_ms);
   event.bytes_out = Number(row.bytes_out);
+  event.bytes_in = row.bytes_in === null ? null : Number(row.bytes_in);
   return event as AuditEvent;
 }
 

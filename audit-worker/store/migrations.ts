@@ -8,7 +8,7 @@
  * adopted: they change nothing there and are recorded.
  */
 import { ALERTS_DDL } from '../anomaly/alert-store.js';
-import { CHAIN_DDL, CHAIN_ROW_VERSION_DDL } from '../chain/chain-sql.js';
+import { CHAIN_DDL, CHAIN_ROW_VERSION_DDL, SEAL_FUNCTION_AGAIN_DDL } from '../chain/chain-sql.js';
 import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
 import { ADDED_COLUMNS_DDL, ALL_COLUMNS, PARTITIONED_DDL, REJECTED_DDL, UNPARTITIONED_DDL, UNPARTITIONED_INDEXES } from './audit-events-table.js';
 import { MINUTE_ROLLUP_DDL } from './minute-rollup.js';
@@ -66,5 +66,7 @@ CREATE INDEX IF NOT EXISTS audit_security_events_alert_id ON audit_security_even
   { version: 10, name: 'audit_rollup_minute: requests per minute by route, decision and reason', up: MINUTE_ROLLUP_DDL },
   { version: 11, name: 'audit_events.token_iat: when the token presented was issued', up: ADDED_COLUMNS_DDL },
   { version: 12, name: 'audit_chain.row_version: token_iat in the rows sealed from now on', up: CHAIN_ROW_VERSION_DDL },
-  { version: 13, name: 'audit_security_events subject kinds: kid', up: SECURITY_KIND_CHECKS_WIDENED },
+  { version: 13, name: 'audit_events: upstream_target, upstream_tries, bytes_in (pools and WebSockets)', up: ADDED_COLUMNS_DDL },
+  { version: 14, name: 'audit_chain: rows sealed with upstream_target, upstream_tries, bytes_in', up: SEAL_FUNCTION_AGAIN_DDL },
+  { version: 15, name: 'audit_security_events subject kinds: kid', up: SECURITY_KIND_CHECKS_WIDENED },
 ];

@@ -12,6 +12,7 @@
  */
 import type { IssuerConfig, TokenIssuingConfig } from '../../common/config/schema.js';
 import { errorBody, REASONS, type Reason } from '../../common/errors.js';
+import { canonicalIp } from '../../common/ip-address.js';
 import type { Logger } from '../../common/logger.js';
 import type { Identity } from '../../proto/generated/auth/v1/Identity.js';
 import type { TokenRequest__Output, TokenResponse } from '../../common/proto.js';
@@ -77,7 +78,9 @@ export class TokenEndpoints {
     // bcrypt would check only the first 72 bytes: a longer password is refused, never cut.
     if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES) return refusal(request, 'password_too_long', 'password_too_long');
     if (username.length > 256) return refusal(request, 'invalid_credentials', 'unknown_user');
-    const wait = await this.deps.throttle.attempt(username, request.client_ip);
+    // The ip as bans and limits spell it: ::ffff:1.2.3.4 and 1.2.3.4 are one client.
+    const ip = canonicalIp(request.client_ip) ?? request.client_ip;
+    const wait = await this.deps.throttle.attempt(username, ip);
     if (wait > 0) return refusal(request, 'login_throttled', 'throttled', { 'retry-after': String(wait) });
 
     const user = await this.deps.users.get(username);
@@ -92,7 +95,7 @@ export class TokenEndpoints {
     if (!user || !matches || user.disabled) {
       return refusal(request, 'invalid_credentials', !user ? 'unknown_user' : !matches ? 'wrong_password' : 'user_disabled', {}, user && this.identityOf(user));
     }
-    await this.deps.throttle.succeeded(username, request.client_ip);
+    await this.deps.throttle.succeeded(username, ip);
     const access = this.sign(user);
     const refreshToken = await this.deps.families.create(user.username, access, this.now());
     return this.tokens(user, access, refreshToken, 'login');

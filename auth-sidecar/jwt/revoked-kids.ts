@@ -5,7 +5,7 @@
  * needs Redis fails closed anyway while it is away.
  */
 import type { Logger } from '../../common/logger.js';
-import type { RedisClient } from '../../common/redis.js';
+import { isReady, type RedisClient } from '../../common/redis.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import { revokedKids } from '../../common/security-state.js';
 
@@ -38,6 +38,8 @@ export class RevokedKids {
   }
 
   private async read(): Promise<void> {
+    // Not connected yet (or reconnecting): nothing to read; decisions fail closed meanwhile.
+    if (!isReady(this.redis)) return;
     try {
       this.kids = await revokedKids(this.redis, this.keys);
       this.failing = false;

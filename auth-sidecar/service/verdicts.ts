@@ -83,5 +83,6 @@ function identityMessage(identity: TokenIdentity): CheckResponse['identity'] {
     tier: identity.tier ?? '',
     issuer: identity.issuer,
     iat: identity.iat ?? 0,
+    kid: identity.kid ?? '',
   };
 }

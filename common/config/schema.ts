@@ -10,9 +10,11 @@ import { auditSchema } from './audit-schema.js';
 import { name, unique } from './fields.js';
 import { issuerSchema } from './issuer-schema.js';
 import { tokenIssuingSchema } from './token-issuing-schema.js';
+import { isUpstreamUrl, upstreamSchema } from './upstream-schema.js';
 
 export * from './issuer-schema.js';
 export * from './token-issuing-schema.js';
+export * from './upstream-schema.js';
 
 export const windowsSchema = {
   second: z.number().int().positive().optional().describe('Requests allowed per second'),
@@ -65,6 +67,9 @@ const authSchema = z
   })
   .describe('Whether a valid token is needed (required, optional, none), or { mode, required_scopes, token: { cookie, query } }');
 
+/** A route's host: a DNS name, or `*.` and one (any subdomain of it). */
+const HOST_PATTERN = /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/;
+
 /** What a route may serve instead of proxying to an upstream. */
 export const ROUTE_SERVES = ['token_endpoints'] as const;
 
@@ -80,7 +85,32 @@ const routeSchema = z.strictObject({
     )
     .min(1)
     .describe('Path prefixes, matched on segment boundaries of the normalized path'),
-  upstream: z.url({ protocol: /^https?$/ }).optional().describe('Base URL requests are proxied to (or `serve`)'),
+  methods: z
+    .array(z.string().regex(/^[A-Z][A-Z-]{0,19}$/, 'must be an upper-case HTTP method, e.g. GET'))
+    .min(1)
+    .optional()
+    .describe('Methods the route admits (unset: all); a request of another method falls to the next route, or 405 with Allow'),
+  hosts: z
+    .array(z.string().regex(HOST_PATTERN, 'must be a host name or *.<domain>, without a port').transform((h) => h.toLowerCase()))
+    .min(1)
+    .optional()
+    .describe('Host header names the route serves (exact, or *.example.com for any subdomain); unset: any host, below routes naming it'),
+  strip_path: z.boolean().default(false).describe('Remove the matched path prefix before proxying (/search/x -> /x)'),
+  rewrite: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must start with / and hold only unreserved characters')
+    .optional()
+    .describe('Replace the matched path prefix with this one before proxying (/search/x with rewrite /v2/find -> /v2/find/x)'),
+  preserve_host: z.boolean().default(false).describe("Send the client's Host to the upstream (default: the upstream's own host)"),
+  websocket: z
+    .boolean()
+    .default(false)
+    .describe('Admit WebSocket upgrades: checked like any request, then piped both ways, closed with 1008 when the token is revoked or the client banned'),
+  upstream: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Base URL requests are proxied to (http:// or https://), or the name of an entry of `upstreams` (a pool of targets); or `serve`'),
   serve: z
     .enum(ROUTE_SERVES)
     .optional()
@@ -113,6 +143,7 @@ const routeSchema = z.strictObject({
     .default(1024 * 1024)
     .describe('Largest request body proxied (413 payload_too_large beyond it); 0 refuses any request with a body'),
 }).superRefine((route, ctx) => {
+  if (route.strip_path && route.rewrite !== undefined) ctx.addIssue({ code: 'custom', message: 'give strip_path or rewrite, not both (rewrite replaces the prefix already)', path: ['rewrite'] });
   if ((route.upstream === undefined) === (route.serve === undefined)) ctx.addIssue({ code: 'custom', message: 'a route needs exactly one of upstream, serve', path: ['upstream'] });
   if (route.serve !== undefined && route.auth.mode !== 'none') {
     ctx.addIssue({ code: 'custom', message: 'the token endpoints check credentials themselves: say auth: none', path: ['auth'] });
@@ -132,6 +163,7 @@ export const configSchema = z
         anonymous: name.optional().describe('Tier of a request without a token; unset: `anonymous` when tiers has it, else no tier limit'),
       })
       .prefault({}),
+    upstreams: z.array(upstreamSchema).default([]).describe('Pools of targets a route may name as its upstream (README: Upstream pools)'),
     routes: z.array(routeSchema).min(1),
     gateway: z
       .strictObject({
@@ -214,15 +246,12 @@ export const configSchema = z
     unique(config.issuers.map((i) => i.name), ['issuers'], 'name', ctx);
     unique(config.issuers.map((i) => i.iss), ['issuers'], 'iss', ctx);
     unique(config.routes.map((r) => r.name), ['routes'], 'name', ctx);
-    const seen = new Map<string, string>();
-    config.routes.forEach((route, i) =>
-      route.paths.forEach((p, j) => {
-        const prefix = p.length > 1 ? p.replace(/\/+$/, '') : p;
-        const owner = seen.get(prefix);
-        if (owner) ctx.addIssue({ code: 'custom', path: ['routes', i, 'paths', j], message: `path ${p} is already served by route ${owner}` });
-        seen.set(prefix, route.name);
-      }),
-    );
+    unique(config.upstreams.map((u) => u.name), ['upstreams'], 'name', ctx);
+    config.routes.forEach((route, i) => {
+      if (route.upstream === undefined || isUpstreamUrl(route.upstream) || config.upstreams.some((u) => u.name === route.upstream)) return;
+      ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: route.upstream.includes('://') ? 'must be an http:// or https:// URL' : `names no entry of upstreams (${config.upstreams.map((u) => u.name).join(', ') || 'none defined'})` });
+    });
+    overlappingRoutes(config.routes, ctx);
   })
   .transform((config) => ({
     ...config,
@@ -231,6 +260,25 @@ export const configSchema = z
       anonymous: config.default_tiers.anonymous ?? implicitTier(config.tiers, 'anonymous'),
     },
   }));
+
+/**
+ * Two routes may share a path only when their hosts differ, or their methods do not overlap:
+ * otherwise which one serves a request would be a matter of order.
+ */
+function overlappingRoutes(routes: readonly { name: string; paths: readonly string[]; hosts?: readonly string[] | undefined; methods?: readonly string[] | undefined }[], ctx: z.RefinementCtx): void {
+  const seen = new Map<string, { name: string; methods: readonly string[] | undefined }[]>();
+  routes.forEach((route, i) =>
+    route.paths.forEach((p, j) => {
+      const prefix = p.length > 1 ? p.replace(/\/+$/, '') : p;
+      const key = `${[...(route.hosts ?? [])].sort().join(',')} ${prefix}`;
+      const owners = seen.get(key) ?? [];
+      const owner = owners.find((o) => o.methods === undefined || route.methods === undefined || o.methods.some((m) => route.methods!.includes(m)));
+      if (owner) ctx.addIssue({ code: 'custom', path: ['routes', i, 'paths', j], message: `path ${p} is already served by route ${owner.name}${route.hosts ? ' for the same hosts' : ''}${route.methods ? ' for one of these methods' : ''}` });
+      owners.push({ name: route.name, methods: route.methods });
+      seen.set(key, owners);
+    }),
+  );
+}
 
 /** token_issuing and its issuer (the one with sidecar_keys) come together and agree; token endpoints need them. */
 function tokenIssuingProblems(config: { issuers: readonly IssuerConfig[]; token_issuing?: TokenIssuingConfig | undefined; routes: readonly { serve?: string | undefined }[] }, ctx: z.RefinementCtx): void {

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { AuditEvent, RateLimitState } from '../../common/audit-event.js';
+import type { Target, UpstreamPool } from '../upstream/pool.js';
+import { webSocketTraffic } from '../websocket/upgrade-request.js';
 import { fitToLimits } from './field-limits.js';
 
 /** What the gateway learns about a request while serving it; becomes its audit event. */
@@ -24,12 +26,32 @@ export interface RequestRecord {
   jti: string | null;
   /** The token's iat, unix seconds; 0 when there is none. */
   tokenIat: number;
+  /** The kid of the key that verified the token; null when none. */
+  kid: string | null;
   upstreamStatus: number | null;
   upstreamTimedOut: boolean;
   /** The request to the upstream while it runs: aborted when the client leaves first. */
   upstreamRequest: ClientRequest | null;
   rateLimit: RateLimitState | null;
   failOpen: boolean;
+  /** The pool and target the request was last sent to; null until it is proxied. */
+  upstream: { pool: UpstreamPool; target: Target; inFlight: boolean } | null;
+  /** Targets tried so far. */
+  upstreamTries: number;
+}
+
+// The record rides on the request itself: a WeakMap costs a hash lookup per access and
+// ephemeron work in every GC.
+const RECORD = Symbol('gateway.record');
+type RecordedRequest = IncomingMessage & { [RECORD]?: RequestRecord };
+
+export function attachRecord(req: IncomingMessage, record: RequestRecord): void {
+  (req as RecordedRequest)[RECORD] = record;
+}
+
+/** The record of a request the gateway handles (proxy events carry only the request). */
+export function recordOf(req: IncomingMessage): RequestRecord | undefined {
+  return (req as RecordedRequest)[RECORD];
 }
 
 export function startRecord(req: IncomingMessage, res: ServerResponse, requestId: string, clientIp: string): RequestRecord {
@@ -49,11 +71,14 @@ export function startRecord(req: IncomingMessage, res: ServerResponse, requestId
     consumer: null,
     jti: null,
     tokenIat: 0,
+    kid: null,
     upstreamStatus: null,
     upstreamTimedOut: false,
     upstreamRequest: null,
     rateLimit: null,
     failOpen: false,
+    upstream: null,
+    upstreamTries: 0,
   };
   // A pipelined response waits for the socket until the one before it is done, and the next one
   // is flushed before this one's 'close': count from when it gets the socket to when it is written.
@@ -67,6 +92,8 @@ export function startRecord(req: IncomingMessage, res: ServerResponse, requestId
  * Text fields over their limit are cut to it and listed in `truncated`.
  */
 export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: ServerResponse, gatewayId: string): AuditEvent {
+  // A WebSocket handshake the gateway passed on: the upstream answered on the raw socket.
+  const webSocket = res.headersSent ? undefined : webSocketTraffic(req);
   return fitToLimits({
     event_id: randomUUID(),
     ts: new Date(record.startedAt).toISOString(),
@@ -76,7 +103,7 @@ export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: S
     method: req.method ?? '',
     path: record.path,
     // 0 when the client went away before an answer was sent.
-    status: res.headersSent ? res.statusCode : 0,
+    status: webSocket ? (record.upstreamStatus ?? 0) : res.headersSent ? res.statusCode : 0,
     decision: record.decision,
     reason: record.reason,
     detail: record.detail,
@@ -88,7 +115,10 @@ export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: S
     user_agent: req.headers['user-agent'] ?? null,
     latency_ms: performance.now() - record.startedMs,
     upstream_status: record.upstreamStatus,
-    bytes_out: bytesOut(record, req),
+    bytes_out: webSocket ? webSocket.bytesOut : bytesOut(record, req),
+    upstream_target: record.upstream?.target.url ?? null,
+    upstream_tries: record.upstreamTries,
+    bytes_in: webSocket ? webSocket.bytesIn : null,
     rate_limit: record.rateLimit,
     fail_open: record.failOpen,
     shadow: false,
@@ -122,6 +152,9 @@ export function refusedRequestEvent(requestId: string, clientIp: string, status:
     latency_ms: 0,
     upstream_status: null,
     bytes_out: bytesOut,
+    upstream_target: null,
+    upstream_tries: 0,
+    bytes_in: null,
     rate_limit: null,
     fail_open: false,
     shadow: false,

@@ -10,17 +10,21 @@ export interface RecordedRequest {
 /** A request header asking the upstream to wait that many ms before answering (a slow upstream). */
 export const UPSTREAM_DELAY_HEADER = 'x-test-upstream-delay-ms';
 
+/** A request header asking the upstream to answer with that status instead of 200. */
+export const UPSTREAM_STATUS_HEADER = 'x-test-upstream-status';
+
 /** An upstream that answers 200 and remembers every request it received. */
 export class RecordingUpstream {
   readonly requests: RecordedRequest[] = [];
   private constructor(private readonly server: Server) {}
 
-  static async start(): Promise<RecordingUpstream> {
+  /** `port` 0 picks a free one; give a closed upstream's port to start it again there. */
+  static async start(port = 0): Promise<RecordingUpstream> {
     let upstream: RecordingUpstream | undefined;
     const server = createServer((req, res) => {
       upstream?.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
       const answer = (): void => {
-        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.writeHead(Number(req.headers[UPSTREAM_STATUS_HEADER] ?? 200), { 'Content-Type': 'application/json' });
         res.end('{"ok":true}');
       };
       const delayMs = Number(req.headers[UPSTREAM_DELAY_HEADER] ?? 0);
@@ -28,12 +32,16 @@ export class RecordingUpstream {
       else answer();
     });
     upstream = new RecordingUpstream(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     return upstream;
   }
 
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
   get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return `http://127.0.0.1:${this.port}`;
   }
 
   /** The request the gateway forwarded with this X-Request-Id, if any. */

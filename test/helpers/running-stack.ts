@@ -164,6 +164,15 @@ export class RunningStack {
     return events[0]!;
   }
 
+  /** The stored audit events matching `filter` (query API parameters), once `done` accepts them. */
+  async auditEvents(filter: Record<string, string>, done: (events: AuditEvent[]) => boolean, timeoutMs = 20_000): Promise<AuditEvent[]> {
+    return eventually(async () => {
+      const res = await fetch(`${this.auditUrl}/v1/events?${new URLSearchParams(filter)}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+      const body = (await res.json()) as { events: AuditEvent[] };
+      return done(body.events) ? body.events : undefined;
+    }, timeoutMs, `audit events ${JSON.stringify(filter)}`);
+  }
+
   /** Runs the built admin CLI against this stack's Redis and config; `input` goes to its stdin. */
   admin(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return runCli('cli/admin.js', args, this.env, input);

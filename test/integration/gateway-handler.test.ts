@@ -98,7 +98,7 @@ describe('gateway handler', () => {
     const consumer = `issuer:${'c'.repeat(700)}`;
     answer = async () => ({
       ...allowAnswer(),
-      identity: { sub: 'alice', consumer, username: 'alice', groups: [], jti, tier: '', issuer: 'issuer', iat: 0 },
+      identity: { sub: 'alice', consumer, username: 'alice', groups: [], jti, tier: '', issuer: 'issuer', iat: 0, kid: '' },
       rate_limit: { limit: `route:${'r'.repeat(300)}:minute`, max: 10, remaining: 9, reset_s: 60 },
     });
     const res = await fetch(`${base}/ok/${'p'.repeat(5000)}`, { headers: { 'User-Agent': 'u'.repeat(600) } });

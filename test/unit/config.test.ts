@@ -76,11 +76,15 @@ describe('config', () => {
           premium: { second: 50, minute: 1000, hour: 20000, day: 100000 },
         },
         default_tiers: { authenticated: 'free', anonymous: 'anonymous' },
+        upstreams: [],
         routes: [
           {
             name: 'users',
             paths: ['/users', '/people/'],
             upstream: 'http://127.0.0.1:3001',
+            strip_path: false,
+            preserve_host: false,
+            websocket: false,
             auth: { mode: 'required', required_scopes: [], token: {} },
             acl: { allow: ['admins', 'customers'] },
             rate_limit: { by: 'consumer', minute: 60, fail_open: false },
@@ -93,6 +97,9 @@ describe('config', () => {
             name: 'status',
             paths: ['/status'],
             upstream: 'https://status.example.test/base',
+            strip_path: false,
+            preserve_host: false,
+            websocket: false,
             auth: { mode: 'none', required_scopes: [], token: {} },
             rate_limit: { by: 'header:x-api-key', fail_open: true },
             upstream_timeout_ms: 5000,
@@ -153,7 +160,7 @@ describe('config', () => {
     });
 
     it('rejects an upstream that is not an http(s) URL', () => {
-      expect(problemsOf('bad-upstream.yml')).to.deep.equal(['routes.0.upstream: Invalid URL']);
+      expect(problemsOf('bad-upstream.yml')).to.deep.equal(['routes.0.upstream: must be an http:// or https:// URL']);
     });
 
     it('rejects an auth value outside required, optional, none', () => {

@@ -11,6 +11,7 @@ export interface Identity {
   'tier'?: (string);
   'issuer'?: (string);
   'iat'?: (number);
+  'kid'?: (string);
 }
 
 export interface Identity__Output {
@@ -22,4 +23,5 @@ export interface Identity__Output {
   'tier': (string);
   'issuer': (string);
   'iat': (number);
+  'kid': (string);
 }
