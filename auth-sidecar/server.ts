@@ -11,6 +11,7 @@ import { VerifiedTokenCache } from './jwt/verified-cache.js';
 import { TokenVerifier } from './jwt/verifier.js';
 import { RevokedKids } from './jwt/revoked-kids.js';
 import { BanMirror } from './limiter/ban-mirror.js';
+import { CircuitBreaker } from './limiter/circuit-breaker.js';
 import { RedisDecider } from './limiter/redis-decider.js';
 import { ownIssuerOf } from '../common/config/schema.js';
 import { revokeJti } from '../common/security-state.js';
@@ -58,7 +59,7 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
     config: deps.config,
     verifier,
     revokedKids,
-    decider: new RedisDecider(deps.redis, keys, mirror),
+    decider: new RedisDecider(deps.redis, keys, mirror, new CircuitBreaker(deps.config.sidecar.redis_breaker.failures, deps.config.sidecar.redis_breaker.open_ms)),
     keys,
     logger: deps.logger,
   });

@@ -57,6 +57,7 @@ export const ALLOW_DETAILS = {
   tier_unknown: "the token's tier claim names no configured tier: the default tier for tokens applied",
   redis_unavailable: 'fail_open: Redis was not connected; revocation, bans and limits went unchecked',
   redis_timeout: 'fail_open: Redis did not answer within sidecar.decision_timeout_ms; revocation, bans and limits went unchecked',
+  redis_breaker_open: 'fail_open: the circuit breaker was open (recent decisions timed out), Redis was not asked; revocation, bans and limits went unchecked',
 } as const;
 
 export type AllowDetail = keyof typeof ALLOW_DETAILS;

@@ -93,10 +93,20 @@ export class RedisUnavailableError extends Error {
   }
 }
 
+/** The error a decision gets at once while the sidecar's circuit breaker is open (Redis timed out again and again). */
+export class RedisBreakerOpenError extends RedisUnavailableError {
+  override readonly code = 'redis_unavailable';
+  constructor() {
+    super('circuit breaker open: recent decisions timed out');
+    this.name = 'RedisBreakerOpenError';
+  }
+}
+
 /** The error a request path raises when Redis did not answer in time for the caller. */
 export class RedisTimeoutError extends Error {
   readonly code = 'redis_timeout';
-  constructor(when: string) {
+  /** `sent`: the command had been sent, and Redis did not answer in time (not just a caller out of time). */
+  constructor(when: string, readonly sent = true) {
     super(`redis did not decide in time (${when})`);
     this.name = 'RedisTimeoutError';
   }

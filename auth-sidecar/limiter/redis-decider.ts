@@ -4,7 +4,8 @@ import { Cluster } from 'ioredis';
 import { WINDOW_SECONDS, type WindowName } from '../../common/config/schema.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
-import { isReady, masters, RedisTimeoutError, RedisUnavailableError, type RedisClient } from '../../common/redis.js';
+import { isReady, masters, RedisBreakerOpenError, RedisTimeoutError, RedisUnavailableError, type RedisClient } from '../../common/redis.js';
+import { CircuitBreaker } from './circuit-breaker.js';
 import type { BanMirror } from './ban-mirror.js';
 import { combine, NOT_HERE, type CallResult } from './decide-answers.js';
 import { planDecision, type DecisionCall } from './decision-plan.js';
@@ -119,6 +120,7 @@ export class RedisDecider {
     private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly mirror?: BanMirror,
+    private readonly breaker: CircuitBreaker = new CircuitBreaker(5, 2_000),
   ) {
     this.decide = defineDecide(redis, 'gatewayDecide', SCRIPT);
     this.decideCrossSlot = defineDecide(redis, 'gatewayDecideCrossSlot', CROSS_SLOT_SCRIPT);
@@ -129,11 +131,31 @@ export class RedisDecider {
     setInterval(() => isReady(redis) && this.measureClockOffset(), CLOCK_REMEASURE_MS).unref();
   }
 
+  /**
+   * Decides, unless the breaker is open (RedisBreakerOpenError at once). Decisions that time out
+   * after being sent open it; any answer closes it.
+   */
   run(input: DecisionInput): Promise<StoreVerdict> {
+    if (!this.breaker.admits()) return Promise.reject(new RedisBreakerOpenError());
+    return this.decideNow(input).then(
+      (verdict) => {
+        this.breaker.succeeded();
+        return verdict;
+      },
+      (err: Error) => {
+        // Only Redis failing to answer what it was sent counts; not being connected already fails at once.
+        if (err instanceof RedisTimeoutError && err.sent) this.breaker.failed();
+        else this.breaker.inconclusive();
+        throw err;
+      },
+    );
+  }
+
+  private decideNow(input: DecisionInput): Promise<StoreVerdict> {
     if (!isReady(this.redis)) return Promise.reject(new RedisUnavailableError(this.redis.status));
     if (this.mirror && !this.mirror.isSynced) return Promise.reject(new RedisUnavailableError('ban copy not synced'));
     const budget = input.giveUpAt === undefined ? undefined : input.giveUpAt - performance.now();
-    if (budget !== undefined && budget <= 0) return Promise.reject(new RedisTimeoutError('before it was sent'));
+    if (budget !== undefined && budget <= 0) return Promise.reject(new RedisTimeoutError('before it was sent', false));
     const plan = planDecision(input, this.keys);
     if (plan.mirrored.jti && this.mirror?.has(plan.mirrored.jti)) return Promise.resolve({ status: 'token_revoked', limit: undefined });
     const ipBanned = plan.mirrored.ip !== undefined && this.mirror?.has(plan.mirrored.ip) === true;

@@ -1,8 +1,8 @@
-import type { GatewayConfig, RouteConfig } from '../../common/config/schema.js';
+import { onRedisFailure, type GatewayConfig, type RouteConfig } from '../../common/config/schema.js';
 import { canonicalIp } from '../../common/ip-address.js';
 import type { Logger } from '../../common/logger.js';
 import type { CheckRequest__Output, CheckResponse } from '../../common/proto.js';
-import { RedisTimeoutError } from '../../common/redis.js';
+import { RedisBreakerOpenError, RedisTimeoutError } from '../../common/redis.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import type { TokenIdentity } from '../jwt/claims.js';
 import type { RevokedKids } from '../jwt/revoked-kids.js';
@@ -87,9 +87,9 @@ export class CheckService {
       });
     } catch (err) {
       this.deps.logger.warn('redis unavailable for a decision', { request_id: request.request_id, error: (err as Error).message });
-      const detail = err instanceof RedisTimeoutError ? 'redis_timeout' : 'redis_unavailable';
+      const detail = err instanceof RedisTimeoutError ? 'redis_timeout' : err instanceof RedisBreakerOpenError ? 'redis_breaker_open' : 'redis_unavailable';
       if (refusal) return refusal;
-      if (route.rate_limit?.fail_open) return allow(identity, undefined, { failOpen: true, detail, anonymous: anonymousOn(route, identity) });
+      if (onRedisFailure(route) === 'allow') return allow(identity, undefined, { failOpen: true, detail, anonymous: anonymousOn(route, identity) });
       return deny('auth_unavailable', detail, identity);
     }
 

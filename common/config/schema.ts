@@ -123,7 +123,15 @@ const routeSchema = z.strictObject({
     .strictObject({
       by: rateLimitBy.default('consumer').describe('Counter subject; consumer falls back to ip when anonymous'),
       ...windowsSchema,
-      fail_open: z.boolean().default(false).describe('Let requests through (marked in the audit) when Redis is down'),
+      on_redis_failure: z
+        .enum(['allow', 'deny'])
+        .optional()
+        .describe('When Redis cannot answer (down, frozen, breaker open): allow lets requests through unchecked, marked fail_open in the audit; deny answers 503. Default: allow on auth: none routes, deny elsewhere'),
+      fail_open: z.boolean().optional().describe('Older spelling: true is on_redis_failure: allow, false is deny'),
+    })
+    .refine((limit) => limit.fail_open === undefined || limit.on_redis_failure === undefined || (limit.fail_open ? 'allow' : 'deny') === limit.on_redis_failure, {
+      message: 'fail_open and on_redis_failure disagree: give on_redis_failure only',
+      path: ['fail_open'],
     })
     .optional(),
   upstream_timeout_ms: z.number().int().positive().max(600_000).default(30_000),
@@ -223,6 +231,13 @@ export const configSchema = z
           .positive()
           .default(100)
           .describe("How long a decision waits for Redis before taking the route's fail-open or fail-closed path; shorter than gateway.check_deadline_ms"),
+        redis_breaker: z
+          .strictObject({
+            failures: z.number().int().min(1).max(1000).default(5).describe('Decisions timed out in a row that open the breaker'),
+            open_ms: z.number().int().min(100).max(60_000).default(2_000).describe('How long it stays open (decisions answered at once by on_redis_failure) before one probe is sent'),
+          })
+          .prefault({})
+          .describe('The circuit breaker on Redis decisions: a frozen Redis costs a request milliseconds, not decision_timeout_ms'),
       })
       .prefault({}),
     anomaly: anomalySchema.describe("The audit worker's anomaly rules, allow-list and bans (README: Anomaly alerts)"),
@@ -314,6 +329,19 @@ function implicitTier(tiers: Record<string, unknown>, conventional: string): str
 }
 
 export type GatewayConfig = z.output<typeof configSchema>;
+
+/**
+ * What a route does when Redis cannot decide: its limit's on_redis_failure (or the older
+ * fail_open); else allow on routes without authentication (bans and limits go unchecked, the
+ * front door stays open) and deny (503) on routes that read tokens, whose revocation checks
+ * must not be skipped unless the route says so.
+ */
+export function onRedisFailure(route: Pick<RouteConfig, 'rate_limit' | 'auth'>): 'allow' | 'deny' {
+  const limit = route.rate_limit;
+  if (limit?.on_redis_failure !== undefined) return limit.on_redis_failure;
+  if (limit?.fail_open !== undefined) return limit.fail_open ? 'allow' : 'deny';
+  return route.auth.mode === 'none' ? 'allow' : 'deny';
+}
 
 /** The request header a route's limits are keyed on (`by: header:<name>`), lower-case; else undefined. */
 export function rateLimitKeyHeader(route: { rate_limit?: { by: string } | undefined }): string | undefined {

@@ -107,9 +107,11 @@ gateway: { check_deadline_ms: 1000 }
       stack.redis.unpause();
 
       expect(refused.map((r) => r.status)).to.deep.equal(Array(6).fill(503));
-      // The check deadline is 1000 ms here; the decision gives up on Redis after 100 ms (the default).
+      // The check deadline is 1000 ms here; the decision gives up on Redis after 100 ms (the default),
+      // and after 5 of those in a row the breaker answers at once (sidecar.redis_breaker).
+      expect(refused[5]!.ms).to.be.below(50);
       expect(open.status).to.equal(200);
-      expect(open.ms).to.be.below(500);
+      expect(open.ms).to.be.below(50);
 
       // Requests queue behind whatever the freeze left on the sidecar's connection; 503s count nothing.
       const first = await eventually(async () => {
@@ -119,8 +121,9 @@ gateway: { check_deadline_ms: 1000 }
       const rest = await statuses(TIER_MAX, () => '/closed', () => henry);
       expect([first, ...rest]).to.deep.equal(limited(TIER_MAX, 1));
 
-      expect(await stack.auditEvent(open.requestId)).to.include({ decision: 'allow', fail_open: true, detail: 'redis_timeout' });
+      expect(await stack.auditEvent(open.requestId)).to.include({ decision: 'allow', fail_open: true, detail: 'redis_breaker_open' });
       expect(await stack.auditEvent(refused[0]!.requestId)).to.include({ decision: 'deny', reason: 'auth_unavailable', detail: 'redis_timeout' });
+      expect(await stack.auditEvent(refused[5]!.requestId)).to.include({ decision: 'deny', reason: 'auth_unavailable', detail: 'redis_breaker_open' });
     });
   });
 

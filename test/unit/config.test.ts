@@ -87,7 +87,7 @@ describe('config', () => {
             websocket: false,
             auth: { mode: 'required', required_scopes: [], token: {} },
             acl: { allow: ['admins', 'customers'] },
-            rate_limit: { by: 'consumer', minute: 60, fail_open: false },
+            rate_limit: { by: 'consumer', minute: 60 },
             upstream_timeout_ms: 30000,
             allow_encoded_slashes: false,
             allow_underscore_headers: false,
@@ -121,7 +121,7 @@ describe('config', () => {
           trusted_proxies: [],
           forwarded_header: 'x-forwarded-for',
         },
-        sidecar: { decision_timeout_ms: 100 },
+        sidecar: { decision_timeout_ms: 100, redis_breaker: { failures: 5, open_ms: 2000 } },
         anomaly: {
           rules: {
             auth_failure_burst: { enabled: true, threshold: 30, window: 60, severity: 'medium', action: 'ban', ban_ttl: 600, shadow: false },
