@@ -16,11 +16,11 @@ export function benchToken(sub: string): string {
  * under /pool through a pool of two targets (both `upstreamUrl`, spelled two ways), to price the
  * pool. `gateway` is the `gateway:` settings as a YAML flow mapping, if any.
  */
-export function benchConfig(upstreamUrl: string, gateway?: string): string {
+export function benchConfig(upstreamUrl: string, gateway?: string, tier = '{ second: 1000000000, minute: 1000000000 }'): string {
   return `issuers:
   - { name: bench, iss: bench-issuer, audience: api, algorithms: [HS256], secret_env: BENCH_SECRET }
 tiers:
-  bench: { second: 1000000000, minute: 1000000000 }
+  bench: ${tier}
 default_tiers: { authenticated: bench }
 upstreams:
   - { name: pair, targets: [{ url: "${upstreamUrl}" }, { url: "${upstreamUrl}/" }] }

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../common/net.js';
+import { LIMIT_ALGORITHMS, type LimitAlgorithm } from '../common/config/schema.js';
 import { BENCH_SECRET, benchConfig, benchToken } from './bench-identity.js';
 import { TestRedisCluster } from '../test/helpers/redis-cluster.js';
 import { cpuSeconds, meterCpu, type Meter } from './proc-stats.js';
@@ -76,7 +77,46 @@ async function warmUp(address: string, tokens: string[]): Promise<void> {
   }
 }
 
+/**
+ * One decision's cost by limit algorithm, on one Redis, 100 consumers, one 1-second window of a
+ * limit never reached (so every decision counts): what `algorithm` changes in decide.lua.
+ */
+export async function algorithmCosts(seconds: number): Promise<{ algorithm: LimitAlgorithm; perSecond: number; cpuUs: Record<string, number> }[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-algorithms-'));
+  const costs = [];
+  try {
+    const tokens = Array.from({ length: 100 }, (_, i) => benchToken(`bench-${i}`));
+    for (const algorithm of LIMIT_ALGORITHMS) {
+      writeFileSync(join(dir, `${algorithm}.yml`), benchConfig('http://127.0.0.1:9', undefined, `{ second: 1000000000, algorithm: ${algorithm} }`));
+      const redisPort = await freePort();
+      const redis = await start(`${algorithm}-redis`, ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, redisPort);
+      const port = await freePort();
+      const env = { NODE_ENV: 'production', GATEWAY_CONFIG: join(dir, `${algorithm}.yml`), REDIS_URL: `redis://127.0.0.1:${redisPort}`, REDIS_PREFIX: 'alg', LOG_LEVEL: 'warn', BENCH_SECRET, SIDECAR_PORT: String(port) };
+      const sidecar = await start(`${algorithm}-sidecar`, ['auth-sidecar/main.js'], env, port);
+      await warmUp(`127.0.0.1:${port}`, tokens);
+      const cpuPerDecision = meterCpu([
+        { name: 'sidecar', cpu: () => cpuSeconds(sidecar.pid) },
+        { name: 'redis', cpu: () => cpuSeconds(redis.pid) },
+      ]);
+      const decisions = await streamDecisions(`127.0.0.1:${port}`, tokens, seconds);
+      costs.push({ algorithm, perSecond: decisions.perSecond, cpuUs: cpuPerDecision(decisions.total) });
+      sidecar.child.kill('SIGTERM');
+      redis.child.kill('SIGTERM');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return costs;
+}
+
 export function describeCost(cost: DecisionCost): string {
   const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
   return `decisions on ${cost.redis}, ${cost.consumers} consumer${cost.consumers === 1 ? '' : 's'} (CheckStream, 50 in flight): ${fmt(cost.perSecond)} decisions/s, CPU µs/decision: sidecar ${fmt(cost.cpuUs.sidecar!)}, redis ${fmt(cost.cpuUs.redis!)}`;
+}
+
+export function describeAlgorithms(costs: Awaited<ReturnType<typeof algorithmCosts>>): string[] {
+  const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
+  return costs.map(
+    (c) => `decisions by algorithm ${c.algorithm.padEnd(7)} (one Redis, 100 consumers, CheckStream): ${fmt(c.perSecond)} decisions/s, CPU µs/decision: sidecar ${fmt(c.cpuUs['sidecar']!)}, redis ${fmt(c.cpuUs['redis']!)}`,
+  );
 }

@@ -1,9 +1,11 @@
 /** `npm run bench:decisions`: decision-cost.ts alone (BENCH_SECONDS per combination, default 5). */
-import { decisionCosts, describeCost } from './decision-cost.js';
+import { algorithmCosts, decisionCosts, describeAlgorithms, describeCost } from './decision-cost.js';
 import { stopAll } from './spawn.js';
 
 try {
-  for (const cost of await decisionCosts(Number(process.env.BENCH_SECONDS ?? 5))) console.log(describeCost(cost));
+  const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+  for (const cost of await decisionCosts(seconds)) console.log(describeCost(cost));
+  for (const line of describeAlgorithms(await algorithmCosts(seconds))) console.log(line);
 } finally {
   await stopAll();
 }

@@ -25,7 +25,7 @@ import { HAS_NGINX } from '../scripts/local-balancer.js';
 import { startNginxBaseline } from './nginx-baseline.js';
 import { clientCpuSeconds, cpuSeconds, cpuSecondsNamed, cpuSecondsWithChildren, meterCpu, rssMiB, type Meter } from './proc-stats.js';
 import { BENCH_SECRET, benchConfig, benchToken } from './bench-identity.js';
-import { decisionCosts, describeCost } from './decision-cost.js';
+import { algorithmCosts, decisionCosts, describeAlgorithms, describeCost } from './decision-cost.js';
 import { streamDecisions, streamDecisionsAtRate, unaryDecisions } from './sidecar-load.js';
 import { start, stopAll, type Running } from './spawn.js';
 
@@ -183,6 +183,7 @@ async function main(): Promise<void> {
 
     // One decision's cost on one Redis and on a 3-master cluster, each with a sidecar of its own.
     for (const cost of await decisionCosts(Math.min(SECONDS, 5))) console.log(describeCost(cost));
+    for (const line of describeAlgorithms(await algorithmCosts(Math.min(SECONDS, 5)))) console.log(line);
 
     // The audit pipeline alone: batches straight into the queue, timed until stored.
     const pipeline = await auditPipelineRate(redisUrl, new RedisKeys(PREFIX).queuePrefix, countWhere('='), fullPeak, [meter(worker), postgres, meter(redis)]);

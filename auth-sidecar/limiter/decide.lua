@@ -1,8 +1,14 @@
 --[[
 Revocation, bans and every rate-limit window of a batch of requests, checked and counted
 atomically in one round trip, in order (two requests of one consumer in a batch count as two).
-Windows are fixed and aligned on Redis' own clock (TIME), so any number of sidecars share one
-clock and one count.
+Every window is counted on Redis' own clock (TIME), so any number of sidecars share one clock
+and one count, by one of three algorithms:
+  f fixed:   one counter per aligned window (`<key>:<window index>`); up to 2x the limit across a
+             window edge; memory O(1) per key
+  s sliding: a log of the last `size` seconds (sorted set `<key>:s`, one member per request);
+             never more than the limit in any `size`-second span; memory O(limit) per key
+  g gcra:    the generic cell rate algorithm (`<key>:g` holds the theoretical arrival time):
+             `limit` per `size` evenly, `burst` at once; memory O(1) per key
 
 ARGV[1]   number of decisions in the batch
 Then, per decision, in order, its KEYS and ARGV follow those of the one before:
@@ -19,7 +25,8 @@ Then, per decision, in order, its KEYS and ARGV follow those of the one before:
           give-up time in unix milliseconds by Redis' clock (0: none): a decision that runs
             later (Redis was frozen or slow) is answered 7 and checks and counts nothing, since
             its caller has already answered without it
-          per window, in KEYS order: size in seconds, limit
+          per window, in KEYS order: size in seconds, limit, algorithm (f fixed, s sliding, g gcra),
+            burst (gcra: requests that may come at once; ignored by the others)
 
 Returns, per decision, 5 numbers: status, window (1-based; 0 none), max, remaining, reset seconds
   status 0 allowed, 1 token revoked, 2 consumer revoked, 3 ip banned, 4 consumer banned, 5 rate limited,
@@ -57,29 +64,73 @@ local function decide(k, a, checks, windows)
   k = k + #checks
   if windows == 0 then return 0, 0, 0, 0, 0 end
 
-  local keys, sizes, limits, counts, resets = {}, {}, {}, {}, {}
+  -- Phase 1: each window's state, and the window that refuses (the one free again last).
+  local w = {}
   local blocked, blocked_reset = 0, 0
   for i = 1, windows do
-    local size, limit = tonumber(A[a + 1 + 2 * i]), tonumber(A[a + 2 + 2 * i])
-    local index = math.floor(now / size)
-    keys[i], sizes[i], limits[i] = K[k + i - 1] .. ':' .. index, size, limit
-    counts[i] = tonumber(redis.call('GET', keys[i]) or '0')
-    resets[i] = math.max(1, math.ceil((index + 1) * size - now))
-    if counts[i] >= limit and resets[i] > blocked_reset then blocked, blocked_reset = i, resets[i] end
+    local size, limit, algorithm = tonumber(A[a - 1 + 4 * i]), tonumber(A[a + 4 * i]), A[a + 1 + 4 * i]
+    local x = { size = size, limit = limit, algorithm = algorithm, burst = tonumber(A[a + 2 + 4 * i]) }
+    if algorithm == 'f' then
+      local index = math.floor(now / size)
+      x.key = K[k + i - 1] .. ':' .. index
+      x.count = tonumber(redis.call('GET', x.key) or '0')
+      x.reset = math.max(1, math.ceil((index + 1) * size - now))
+      x.full = x.count >= limit
+    elseif algorithm == 's' then
+      -- Sliding log: one member per counted request of the last `size` seconds (exact; memory per key ~ limit).
+      x.key = K[k + i - 1] .. ':s'
+      redis.call('ZREMRANGEBYSCORE', x.key, '-inf', now - size)
+      x.count = redis.call('ZCARD', x.key)
+      x.full = x.count >= limit
+      -- Free again when the entry that makes it full leaves; else when the oldest leaves.
+      local at = x.full and (x.count - limit) or 0
+      local entry = redis.call('ZRANGE', x.key, at, at, 'WITHSCORES')
+      x.reset = entry[2] and math.max(1, math.ceil(tonumber(entry[2]) + size - now)) or size
+    else
+      -- GCRA: the theoretical arrival time of the next request; `burst` may come at once.
+      x.key = K[k + i - 1] .. ':g'
+      x.interval = size / limit
+      x.tat = math.max(tonumber(redis.call('GET', x.key) or '0'), now) + x.interval
+      local ahead = x.tat - now
+      x.full = ahead > x.burst * x.interval + 1e-9
+      x.reset = math.max(1, math.ceil(x.full and (ahead - x.burst * x.interval) or (ahead - x.interval)))
+    end
+    w[i] = x
+    if x.full and x.reset > blocked_reset then blocked, blocked_reset = i, x.reset end
   end
-  if blocked > 0 then return 5, blocked, limits[blocked], 0, blocked_reset end
+  if blocked > 0 then return 5, blocked, w[blocked].limit, 0, blocked_reset end
 
+  -- Phase 2: count the request in every window (unless the ACL already refused it).
+  local counted = A[a + 1] == '1'
   local tightest, tightest_remaining = 1, nil
   for i = 1, windows do
-    local count = counts[i]
-    if A[a + 1] == '1' then
-      count = redis.call('INCR', keys[i])
-      if count == 1 then redis.call('EXPIRE', keys[i], sizes[i] + 1) end
+    local x = w[i]
+    local remaining
+    if x.algorithm == 'f' then
+      local count = x.count
+      if counted then
+        count = redis.call('INCR', x.key)
+        if count == 1 then redis.call('EXPIRE', x.key, x.size + 1) end
+      end
+      remaining = x.limit - count
+    elseif x.algorithm == 's' then
+      local count = x.count
+      if counted then
+        local member = t[1] .. t[2]
+        while redis.call('ZADD', x.key, 'NX', now, member) == 0 do member = member .. '+' end
+        redis.call('PEXPIRE', x.key, math.ceil(x.size * 1000) + 1000)
+        count = count + 1
+      end
+      remaining = x.limit - count
+    else
+      local tat = counted and x.tat or (x.tat - x.interval)
+      if counted then redis.call('SET', x.key, string.format('%.6f', x.tat), 'PX', math.ceil((x.tat - now) * 1000) + 1000) end
+      remaining = math.floor((x.burst * x.interval - (tat - now)) / x.interval + 1e-9)
+      x.reset = math.max(1, math.ceil(tat - now))
     end
-    local remaining = limits[i] - count
     if tightest_remaining == nil or remaining < tightest_remaining then tightest, tightest_remaining = i, remaining end
   end
-  return 0, tightest, limits[tightest], tightest_remaining, resets[tightest]
+  return 0, tightest, w[tightest].limit, tightest_remaining, w[tightest].reset
 end
 
 local out = {}
@@ -94,6 +145,6 @@ for d = 1, tonumber(A[1]) do
   end
   out[base + 1], out[base + 2], out[base + 3], out[base + 4], out[base + 5] = status, window, max, remaining, reset
   k = k + #checks + windows
-  a = a + 5 + 2 * windows
+  a = a + 5 + 4 * windows
 end
 return out

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster } from 'ioredis';
-import { WINDOW_SECONDS, type WindowName } from '../../common/config/schema.js';
+import { WINDOW_SECONDS, type LimitAlgorithm, type WindowName } from '../../common/config/schema.js';
 import { PROJECT_ROOT } from '../../common/paths.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import { isReady, masters, RedisBreakerOpenError, RedisTimeoutError, RedisUnavailableError, type RedisClient } from '../../common/redis.js';
@@ -35,7 +35,13 @@ export interface LimitWindow {
   key: string;
   window: WindowName;
   max: number;
+  algorithm: LimitAlgorithm;
+  /** gcra: requests that may come at once (the others ignore it). */
+  burst: number;
 }
+
+/** decide.lua's letter for each algorithm. */
+const ALGORITHM_CODE: Record<LimitAlgorithm, string> = { fixed: 'f', sliding: 's', gcra: 'g' };
 
 export interface DecisionInput {
   jti: string | undefined;
@@ -235,7 +241,7 @@ export class RedisDecider {
       args.push(call.checks, call.windows.length, decision.input.iat ?? 0, count ? 1 : 0, this.redisGiveUp(decision.input));
       for (const w of call.windows) {
         keys.push(w.key);
-        args.push(WINDOW_SECONDS[w.window], w.max);
+        args.push(WINDOW_SECONDS[w.window], w.max, ALGORITHM_CODE[w.algorithm], w.burst);
       }
     }
     const results = crossSlot ? await this.decideCrossSlot(1, keys[0]!, keys.length, ...keys, ...args) : await this.decide(keys.length, ...keys, ...args);

@@ -33,11 +33,11 @@ export function limitWindows(config: GatewayConfig, route: RouteConfig, who: Lim
   for (const window of WINDOWS) {
     const tierMax = tier?.[window];
     if (tierMax !== undefined) {
-      windows.push({ name: `tier:${tierName}:${window}`, key: keys.rateCounter(`tier:${tierName}`, tierSubject, window), window, max: tierMax });
+      windows.push({ name: `tier:${tierName}:${window}`, key: keys.rateCounter(`tier:${tierName}`, tierSubject, window), window, max: tierMax, algorithm: tier!.algorithm, burst: tier!.burst ?? tierMax });
     }
     const routeMax = policy[window];
     if (routeMax !== undefined) {
-      windows.push({ name: `route:${route.name}:${window}`, key: keys.rateCounter(`route:${route.name}`, routeSubject, window), window, max: routeMax });
+      windows.push({ name: `route:${route.name}:${window}`, key: keys.rateCounter(`route:${route.name}`, routeSubject, window), window, max: routeMax, algorithm: policy.algorithm, burst: policy.burst ?? routeMax });
     }
   }
   return { windows, tierUnknown: unknown };

@@ -25,9 +25,24 @@ export const windowsSchema = {
 export const WINDOW_SECONDS = { second: 1, minute: 60, hour: 3600, day: 86400 } as const;
 export type WindowName = keyof typeof WINDOW_SECONDS;
 
-const tierSchema = z.strictObject(windowsSchema).refine((t) => Object.values(t).some((v) => v !== undefined), {
-  message: 'a tier needs at least one of second, minute, hour, day',
-});
+export const LIMIT_ALGORITHMS = ['fixed', 'sliding', 'gcra'] as const;
+export type LimitAlgorithm = (typeof LIMIT_ALGORITHMS)[number];
+
+/** How a tier's or a route's windows count (auth-sidecar/limiter/decide.lua). */
+const algorithmFields = {
+  algorithm: z
+    .enum(LIMIT_ALGORITHMS)
+    .default('fixed')
+    .describe('fixed: aligned windows (O(1), up to 2x at an edge); sliding: exact over any span (a log, memory ~ limit per key); gcra: evenly spaced with a burst (O(1))'),
+  burst: z.number().int().min(1).max(1_000_000_000).optional().describe('gcra: requests that may come at once (default: the whole limit of the window)'),
+};
+
+const WINDOW_NAMES = Object.keys(WINDOW_SECONDS) as WindowName[];
+
+const tierSchema = z
+  .strictObject({ ...windowsSchema, ...algorithmFields })
+  .refine((t) => WINDOW_NAMES.some((w) => t[w] !== undefined), { message: 'a tier needs at least one of second, minute, hour, day' })
+  .refine((t) => t.burst === undefined || t.algorithm === 'gcra', { message: 'burst is for algorithm: gcra', path: ['burst'] });
 
 const rateLimitBy = z
   .string()
@@ -123,12 +138,14 @@ const routeSchema = z.strictObject({
     .strictObject({
       by: rateLimitBy.default('consumer').describe('Counter subject; consumer falls back to ip when anonymous'),
       ...windowsSchema,
+      ...algorithmFields,
       on_redis_failure: z
         .enum(['allow', 'deny'])
         .optional()
         .describe('When Redis cannot answer (down, frozen, breaker open): allow lets requests through unchecked, marked fail_open in the audit; deny answers 503. Default: allow on auth: none routes, deny elsewhere'),
       fail_open: z.boolean().optional().describe('Older spelling: true is on_redis_failure: allow, false is deny'),
     })
+    .refine((limit) => limit.burst === undefined || limit.algorithm === 'gcra', { message: 'burst is for algorithm: gcra', path: ['burst'] })
     .refine((limit) => limit.fail_open === undefined || limit.on_redis_failure === undefined || (limit.fail_open ? 'allow' : 'deny') === limit.on_redis_failure, {
       message: 'fail_open and on_redis_failure disagree: give on_redis_failure only',
       path: ['fail_open'],

@@ -83,6 +83,8 @@ gateway: { trusted_proxies: "\${TRUSTED_PROXIES:-}", check_deadline_ms: 3000 }
 sidecar: { decision_timeout_ms: 2000 }
 routes:
   - { name: limited, paths: [/limited], upstream: "http://127.0.0.1:${upstream}", auth: required, rate_limit: { by: consumer, minute: ${LIMIT} } }
+  - { name: sliding, paths: [/sliding], upstream: "http://127.0.0.1:${upstream}", auth: required, rate_limit: { by: consumer, minute: ${LIMIT}, algorithm: sliding } }
+  - { name: gcra, paths: [/gcra], upstream: "http://127.0.0.1:${upstream}", auth: required, rate_limit: { by: consumer, minute: ${LIMIT}, algorithm: gcra } }
   - { name: users, paths: [/users], upstream: "http://127.0.0.1:${upstream}", auth: required }
 `,
     );
@@ -197,6 +199,16 @@ function scaledChecks(title: string, options: { cluster?: boolean }): void {
       const gateways = new Set([...events.values()].flatMap((e) => e.gateways));
       expect(gateways.size, [...gateways].join(' ')).to.equal(3);
     });
+
+    for (const algorithm of ['sliding', 'gcra']) {
+      it(`allows exactly ${LIMIT} of 60 concurrent requests with algorithm ${algorithm}, over all gateways and sidecars`, async () => {
+        const token = stack.token(`${algorithm}-${randomUUID()}`);
+        const calls = await Promise.all(Array.from({ length: 60 }, () => stack.call(`/${algorithm}/1`, token)));
+        answered.push(...calls.map((c) => c.requestId));
+        expect(calls.filter((c) => c.status === 200)).to.have.length(LIMIT);
+        expect(calls.filter((c) => c.status === 429)).to.have.length(60 - LIMIT);
+      });
+    }
 
     it('applies a revocation and a ban through every gateway and sidecar within 1 s', async () => {
       const revoked = stack.token(`carol-${randomUUID()}`);

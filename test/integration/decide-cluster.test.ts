@@ -47,8 +47,8 @@ describe('RedisDecider on a Redis Cluster', function () {
     mirror.start();
     await eventually(() => (mirror.isSynced ? true : undefined), 10_000, 'the ban copy to sync');
   };
-  const consumerWindow = (consumer: string, window: WindowName, max: number): LimitWindow => ({ name: `tier:t:${window}`, key: keys.rateCounter('tier:t', `consumer:${consumer}`, window), window, max });
-  const ipWindow = (ip: string, max: number): LimitWindow => ({ name: 'route:r:hour', key: keys.rateCounter('route:r', `ip:${ip}`, 'hour'), window: 'hour', max });
+  const consumerWindow = (consumer: string, window: WindowName, max: number): LimitWindow => ({ name: `tier:t:${window}`, key: keys.rateCounter('tier:t', `consumer:${consumer}`, window), window, max, algorithm: 'fixed', burst: max });
+  const ipWindow = (ip: string, max: number): LimitWindow => ({ name: 'route:r:hour', key: keys.rateCounter('route:r', `ip:${ip}`, 'hour'), window: 'hour', max, algorithm: 'fixed', burst: max });
   const input = (consumer: string | undefined, windows: LimitWindow[], overrides: Partial<DecisionInput> = {}): DecisionInput => ({
     jti: consumer ? `jti-${consumer}` : undefined,
     consumer,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { WINDOW_SECONDS, type WindowName } from '../../common/config/schema.js';
+import { WINDOW_SECONDS, type LimitAlgorithm, type WindowName } from '../../common/config/schema.js';
 import { connectFailFast, RedisTimeoutError, RedisUnavailableError } from '../../common/redis.js';
 import { RedisKeys } from '../../common/redis-keys.js';
 import { ban, revokeConsumer, revokeJti, unban } from '../../common/security-state.js';
@@ -13,8 +13,8 @@ import { TestRedis } from '../helpers/redis-server.js';
 const CONSUMER = 'local:alice';
 const IP = '203.0.113.7';
 
-function windowOf(keys: RedisKeys, window: WindowName, max: number, scope = 'tier:free'): LimitWindow {
-  return { name: `${scope}:${window}`, key: keys.rateCounter(scope, `consumer:${CONSUMER}`, window), window, max };
+function windowOf(keys: RedisKeys, window: WindowName, max: number, scope = 'tier:free', algorithm: LimitAlgorithm = 'fixed', burst = max): LimitWindow {
+  return { name: `${scope}:${window}`, key: keys.rateCounter(scope, `consumer:${CONSUMER}`, window), window, max, algorithm, burst };
 }
 
 function input(overrides: Partial<DecisionInput> = {}): DecisionInput {
@@ -80,6 +80,53 @@ describe('decide.lua through RedisDecider', function () {
       expect(verdict.limit?.max).to.equal(3);
       expect(verdict.limit?.resetSeconds).to.be.within(1, 60);
     }
+  });
+
+  it('sliding, 5 per second: 20 requests 100 ms apart across a second boundary, never more than 5 in any 1-second span', async () => {
+    const second = windowOf(keys, 'second', 5, 'tier:free', 'sliding');
+    const allowedAt: number[] = [];
+    const started = performance.now();
+    for (let i = 0; i < 20; i++) {
+      while (performance.now() < started + i * 100) await new Promise((resolve) => setTimeout(resolve, 5));
+      const at = performance.now();
+      if ((await decider.run(input({ windows: [second] }))).status === 'allowed') allowedAt.push(at);
+    }
+    // Every span of 1 s (less 30 ms for the time between the local clock reading and Redis' TIME) holds at most 5.
+    for (const start of allowedAt) expect(allowedAt.filter((t) => t >= start && t < start + 970).length).to.be.at.most(5);
+    // And it does not starve: 2 s of steady traffic get about two windows' worth.
+    expect(allowedAt.length).to.be.within(9, 11);
+    // A fixed window at the same limit lets 10 through around an edge: the flaw sliding removes.
+    const fixed = windowOf(keys, 'second', 5, 'tier:fixed');
+    const edge = await redis.time();
+    await new Promise((resolve) => setTimeout(resolve, 1000 - Number(edge[1]) / 1000 - 50)); // 50 ms before a second boundary
+    const burst = await Promise.all(Array.from({ length: 12 }, () => decider.run(input({ windows: [fixed] }))));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const after = await Promise.all(Array.from({ length: 12 }, () => decider.run(input({ windows: [fixed] }))));
+    expect([...burst, ...after].filter((v) => v.status === 'allowed')).to.have.length(10);
+  });
+
+  it('gcra, 1 per second with a burst of 3: 3 at once, then 1 a second, Retry-After 1', async () => {
+    const second = windowOf(keys, 'second', 1, 'tier:free', 'gcra', 3);
+    const first = [];
+    for (let i = 0; i < 5; i++) first.push(await decider.run(input({ windows: [second] })));
+    expect(first.map((v) => v.status)).to.deep.equal(['allowed', 'allowed', 'allowed', 'rate_limited', 'rate_limited']);
+    expect(first.map((v) => v.limit?.remaining)).to.deep.equal([2, 1, 0, 0, 0]);
+    expect(first[3]!.limit?.resetSeconds).to.equal(1);
+    await new Promise((resolve) => setTimeout(resolve, 1_050));
+    const next = [await decider.run(input({ windows: [second] })), await decider.run(input({ windows: [second] }))];
+    expect(next.map((v) => v.status)).to.deep.equal(['allowed', 'rate_limited']);
+  });
+
+  it('counts nothing for a check-only request under sliding and gcra either, and honours several windows of different algorithms', async () => {
+    const sliding = windowOf(keys, 'second', 2, 'tier:s', 'sliding');
+    const gcra = windowOf(keys, 'minute', 3, 'tier:g', 'gcra', 3);
+    for (let i = 0; i < 3; i++) expect((await decider.run(input({ count: false, windows: [sliding, gcra] }))).status).to.equal('allowed');
+    expect(await redis.keys(`${keys.prefix}:*`)).to.deep.equal([]);
+    const verdicts = [];
+    for (let i = 0; i < 4; i++) verdicts.push(await decider.run(input({ windows: [sliding, gcra] })));
+    // Two pass the sliding second; the third is refused by it, before gcra's third is spent.
+    expect(verdicts.map((v) => v.status)).to.deep.equal(['allowed', 'allowed', 'rate_limited', 'rate_limited']);
+    expect(verdicts[2]!.limit?.name).to.equal('tier:s:second');
   });
 
   it('never spends quota on a check-only request', async () => {
