@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type HttpProxy from 'http-proxy';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { rateLimitKeyHeader, type RouteConfig } from '../common/config/schema.js';
+import { rateLimitKeyHeader } from '../common/config/schema.js';
 import { isReason, type Reason } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { CheckResponse__Output } from '../common/proto.js';
@@ -22,7 +22,7 @@ import { normalizeTarget } from './request-target.js';
 import { sendError } from './respond.js';
 import type { RouteMatch, RouteTable } from './route-table.js';
 import type { SidecarClient } from './sidecar-client.js';
-import type { Target } from './upstream/pool.js';
+import type { Target, UpstreamPool } from './upstream/pool.js';
 import type { RouteUpstream, Upstreams } from './upstream/upstreams.js';
 import { hideUpstreamIdentity } from './upstream-identity.js';
 
@@ -171,8 +171,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
 
     /** Proxies a WebSocket handshake to `target` (never retried: the client's socket is the one it has). */
     function webSocketTo(upstream: RouteUpstream, target: Target): void {
-      record.upstream = { pool: upstream.pool, target, inFlight: true };
-      record.upstreamTries++;
+      startTry(record, upstream.pool, target);
       proxyWebSocket(deps.proxy, req, upstream.options[target.index]!, (err) => {
         releaseUpstream(record);
         upstream.pool.failed(target);
@@ -186,8 +185,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
     /** Proxies to `target`; a failed connect of a request without a body is tried once more, on another target. */
     function proxyTo(upstream: RouteUpstream, target: Target): void {
       const { pool } = upstream;
-      record.upstream = { pool, target, inFlight: true };
-      record.upstreamTries++;
+      startTry(record, pool, target);
       deps.proxy.web(req, res, upstream.options[target.index]!, (err) => {
         const code = (err as NodeJS.ErrnoException).code ?? 'proxy_error';
         releaseUpstream(record);
@@ -236,6 +234,12 @@ function deny(res: ServerResponse, record: RequestRecord, reason: Reason, detail
 
 /** Connection failures after which nothing reached the target: a request without a body may go to another. */
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** The request goes to `target` now: in flight there, one more try. */
+function startTry(record: RequestRecord, pool: UpstreamPool, target: Target): void {
+  record.upstream = { pool, target, inFlight: true };
+  record.upstreamTries++;
+}
 
 /** The request's target is no longer waited on: it stops counting as in flight (once). */
 function releaseUpstream(record: RequestRecord): void {

@@ -154,7 +154,7 @@ export class TokenEndpoints {
       headers: { ...NO_STORE, ...(this.deps.issuing.refresh_cookie ? { 'set-cookie': refreshCookie(this.deps.issuing.refresh_cookie.name, undefined) } : {}) },
       body: Buffer.alloc(0),
       detail: revoked.length > 0 ? `revoked:${revoked.join(',')}` : 'nothing_revoked',
-      identity: user ? this.identityOf(user) : sub === undefined ? null : { sub, consumer: `${this.deps.issuer.name}:${sub}`, username: sub, issuer: this.deps.issuer.name },
+      identity: user ? this.identityOf(user) : sub === undefined ? null : this.identityOf({ username: sub, groups: [], tier: undefined }),
     };
   }
 
@@ -196,7 +196,7 @@ export class TokenEndpoints {
     };
   }
 
-  private identityOf(user: User): Identity {
+  private identityOf(user: Pick<User, 'username' | 'groups' | 'tier'>): Identity {
     const issuer = this.deps.issuer.name;
     return { sub: user.username, consumer: `${issuer}:${user.username}`, username: user.username, groups: user.groups, tier: user.tier ?? '', issuer };
   }

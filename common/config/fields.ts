@@ -26,3 +26,13 @@ export function durationSeconds(maxSeconds: number, maxText: string) {
     })
     .pipe(z.number().int().positive().max(maxSeconds, `must be at most ${maxText}`));
 }
+
+/** A cookie name: an RFC 6265 token. */
+export const cookieName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/, 'must be a cookie name (an RFC 6265 token)');
+
+/** An HTTP method as routes and pools name it (upper case: methods are case-sensitive). */
+export const httpMethod = z.string().regex(/^[A-Z][A-Z-]{0,19}$/, 'must be an upper-case HTTP method, e.g. GET');
+
+/** A path of unreserved characters only (route paths, rewrites, probe paths). */
+export const PLAIN_PATH = /^\/[A-Za-z0-9._~\-/]*$/;
+export const PLAIN_PATH_ERROR = 'must start with / and hold only unreserved characters';

@@ -5,10 +5,9 @@
  * Its issuer is the issuers entry with `sidecar_keys: true` (checked in schema.ts).
  */
 import { z } from 'zod';
-import { durationSeconds } from './fields.js';
+import { cookieName, durationSeconds } from './fields.js';
 import { SIGNING_ALGORITHMS } from './issuer-schema.js';
 
-const cookieName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/, 'must be a cookie name (an RFC 6265 token)');
 
 const throttleSchema = z.strictObject({
   failures: z.number().int().min(1).max(10_000).describe('Failed logins allowed within the window'),

@@ -4,7 +4,7 @@
  * and active health checks, and which methods are retried on another target.
  */
 import { z } from 'zod';
-import { name } from './fields.js';
+import { httpMethod, name, PLAIN_PATH, PLAIN_PATH_ERROR } from './fields.js';
 
 /** An http:// or https:// URL, as a route's `upstream` or a pool target's `url`. */
 export function isUpstreamUrl(text: string): boolean {
@@ -35,7 +35,7 @@ export const upstreamSchema = z
         fail_statuses: z.array(z.number().int().min(500).max(599)).default([]).describe('Answers counted as failures (still sent to the client), e.g. [502, 503, 504]'),
         probe: z
           .strictObject({
-            path: z.string().regex(/^\/[A-Za-z0-9._~\-/]*$/, 'must start with / and hold only unreserved characters').describe('GET on each target; 2xx or 3xx is healthy'),
+            path: z.string().regex(PLAIN_PATH, PLAIN_PATH_ERROR).describe('GET on each target; 2xx or 3xx is healthy'),
             interval_s: z.number().int().min(1).max(3600).default(5),
             timeout_ms: z.number().int().min(50).max(60_000).default(2_000),
           })
@@ -44,7 +44,7 @@ export const upstreamSchema = z
       })
       .prefault({}),
     retry_methods: z
-      .array(z.string().regex(/^[A-Z][A-Z-]{0,19}$/, 'must be an upper-case HTTP method'))
+      .array(httpMethod)
       .default(IDEMPOTENT_METHODS)
       .describe('Requests of these methods, without a body, that could not connect are tried once more on another target'),
   })
