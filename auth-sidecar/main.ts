@@ -31,7 +31,7 @@ runMain('auth-sidecar', {}, async (onStop) => {
   const issuing = await startIssuing(config, env, redis, logger);
   const issuers = loadIssuerKeys(config.issuers, env.GATEWAY_CONFIG, process.env, logger, issuing?.keys);
 
-  const { server, health, mirror, revokedKids } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger, issuing });
+  const { server, health, mirror, revokedKids, overrides } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger, issuing });
   const port = await bindServer(server, env.SIDECAR_HOST, env.SIDECAR_PORT);
   logger.info('ready', { port, issuers: issuers.map((i) => i.config.name), routes: config.routes.length });
 
@@ -40,6 +40,7 @@ runMain('auth-sidecar', {}, async (onStop) => {
     await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     mirror?.stop();
     revokedKids.stop();
+    overrides.stop();
     issuing?.keys.stop();
     await issuing?.hasher.close();
     redis.disconnect();

@@ -10,6 +10,7 @@ import type { TrustedIssuer } from './jwt/issuer-keys.js';
 import { VerifiedTokenCache } from './jwt/verified-cache.js';
 import { TokenVerifier } from './jwt/verifier.js';
 import { RevokedKids } from './jwt/revoked-kids.js';
+import { LimitOverrides } from './limiter/limit-overrides.js';
 import { BanMirror } from './limiter/ban-mirror.js';
 import { CircuitBreaker } from './limiter/circuit-breaker.js';
 import { RedisDecider } from './limiter/redis-decider.js';
@@ -45,6 +46,8 @@ export interface Sidecar {
   mirror: BanMirror | undefined;
   /** The revoked kids, re-read every 500 ms (started; stop it on shutdown). */
   revokedKids: RevokedKids;
+  /** Consumers' own limits, re-read when changed (started; stop it on shutdown). */
+  overrides: LimitOverrides;
 }
 
 /** Builds the gRPC server (AuthService + grpc.health.v1) without binding a port. */
@@ -55,10 +58,13 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
   const verifier = new VerifiedTokenCache(new TokenVerifier(deps.issuers), TOKEN_CACHE);
   const revokedKids = new RevokedKids(deps.redis, keys, deps.logger);
   void revokedKids.start();
+  const overrides = new LimitOverrides(deps.config.limit_overrides, deps.redis, keys, deps.logger);
+  void overrides.start();
   const checks = new CheckService({
     config: deps.config,
     verifier,
     revokedKids,
+    overrides,
     decider: new RedisDecider(deps.redis, keys, mirror, new CircuitBreaker(deps.config.sidecar.redis_breaker.failures, deps.config.sidecar.redis_breaker.open_ms)),
     keys,
     logger: deps.logger,
@@ -90,7 +96,7 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
   server.addService(loadAuthProto().auth.v1.AuthService.service, handlers);
   const health = new HealthImplementation({ '': 'SERVING', 'auth.v1.AuthService': 'SERVING' });
   health.addToServer(server);
-  return { server, health, checks, mirror, revokedKids };
+  return { server, health, checks, mirror, revokedKids, overrides };
 }
 
 function tokenEndpoints(deps: SidecarDeps, issuing: NonNullable<SidecarDeps['issuing']>, keys: RedisKeys, verifier: VerifiedTokenCache): TokenEndpoints | undefined {

@@ -15,6 +15,7 @@ import { RedisKeys } from '../common/redis-keys.js';
 import { NotAuditedError } from './admin/audited.js';
 import { bansCommand, type BansAction, type BansRun } from './admin/bans.js';
 import { keysCommand } from './admin/keys.js';
+import { LIMITS_ACTIONS, limitsCommand, type LimitsAction } from './admin/limits.js';
 import { revokeCommand } from './admin/revoke.js';
 import { USERS_ACTIONS, usersCommand, type UsersAction } from './admin/users.js';
 import { duration, OPTIONS, UsageError, type Options } from './admin/usage.js';
@@ -47,10 +48,16 @@ commands:
   keys rotate | keys list [--json]
           a new current signing key (SIGNING_KEY_SECRET needed); the old one verifies its
           tokens until they expire, and keys retired longer ago are deleted
+  limits set --consumer ISSUER:SUB (--scale N | [--second N] [--minute N] [--hour N] [--day N]
+             [--algorithm fixed|sliding|gcra] [--burst N]) --reason TEXT
+          the consumer's own rate limit in place of its tier's: --scale multiplies the tier's
+          windows (a partner gets 10x), or windows of its own; every sidecar applies it within a
+          second; wins over the config's limit_overrides
+  limits clear --consumer ISSUER:SUB --reason TEXT | limits list [--json]
   audit retry-failed
           put every audit job in \`failed\` back in the queue (their events are stored again)
 
-  Every ban, unban and revocation is audited: a security event (kind, actor admin-cli:<os user>,
+  Every ban, unban, revocation and limits set/clear is audited: a security event (kind, actor admin-cli:<os user>,
   subject, reason, until) is published on the audit queue after the change; \`npm run audit --
   security\` shows them. If publishing fails the change stays, the CLI says it was NOT AUDITED and
   exits 1. A reason is one line of at most 500 characters and must not contain a token.
@@ -94,6 +101,12 @@ function commandOf(command: string, rest: string[], options: Options, config: ()
     const [action, ...args] = rest;
     if (!(USERS_ACTIONS as readonly string[]).includes(action ?? '')) throw new UsageError(`unknown users command ${action ?? '(none)'}: use users ${USERS_ACTIONS.join('|')}`);
     return usersCommand(action as UsersAction, args, options, config);
+  }
+  if (command === 'limits') {
+    const [action, ...extra] = rest;
+    if (!(LIMITS_ACTIONS as readonly string[]).includes(action ?? '')) throw new UsageError(`unknown limits command ${action ?? '(none)'}: use limits ${LIMITS_ACTIONS.join('|')}`);
+    if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
+    return limitsCommand(action as LimitsAction, options, config);
   }
   if (command === 'keys') return keysCommand(rest[0], rest.slice(1), options, config, withDemoDefaults(process.env));
   if (command === 'bans') {

@@ -3,6 +3,7 @@
  * Credentials (tokens, cookies, Authorization) are never part of it.
  */
 import { z } from 'zod';
+import { WINDOW_NAMES } from './config/limits-schema.js';
 
 /**
  * The longest value of each bounded text field, in characters (Unicode code points, as zod
@@ -34,7 +35,9 @@ export const TRUNCATABLE_FIELDS = Object.keys(AUDIT_TEXT_LIMITS) as [Truncatable
 const text = (field: TruncatableField) => z.string().max(AUDIT_TEXT_LIMITS[field]);
 
 export const rateLimitStateSchema = z.strictObject({
-  limit: text('rate_limit.limit').describe('Which limit decided, e.g. tier:free:minute or route:payments:second'),
+  limit: text('rate_limit.limit').describe('Which limit decided (or, with shadow, would have refused), e.g. tier:free:minute or route:payments:second'),
+  /** Its window; null in events of older gateways. */
+  window: z.enum(WINDOW_NAMES).nullable().default(null),
   max: z.number().int().min(0),
   remaining: z.number().int().min(0),
   reset_s: z.number().int().min(0),
@@ -70,6 +73,7 @@ export const auditEventSchema = z.strictObject({
   bytes_in: z.number().int().min(0).nullable().default(null),
   rate_limit: rateLimitStateSchema.nullable(),
   fail_open: z.boolean(),
+  /** Allowed, but the shadow limit rate_limit names would have refused it. */
   shadow: z.boolean(),
   /** The fields the gateway cut to their limit; absent (events of older gateways) reads as none. */
   truncated: z

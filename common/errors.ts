@@ -63,8 +63,8 @@ export const ALLOW_DETAILS = {
 export type AllowDetail = keyof typeof ALLOW_DETAILS;
 
 /** The JSON error body of the README's table: `{"error", "reason", "request_id"}`. */
-export function errorBody(reason: Reason, requestId: string): string {
-  return JSON.stringify({ error: REASONS[reason].message, reason, request_id: requestId });
+export function errorBody(reason: Reason, requestId: string, message: string = REASONS[reason].message): string {
+  return JSON.stringify({ error: message, reason, request_id: requestId });
 }
 
 export function isReason(value: string): value is Reason {

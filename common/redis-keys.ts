@@ -127,6 +127,16 @@ export class RedisKeys {
     return this.grouped('signing', 'revoked-kids');
   }
 
+  /** Consumers' own rate limits set with `admin limits set` (hash: consumer -> JSON of a LimitOverride). */
+  get limitOverrides(): string {
+    return this.grouped('limits', 'overrides');
+  }
+
+  /** Bumped on every change of limitOverrides, so sidecars re-read the hash only when it changed. */
+  get limitOverridesVersion(): string {
+    return this.grouped('limits', 'overrides-version');
+  }
+
   /** The SCAN pattern of keys `build` makes, and the (decoded) subject of a key it found. */
   private patternOf(build: (subject: string) => string): KeyPattern {
     const marker = part('\0');
@@ -149,13 +159,16 @@ export class RedisKeys {
   }
 
   /**
-   * Base of a fixed-window counter; the decision script appends `:<window index>`.
-   * `scope` is `tier:<name>` or `route:<name>`; `subject` is e.g. `consumer:local:alice`.
+   * Base of a rate-limit counter; the decision script appends its algorithm's suffix.
+   * `scope` is `tier:<name>` or `route:<name>`; `subjects` what it counts by, e.g.
+   * [`consumer:local:alice`] or [`consumer:local:alice`, `ip:203.0.113.7`]: on a cluster the
+   * first one's slot holds it.
    */
-  rateCounter(scope: string, subject: string, window: WindowName): string {
-    if (this.layout === 'single') return `${this.prefix}:rl:${part(scope)}:${part(subject)}:${window}`;
-    const colon = subject.indexOf(':');
-    return this.about(subject.slice(0, colon), part(subject.slice(colon + 1)), `rl:${part(scope)}:${window}`);
+  rateCounter(scope: string, subjects: readonly [string, ...string[]], window: WindowName): string {
+    if (this.layout === 'single') return `${this.prefix}:rl:${part(scope)}:${subjects.map(part).join(':')}:${window}`;
+    const [first, ...more] = subjects;
+    const colon = first.indexOf(':');
+    return this.about(first.slice(0, colon), part(first.slice(colon + 1)), `rl:${part(scope)}${more.map((s) => `:${part(s)}`).join('')}:${window}`);
   }
 
   /** Window counter of an anomaly rule for one subject (e.g. `ip:1.2.3.4`); `window` is the window's index. */

@@ -17,8 +17,12 @@ export const SECURITY_TEXT_LIMITS = {
   reason: 500,
 } as const;
 
-/** `admin_query`: one use of the query API by the admin token (its subject the route). */
-export const SECURITY_EVENT_KINDS = ['ban', 'unban', 'revoke', 'admin_query'] as const;
+/**
+ * `admin_query`: one use of the query API by the admin token (its subject the route);
+ * `limit_set` / `limit_clear`: a consumer's own rate limit set or cleared (`admin limits`, the
+ * limit in the reason). Newest last (the store widens its check by it).
+ */
+export const SECURITY_EVENT_KINDS = ['ban', 'unban', 'revoke', 'admin_query', 'limit_set', 'limit_clear'] as const;
 /** `kid`: a signing key (`revoke --kid`); newest last (the store widens its check by it). */
 export const SECURITY_SUBJECT_KINDS = ['ip', 'consumer', 'jti', 'route', 'kid'] as const;
 

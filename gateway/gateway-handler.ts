@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type HttpProxy from 'http-proxy';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { rateLimitKeyHeader } from '../common/config/schema.js';
+import { isWindowName, rateLimitKeyHeader } from '../common/config/schema.js';
 import { isReason, type Reason } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { CheckResponse__Output } from '../common/proto.js';
@@ -19,7 +19,7 @@ import { proxyWebSocket } from './websocket/websocket-proxy.js';
 import { tokenSource } from './token-source.js';
 import { upstreamPath } from './upstream-path.js';
 import { normalizeTarget } from './request-target.js';
-import { sendError } from './respond.js';
+import { sendError, type ErrorAnswer } from './respond.js';
 import type { RouteMatch, RouteTable } from './route-table.js';
 import type { SidecarClient } from './sidecar-client.js';
 import type { Target, UpstreamPool } from './upstream/pool.js';
@@ -140,16 +140,17 @@ export function createGatewayHandler(deps: HandlerDeps) {
         record.kid = identity.kid || null;
       }
       const limit = answer.rate_limit;
-      if (limit) record.rateLimit = { limit: limit.limit, max: limit.max, remaining: limit.remaining, reset_s: limit.reset_s };
+      if (limit) record.rateLimit = { limit: limit.limit, window: isWindowName(limit.window) ? limit.window : null, max: limit.max, remaining: limit.remaining, reset_s: limit.reset_s };
       if (!answer.allow) {
         // A reason this gateway does not know (a newer sidecar?) fails closed rather than guessing.
         if (!isReason(answer.reason)) return deny(res, record, 'auth_unavailable', `unknown_reason:${answer.reason.slice(0, 40)}`);
-        return deny(res, record, answer.reason, answer.detail, answer.client_headers);
+        return deny(res, record, answer.reason, answer.detail, answer.client_headers, answer.reason === 'rate_limited' ? route.rate_limit : undefined);
       }
 
       record.decision = 'allow';
       record.detail = answer.detail || null;
       record.failOpen = answer.fail_open;
+      record.shadow = answer.shadow;
       const clientHeaders = answer.client_headers;
       for (const name in clientHeaders) res.setHeader(name, clientHeaders[name]!);
       if (route.serve === 'token_endpoints') return relayToTokenEndpoints(deps, req, res, record, path);
@@ -223,13 +224,14 @@ export function observeProxy(proxy: HttpProxy): void {
   });
 }
 
-function deny(res: ServerResponse, record: RequestRecord, reason: Reason, detail: string, headers?: Record<string, string>): void {
+/** `answer`: the route's own status and message for this refusal (a rate limit's `status`, `message`). */
+function deny(res: ServerResponse, record: RequestRecord, reason: Reason, detail: string, headers?: Record<string, string>, answer?: ErrorAnswer): void {
   record.decision = 'deny';
   record.reason = reason;
   record.detail = detail;
   // A refused request's unread body would be read and thrown away to keep the connection, for as
   // long as the client cares to send it: close the connection instead.
-  sendError(res, reason, record.requestId, hasUnreadBody(res.req) ? { ...headers, ...CLOSE_CONNECTION } : headers);
+  sendError(res, reason, record.requestId, hasUnreadBody(res.req) ? { ...headers, ...CLOSE_CONNECTION } : headers, answer);
 }
 
 /** Connection failures after which nothing reached the target: a request without a body may go to another. */

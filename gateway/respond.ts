@@ -1,14 +1,20 @@
 import type { ServerResponse } from 'node:http';
 import { errorBody, REASONS, type Reason } from '../common/errors.js';
 
+/** A route's own status and `error` text for a refusal, in place of the README table's. */
+export interface ErrorAnswer {
+  status: number;
+  message?: string | undefined;
+}
+
 /** Answers with the JSON error body of the README's table: `{"error", "reason", "request_id"}`. */
-export function sendError(res: ServerResponse, reason: Reason, requestId: string, headers: Record<string, string> = {}): void {
+export function sendError(res: ServerResponse, reason: Reason, requestId: string, headers: Record<string, string> = {}, answer?: ErrorAnswer): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = errorBody(reason, requestId);
-  res.writeHead(REASONS[reason].status, {
+  const body = errorBody(reason, requestId, answer?.message);
+  res.writeHead(answer?.status ?? REASONS[reason].status, {
     ...headers,
     'Content-Type': 'application/json',
     'Content-Length': Buffer.byteLength(body),

@@ -147,7 +147,8 @@ export class ChainSealer {
   async checkLag(): Promise<ChainHealth> {
     const { rows } = await this.sql.query<{ lag: number | null }>(LAG);
     const lag = rows[0]?.lag ?? undefined;
-    this.health.head_lag_s = lag === undefined ? null : Math.round(lag * 10) / 10;
+    // Rounded up to 0.1 s: a lag just over lag_alert_s must not read as equal to it.
+    this.health.head_lag_s = lag === undefined ? null : Math.ceil(lag * 10) / 10;
     this.health.lagging = lag !== undefined && lag > this.options.lagAlertSeconds;
     if (this.health.lagging && Date.now() - this.lastLagLog >= LAG_LOG_EVERY_MS) {
       this.lastLagLog = Date.now();

@@ -69,4 +69,5 @@ CREATE INDEX IF NOT EXISTS audit_security_events_alert_id ON audit_security_even
   { version: 13, name: 'audit_events: upstream_target, upstream_tries, bytes_in (pools and WebSockets)', up: ADDED_COLUMNS_DDL },
   { version: 14, name: 'audit_chain: rows sealed with upstream_target, upstream_tries, bytes_in', up: SEAL_FUNCTION_AGAIN_DDL },
   { version: 15, name: 'audit_security_events subject kinds: kid', up: SECURITY_KIND_CHECKS_WIDENED },
+  { version: 16, name: 'audit_security_events kinds: limit_set, limit_clear', up: SECURITY_KIND_CHECKS_WIDENED },
 ];

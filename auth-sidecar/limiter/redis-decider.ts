@@ -7,7 +7,7 @@ import type { RedisKeys } from '../../common/redis-keys.js';
 import { isReady, masters, RedisBreakerOpenError, RedisTimeoutError, RedisUnavailableError, type RedisClient } from '../../common/redis.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import type { BanMirror } from './ban-mirror.js';
-import { combine, NOT_HERE, type CallResult } from './decide-answers.js';
+import { ANSWER_HEAD, callResult, combine, NOT_HERE, type CallResult } from './decide-answers.js';
 import { planDecision, type DecisionCall } from './decision-plan.js';
 
 const SCRIPT = readFileSync(join(PROJECT_ROOT, 'auth-sidecar/limiter/decide.lua'), 'utf8');
@@ -38,10 +38,17 @@ export interface LimitWindow {
   algorithm: LimitAlgorithm;
   /** gcra: requests that may come at once (the others ignore it). */
   burst: number;
+  /** Never refuses: reports that it would have (the audit's shadow). */
+  shadow: boolean;
+  /** A request the decision refuses still counts in this window. */
+  countRefused: boolean;
 }
 
 /** decide.lua's letter for each algorithm. */
 const ALGORITHM_CODE: Record<LimitAlgorithm, string> = { fixed: 'f', sliding: 's', gcra: 'g' };
+/** decide.lua's window flags. */
+const COUNT_REFUSED = 1;
+const SHADOW = 2;
 
 export interface DecisionInput {
   jti: string | undefined;
@@ -50,6 +57,8 @@ export interface DecisionInput {
   clientIp: string;
   /** False when the ACL already refused: checks revocation and bans without spending quota. */
   count: boolean;
+  /** What the request counts as in every window (its route's cost). */
+  cost: number;
   windows: readonly LimitWindow[];
   /**
    * performance.now() after which the answer is no use: the decision is then rejected with
@@ -59,9 +68,26 @@ export interface DecisionInput {
   giveUpAt?: number;
 }
 
+/** One window's state after a decision. */
+export interface LimitReport {
+  name: string;
+  window: WindowName;
+  max: number;
+  remaining: number;
+  resetSeconds: number;
+}
+
 export type StoreVerdict =
-  | { status: 'allowed' | 'rate_limited'; limit: { name: string; max: number; remaining: number; resetSeconds: number } | undefined }
-  | { status: 'token_revoked' | 'consumer_revoked' | 'ip_banned' | 'consumer_banned'; limit: undefined };
+  | {
+      status: 'allowed' | 'rate_limited';
+      /** The window that refused, else the tightest enforced one (none when every window is shadow). */
+      limit: LimitReport | undefined;
+      /** Allowed, but this shadow window would have refused. */
+      shadow: LimitReport | undefined;
+      /** What remains of each of the decision's windows, in their order. */
+      remaining: readonly number[];
+    }
+  | { status: 'token_revoked' | 'consumer_revoked' | 'ip_banned' | 'consumer_banned'; limit: undefined; shadow: undefined; remaining: readonly number[] };
 
 type DecideCommand = (...args: (string | number)[]) => Promise<number[]>;
 
@@ -163,7 +189,7 @@ export class RedisDecider {
     const budget = input.giveUpAt === undefined ? undefined : input.giveUpAt - performance.now();
     if (budget !== undefined && budget <= 0) return Promise.reject(new RedisTimeoutError('before it was sent', false));
     const plan = planDecision(input, this.keys);
-    if (plan.mirrored.jti && this.mirror?.has(plan.mirrored.jti)) return Promise.resolve({ status: 'token_revoked', limit: undefined });
+    if (plan.mirrored.jti && this.mirror?.has(plan.mirrored.jti)) return Promise.resolve({ status: 'token_revoked', limit: undefined, shadow: undefined, remaining: [] });
     const ipBanned = plan.mirrored.ip !== undefined && this.mirror?.has(plan.mirrored.ip) === true;
     return new Promise((resolve, reject) => {
       const decision: Queued = { input, resolve, reject, timer: undefined, settled: false, calls: plan.calls, answers: [], pending: plan.calls.length, ipBanned };
@@ -238,19 +264,21 @@ export class RedisDecider {
     const args: (string | number)[] = [batch.length];
     for (const { decision, call, count } of batch) {
       for (const key of call.checkKeys) keys.push(key);
-      args.push(call.checks, call.windows.length, decision.input.iat ?? 0, count ? 1 : 0, this.redisGiveUp(decision.input));
+      args.push(call.checks, call.windows.length, decision.input.iat ?? 0, count ? 1 : 0, this.redisGiveUp(decision.input), decision.input.cost);
       for (const w of call.windows) {
         keys.push(w.key);
-        args.push(WINDOW_SECONDS[w.window], w.max, ALGORITHM_CODE[w.algorithm], w.burst);
+        args.push(WINDOW_SECONDS[w.window], w.max, ALGORITHM_CODE[w.algorithm], w.burst, (w.countRefused ? COUNT_REFUSED : 0) + (w.shadow ? SHADOW : 0));
       }
     }
     const results = crossSlot ? await this.decideCrossSlot(1, keys[0]!, keys.length, ...keys, ...args) : await this.decide(keys.length, ...keys, ...args);
-    batch.forEach((q, i) => {
-      const at = 5 * i;
+    let at = 0;
+    for (const q of batch) {
+      const answer = callResult(results, at, q.call.windows.length);
+      at += ANSWER_HEAD + q.call.windows.length;
       // Its slot moved off that node: sent again on its own, where the cluster routes it.
-      if (results[at] === NOT_HERE) return this.send([q]);
-      answered(q, [results[at] ?? -1, results[at + 1] ?? 0, results[at + 2] ?? 0, results[at + 3] ?? 0, results[at + 4] ?? 0]);
-    });
+      if (answer.code === NOT_HERE) this.send([q]);
+      else answered(q, answer);
+    }
   }
 }
 
@@ -262,7 +290,7 @@ function answered(q: QueuedCall, answer: CallResult): void {
   const verdict = combine(decision.calls, decision.answers, decision.input.windows);
   if (verdict instanceof Error) return settle(decision, verdict);
   const outranksBan = verdict.status === 'token_revoked' || verdict.status === 'consumer_revoked';
-  settle(decision, undefined, decision.ipBanned && !outranksBan ? { status: 'ip_banned', limit: undefined } : verdict);
+  settle(decision, undefined, decision.ipBanned && !outranksBan ? { status: 'ip_banned', limit: undefined, shadow: undefined, remaining: [] } : verdict);
 }
 
 function replaceOnce(text: string, search: string, replacement: string): string {

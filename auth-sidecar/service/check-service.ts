@@ -7,9 +7,11 @@ import type { RedisKeys } from '../../common/redis-keys.js';
 import type { TokenIdentity } from '../jwt/claims.js';
 import type { RevokedKids } from '../jwt/revoked-kids.js';
 import type { TokenVerifier } from '../jwt/verifier.js';
-import type { RedisDecider, StoreVerdict } from '../limiter/redis-decider.js';
+import type { LimitWindow, RedisDecider, StoreVerdict } from '../limiter/redis-decider.js';
+import type { LimitOverrides } from '../limiter/limit-overrides.js';
 import { limitWindows } from '../limiter/windows.js';
 import { aclAllows, missingScopes } from '../policy/acl.js';
+import { limitHeaders } from './limit-headers.js';
 import { allow, deny } from './verdicts.js';
 
 export interface CheckDeps {
@@ -20,6 +22,8 @@ export interface CheckDeps {
   logger: Logger;
   /** Signing keys revoked with `revoke --kid`: every token they signed is refused. */
   revokedKids?: Pick<RevokedKids, 'has'>;
+  /** Consumers' own limits in place of their tier's (config and `admin limits set`). */
+  overrides?: Pick<LimitOverrides, 'of'>;
 }
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
@@ -67,9 +71,10 @@ export class CheckService {
     const missing = identity ? missingScopes(route, identity.scopes) : [];
     const refusal = !aclAllows(route, identity?.groups ?? []) ? deny('forbidden', 'acl', identity) : missing.length > 0 ? insufficientScope(route, identity) : undefined;
     const policyOk = refusal === undefined;
+    const overrides = this.deps.overrides;
     const limits = policyOk
-      ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, clientIp, headers: request.headers, tier: identity?.tier }, this.deps.keys)
-      : { windows: [], tierUnknown: false };
+      ? limitWindows(this.deps.config, route, { consumer: identity?.consumer, jti: identity?.jti || undefined, clientIp, headers: request.headers, tier: identity?.tier }, this.deps.keys, overrides && ((consumer) => overrides.of(consumer)))
+      : { windows: [], cost: 1, tierUnknown: false };
     // The caller's remaining wait (deadline_ms, when sent), less the time to carry the answer
     // back, bounds the decision timeout: a fail-open answer must arrive while it is still wanted.
     const callerWaitMs = request.deadline_ms > 0 ? Math.max(0, request.deadline_ms - ANSWER_MARGIN_MS) : Infinity;
@@ -82,6 +87,7 @@ export class CheckService {
         iat: identity?.iat,
         clientIp,
         count: policyOk,
+        cost: limits.cost,
         windows: limits.windows,
         giveUpAt: receivedAt + waitMs,
       });
@@ -103,10 +109,22 @@ export class CheckService {
       case 'consumer_banned':
         return deny('banned', 'consumer', identity);
       case 'rate_limited':
-        return deny('rate_limited', 'limit_exceeded', identity, verdict.limit);
+        return deny('rate_limited', 'limit_exceeded', identity, verdict.limit, this.headersOf(route, verdict, limits.windows));
       case 'allowed':
-        return refusal ?? allow(identity, verdict.limit, { detail: limits.tierUnknown ? 'tier_unknown' : undefined, anonymous: anonymousOn(route, identity) });
+        return (
+          refusal ??
+          allow(identity, verdict.shadow ?? verdict.limit, {
+            detail: limits.tierUnknown ? 'tier_unknown' : undefined,
+            anonymous: anonymousOn(route, identity),
+            headers: this.headersOf(route, verdict, limits.windows),
+            shadow: verdict.shadow !== undefined,
+          })
+        );
     }
+  }
+
+  private headersOf(route: RouteConfig, verdict: StoreVerdict, windows: readonly LimitWindow[]): Record<string, string> {
+    return route.rate_limit ? limitHeaders(route.rate_limit.headers, verdict.limit, windows, verdict.remaining) : {};
   }
 }
 

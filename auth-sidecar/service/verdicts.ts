@@ -1,18 +1,12 @@
 /** Builds CheckResponse messages: one place for the status, headers and identity of each answer. */
-import { WINDOW_SECONDS } from '../../common/config/schema.js';
 import { REASONS, type AllowDetail, type Reason } from '../../common/errors.js';
 import type { CheckResponse } from '../../common/proto.js';
 import type { TokenIdentity } from '../jwt/claims.js';
+import type { LimitReport } from '../limiter/redis-decider.js';
 
-export interface LimitReport {
-  name: string;
-  max: number;
-  remaining: number;
-  resetSeconds: number;
-}
-
+/** `headers`: the rate-limit headers (limit-headers.ts) or others for the client. */
 export function deny(reason: Reason, detail: string, identity?: TokenIdentity, limit?: LimitReport, headers: Record<string, string> = {}): CheckResponse {
-  const clientHeaders: Record<string, string> = { ...(limit ? rateLimitHeaders(limit) : {}), ...headers };
+  const clientHeaders: Record<string, string> = { ...headers };
   if (reason === 'rate_limited' && limit) clientHeaders['Retry-After'] = String(limit.resetSeconds);
   if (reason === 'token_missing') clientHeaders['WWW-Authenticate'] = 'Bearer realm="gateway"';
   if (reason === 'token_invalid' || reason === 'token_revoked') {
@@ -35,6 +29,10 @@ export interface AllowNotes {
   detail?: AllowDetail | undefined;
   /** No token on an `auth: optional` route: the upstream gets `X-Anonymous-Consumer: true`. */
   anonymous?: boolean;
+  /** The rate-limit headers for the client (limit-headers.ts). */
+  headers?: Record<string, string>;
+  /** A shadow limit would have refused: `limit` names it. */
+  shadow?: boolean;
 }
 
 export function allow(identity: TokenIdentity | undefined, limit: LimitReport | undefined, notes: AllowNotes = {}): CheckResponse {
@@ -52,25 +50,15 @@ export function allow(identity: TokenIdentity | undefined, limit: LimitReport | 
       : notes.anonymous
         ? { 'X-Anonymous-Consumer': 'true' }
         : {},
-    client_headers: limit ? rateLimitHeaders(limit) : {},
+    client_headers: notes.headers ?? {},
     rate_limit: limit && rateLimitMessage(limit),
     fail_open: notes.failOpen ?? false,
-  };
-}
-
-/** IETF draft RateLimit header fields, as Kong and Envoy send them. */
-function rateLimitHeaders(limit: LimitReport): Record<string, string> {
-  const window = limit.name.slice(limit.name.lastIndexOf(':') + 1) as keyof typeof WINDOW_SECONDS;
-  return {
-    'RateLimit-Limit': String(limit.max),
-    'RateLimit-Remaining': String(limit.remaining),
-    'RateLimit-Reset': String(limit.resetSeconds),
-    'RateLimit-Policy': `${limit.max};w=${WINDOW_SECONDS[window] ?? 0}`,
+    shadow: notes.shadow ?? false,
   };
 }
 
 function rateLimitMessage(limit: LimitReport): CheckResponse['rate_limit'] {
-  return { limit: limit.name, max: limit.max, remaining: limit.remaining, reset_s: limit.resetSeconds };
+  return { limit: limit.name, window: limit.window, max: limit.max, remaining: limit.remaining, reset_s: limit.resetSeconds };
 }
 
 function identityMessage(identity: TokenIdentity): CheckResponse['identity'] {

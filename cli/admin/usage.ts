@@ -24,6 +24,13 @@ export const OPTIONS = {
   consumer: { type: 'string' },
   ip: { type: 'string' },
   reason: { type: 'string' },
+  scale: { type: 'string' },
+  second: { type: 'string' },
+  minute: { type: 'string' },
+  hour: { type: 'string' },
+  day: { type: 'string' },
+  algorithm: { type: 'string' },
+  burst: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;

@@ -4,12 +4,10 @@
  */
 import { z } from 'zod';
 import { cookieName, httpMethod, name, PLAIN_PATH, PLAIN_PATH_ERROR } from './fields.js';
-import { algorithmFields, BURST_NEEDS_GCRA, burstNeedsGcra, windowsSchema } from './limits-schema.js';
+import { BURST_NEEDS_GCRA, burstNeedsGcra, limitBehaviourFields, limitBySchema, windowsSchema } from './limits-schema.js';
 
-const rateLimitBy = z
-  .string()
-  .regex(/^(consumer|ip|header:[A-Za-z0-9-]+)$/, 'must be consumer, ip or header:<name>')
-  .transform((by) => by.toLowerCase() as 'consumer' | 'ip' | `header:${string}`);
+/** Which rate-limit headers a route's answers carry (auth-sidecar/service/limit-headers.ts). */
+export const LIMIT_HEADER_STYLES = ['ietf', 'kong', 'both', 'none'] as const;
 
 const AUTH_MODES = ['required', 'optional', 'none'] as const;
 /** A scope as RFC 6749 §3.3 allows it: printable ASCII without space, quote or backslash. */
@@ -97,9 +95,20 @@ export const routeSchema = z.strictObject({
     .optional(),
   rate_limit: z
     .strictObject({
-      by: rateLimitBy.default('consumer').describe('Counter subject; consumer falls back to ip when anonymous'),
+      by: limitBySchema.default(['consumer']),
       ...windowsSchema,
-      ...algorithmFields,
+      ...limitBehaviourFields,
+      cost: z.number().int().min(1).max(1000).default(1).describe("What one request of this route counts as, in its own windows and in its tier's (e.g. 5)"),
+      headers: z
+        .enum(LIMIT_HEADER_STYLES)
+        .default('ietf')
+        .describe('ietf: RateLimit-Limit/-Remaining/-Reset/-Policy for the tightest window; kong: X-RateLimit-Limit-<Window>/X-RateLimit-Remaining-<Window> for every window; both; none (Retry-After on a refusal stays)'),
+      status: z.number().int().min(400).max(599).default(429).describe('The status of a refusal by a rate limit'),
+      message: z
+        .string()
+        .regex(/^[\x20-\x7e]{1,200}$/, 'must be 1-200 printable ASCII characters')
+        .optional()
+        .describe('The `error` text of a refusal by a rate limit (default: rate limit exceeded)'),
       on_redis_failure: z
         .enum(['allow', 'deny'])
         .optional()

@@ -9,7 +9,7 @@ import { parseCidr } from '../cidr.js';
 import { auditSchema } from './audit-schema.js';
 import { name, unique } from './fields.js';
 import { issuerSchema } from './issuer-schema.js';
-import { tierSchema } from './limits-schema.js';
+import { limitOverrideSchema, tierSchema, WINDOW_NAMES } from './limits-schema.js';
 import { routeSchema } from './route-schema.js';
 import { tokenIssuingSchema } from './token-issuing-schema.js';
 import { isUpstreamUrl, upstreamSchema } from './upstream-schema.js';
@@ -33,6 +33,10 @@ export const configSchema = z
         anonymous: name.optional().describe('Tier of a request without a token; unset: `anonymous` when tiers has it, else no tier limit'),
       })
       .prefault({}),
+    limit_overrides: z
+      .record(z.string().min(3).max(640), limitOverrideSchema)
+      .default({})
+      .describe("Consumers (<issuer>:<sub>) with limits of their own in place of their tier's, e.g. { scale: 10 }; `admin limits set` overrides these (README: Rate limiting)"),
     upstreams: z.array(upstreamSchema).default([]).describe('Pools of targets a route may name as its upstream (README: Upstream pools)'),
     routes: z.array(routeSchema).min(1),
     gateway: z
@@ -129,6 +133,7 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['routes', i, 'upstream'], message: route.upstream.includes('://') ? 'must be an http:// or https:// URL' : `names no entry of upstreams (${config.upstreams.map((u) => u.name).join(', ') || 'none defined'})` });
     });
     overlappingRoutes(config.routes, ctx);
+    limitProblems(config, ctx);
   })
   .transform((config) => ({
     ...config,
@@ -155,6 +160,21 @@ function overlappingRoutes(routes: readonly { name: string; paths: readonly stri
       seen.set(key, owners);
     }),
   );
+}
+
+/** Overrides name configured issuers; a route's cost fits in each of its own windows (else no request could ever pass). */
+function limitProblems(config: { issuers: readonly IssuerConfig[]; limit_overrides: Record<string, unknown>; routes: readonly RouteConfig[] }, ctx: z.RefinementCtx): void {
+  for (const consumer of Object.keys(config.limit_overrides)) {
+    const issuer = consumer.slice(0, consumer.indexOf(':'));
+    if (!config.issuers.some((i) => i.name === issuer) || consumer.endsWith(':')) {
+      ctx.addIssue({ code: 'custom', path: ['limit_overrides', consumer], message: 'must be <issuer>:<sub> with a configured issuer' });
+    }
+  }
+  config.routes.forEach((route, i) => {
+    const limit = route.rate_limit;
+    const window = limit && WINDOW_NAMES.find((w) => limit[w] !== undefined && limit[w] < limit.cost);
+    if (window) ctx.addIssue({ code: 'custom', path: ['routes', i, 'rate_limit', 'cost'], message: `${limit.cost} exceeds the route's ${window} limit (${limit[window]}): no request could ever pass` });
+  });
 }
 
 /** token_issuing and its issuer (the one with sidecar_keys) come together and agree; token endpoints need them. */
@@ -206,9 +226,9 @@ export function onRedisFailure(route: Pick<RouteConfig, 'rate_limit' | 'auth'>):
 }
 
 /** The request header a route's limits are keyed on (`by: header:<name>`), lower-case; else undefined. */
-export function rateLimitKeyHeader(route: { rate_limit?: { by: string } | undefined }): string | undefined {
-  const by = route.rate_limit?.by;
-  return by?.startsWith('header:') ? by.slice('header:'.length) : undefined;
+export function rateLimitKeyHeader(route: { rate_limit?: { by: readonly string[] } | undefined }): string | undefined {
+  const header = route.rate_limit?.by.find((part) => part.startsWith('header:'));
+  return header?.slice('header:'.length);
 }
 export type IssuerConfig = GatewayConfig['issuers'][number];
 import type { TokenIssuingConfig } from './token-issuing-schema.js';

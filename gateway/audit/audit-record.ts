@@ -34,6 +34,8 @@ export interface RequestRecord {
   upstreamRequest: ClientRequest | null;
   rateLimit: RateLimitState | null;
   failOpen: boolean;
+  /** Allowed, but a shadow limit would have refused it. */
+  shadow: boolean;
   /** The pool and target the request was last sent to; null until it is proxied. */
   upstream: { pool: UpstreamPool; target: Target; inFlight: boolean } | null;
   /** Targets tried so far. */
@@ -77,6 +79,7 @@ export function startRecord(req: IncomingMessage, res: ServerResponse, requestId
     upstreamRequest: null,
     rateLimit: null,
     failOpen: false,
+    shadow: false,
     upstream: null,
     upstreamTries: 0,
   };
@@ -121,7 +124,7 @@ export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: S
     bytes_in: webSocket ? webSocket.bytesIn : null,
     rate_limit: record.rateLimit,
     fail_open: record.failOpen,
-    shadow: false,
+    shadow: record.shadow,
     truncated: [],
   });
 }

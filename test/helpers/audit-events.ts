@@ -27,7 +27,7 @@ export function auditEvent(overrides: Partial<AuditEvent> = {}): AuditEvent {
     upstream_target: null,
     upstream_tries: 0,
     bytes_in: null,
-    rate_limit: { limit: 'tier:free:minute', max: 100, remaining: 41, reset_s: 17 },
+    rate_limit: { limit: 'tier:free:minute', window: 'minute', max: 100, remaining: 41, reset_s: 17 },
     fail_open: false,
     shadow: false,
     truncated: [],

@@ -47,13 +47,14 @@ describe('RedisDecider on a Redis Cluster', function () {
     mirror.start();
     await eventually(() => (mirror.isSynced ? true : undefined), 10_000, 'the ban copy to sync');
   };
-  const consumerWindow = (consumer: string, window: WindowName, max: number): LimitWindow => ({ name: `tier:t:${window}`, key: keys.rateCounter('tier:t', `consumer:${consumer}`, window), window, max, algorithm: 'fixed', burst: max });
-  const ipWindow = (ip: string, max: number): LimitWindow => ({ name: 'route:r:hour', key: keys.rateCounter('route:r', `ip:${ip}`, 'hour'), window: 'hour', max, algorithm: 'fixed', burst: max });
+  const consumerWindow = (consumer: string, window: WindowName, max: number): LimitWindow => ({ name: `tier:t:${window}`, key: keys.rateCounter('tier:t', [`consumer:${consumer}`], window), window, max, algorithm: 'fixed', burst: max, shadow: false, countRefused: false });
+  const ipWindow = (ip: string, max: number): LimitWindow => ({ name: 'route:r:hour', key: keys.rateCounter('route:r', [`ip:${ip}`], 'hour'), window: 'hour', max, algorithm: 'fixed', burst: max, shadow: false, countRefused: false });
   const input = (consumer: string | undefined, windows: LimitWindow[], overrides: Partial<DecisionInput> = {}): DecisionInput => ({
     jti: consumer ? `jti-${consumer}` : undefined,
     consumer,
     iat: 1_700_000_000,
     clientIp: '198.51.100.1',
+    cost: 1,
     count: true,
     windows,
     ...overrides,
@@ -62,7 +63,7 @@ describe('RedisDecider on a Redis Cluster', function () {
   it('computes every key slot as Redis does', async () => {
     const node = new Redis({ port: cluster.ports[0]! });
     try {
-      const samples = ['foo', '123456789', '{user1000}.following', 'a{}b', '{}{a}', 'x{', 'é{ü}', '', keys.banIp('2001:db8::1'), keys.revokedJti('j{1}'), keys.queuePrefix + ':audit:wait', keys.rateCounter('route:r', 'header:x-key:v{a}', 'day')];
+      const samples = ['foo', '123456789', '{user1000}.following', 'a{}b', '{}{a}', 'x{', 'é{ü}', '', keys.banIp('2001:db8::1'), keys.revokedJti('j{1}'), keys.queuePrefix + ':audit:wait', keys.rateCounter('route:r', ['header:x-key:v{a}'], 'day')];
       for (const key of samples) expect(keySlot(key), key).to.equal(await node.cluster('KEYSLOT', key));
     } finally {
       node.disconnect();

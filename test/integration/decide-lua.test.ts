@@ -13,12 +13,12 @@ import { TestRedis } from '../helpers/redis-server.js';
 const CONSUMER = 'local:alice';
 const IP = '203.0.113.7';
 
-function windowOf(keys: RedisKeys, window: WindowName, max: number, scope = 'tier:free', algorithm: LimitAlgorithm = 'fixed', burst = max): LimitWindow {
-  return { name: `${scope}:${window}`, key: keys.rateCounter(scope, `consumer:${CONSUMER}`, window), window, max, algorithm, burst };
+function windowOf(keys: RedisKeys, window: WindowName, max: number, scope = 'tier:free', algorithm: LimitAlgorithm = 'fixed', burst = max, flags: Partial<Pick<LimitWindow, 'shadow' | 'countRefused'>> = {}): LimitWindow {
+  return { name: `${scope}:${window}`, key: keys.rateCounter(scope, [`consumer:${CONSUMER}`], window), window, max, algorithm, burst, shadow: false, countRefused: false, ...flags };
 }
 
 function input(overrides: Partial<DecisionInput> = {}): DecisionInput {
-  return { jti: 'jti-1', consumer: CONSUMER, iat: 1_700_000_000, clientIp: IP, count: true, windows: [], ...overrides };
+  return { jti: 'jti-1', consumer: CONSUMER, iat: 1_700_000_000, clientIp: IP, count: true, cost: 1, windows: [], ...overrides };
 }
 
 /**
@@ -129,6 +129,58 @@ describe('decide.lua through RedisDecider', function () {
     expect(verdicts[2]!.limit?.name).to.equal('tier:s:second');
   });
 
+  for (const algorithm of ['fixed', 'sliding', 'gcra'] as const) {
+    it(`${algorithm}: a request of cost 4 counts as 4 against 10 an hour, refused when 4 more would not fit`, async () => {
+      const hour = windowOf(keys, 'hour', 10, 'tier:free', algorithm);
+      await awayFromWindowEnd(redis, 'hour', 5_000);
+      const verdicts = [];
+      for (let i = 0; i < 3; i++) verdicts.push(await decider.run(input({ cost: 4, windows: [hour] })));
+      expect(verdicts.map((v) => [v.status, v.remaining[0]])).to.deep.equal([['allowed', 6], ['allowed', 2], ['rate_limited', 0]]);
+      // Two still fit for a request of cost 1.
+      expect((await decider.run(input({ windows: [hour] }))).remaining).to.deep.equal([1]);
+    });
+
+    it(`${algorithm}: a shadow window lets through what it would refuse, naming itself, and is not counted once full`, async () => {
+      const shadow = windowOf(keys, 'hour', 2, 'route:beta', algorithm, 2, { shadow: true });
+      const enforced = windowOf(keys, 'hour', 100, 'tier:free', algorithm);
+      await awayFromWindowEnd(redis, 'hour', 5_000);
+      const verdicts = [];
+      for (let i = 0; i < 4; i++) verdicts.push(await decider.run(input({ windows: [enforced, shadow] })));
+      expect(verdicts.map((v) => v.status)).to.deep.equal(['allowed', 'allowed', 'allowed', 'allowed']);
+      expect(verdicts.map((v) => v.shadow?.name)).to.deep.equal([undefined, undefined, 'route:beta:hour', 'route:beta:hour']);
+      expect(verdicts[3]!.shadow).to.include({ window: 'hour', max: 2, remaining: 0 });
+      // The client's limit (the headers') is the enforced one, counted every time.
+      expect(verdicts.map((v) => v.limit?.name)).to.deep.equal(Array(4).fill('tier:free:hour'));
+      expect(verdicts.map((v) => v.remaining)).to.deep.equal([[99, 1], [98, 0], [97, 0], [96, 0]]);
+    });
+  }
+
+  it('count_refused: a refused request still counts (sliding keeps the newest, gcra restarts the wait); without it, it does not', async () => {
+    const pairs = (['sliding', 'gcra'] as const).map((algorithm) => ({
+      algorithm,
+      counted: windowOf(keys, 'second', algorithm === 'gcra' ? 1 : 2, `tier:${algorithm}-counted`, algorithm, algorithm === 'gcra' ? 1 : 2, { countRefused: true }),
+      plain: windowOf(keys, 'second', algorithm === 'gcra' ? 1 : 2, `tier:${algorithm}-plain`, algorithm),
+    }));
+    const started = performance.now();
+    const at = async (ms: number): Promise<void> => {
+      while (performance.now() < started + ms) await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    const run = (window: LimitWindow) => decider.run(input({ windows: [window] })).then((v) => v.status);
+    // t=0: the limit is spent (2 sliding, 1 gcra); t=500: one more, refused.
+    for (const { counted, plain } of pairs) {
+      for (let i = 0; i < counted.max; i++) expect([await run(counted), await run(plain)]).to.deep.equal(['allowed', 'allowed']);
+    }
+    await at(500);
+    for (const { counted, plain } of pairs) expect([await run(counted), await run(plain)]).to.deep.equal(['rate_limited', 'rate_limited']);
+    // t=1100: the requests of t=0 have left; the refusal of t=500 still holds a place where it counted.
+    await at(1_100);
+    const sliding = pairs[0]!;
+    expect([await run(sliding.counted), await run(sliding.counted)]).to.deep.equal(['allowed', 'rate_limited']);
+    expect([await run(sliding.plain), await run(sliding.plain)]).to.deep.equal(['allowed', 'allowed']);
+    const gcra = pairs[1]!;
+    expect([await run(gcra.counted), await run(gcra.plain)]).to.deep.equal(['rate_limited', 'allowed']);
+  });
+
   it('never spends quota on a check-only request', async () => {
     const minute = windowOf(keys, 'minute', 3);
     await awayFromWindowEnd(redis, 'minute', 2_000);
@@ -156,9 +208,10 @@ describe('decide.lua through RedisDecider', function () {
     const second = await decider.run(input({ windows }));
     const third = await decider.run(input({ windows }));
 
-    expect(first).to.deep.equal({ status: 'allowed', limit: { name: 'tier:free:second', max: 2, remaining: 1, resetSeconds: 1 } });
-    expect(second).to.deep.equal({ status: 'allowed', limit: { name: 'tier:free:second', max: 2, remaining: 0, resetSeconds: 1 } });
-    expect(third).to.deep.equal({ status: 'rate_limited', limit: { name: 'tier:free:second', max: 2, remaining: 0, resetSeconds: 1 } });
+    const second2 = { name: 'tier:free:second', window: 'second', max: 2, resetSeconds: 1 };
+    expect(first).to.deep.equal({ status: 'allowed', limit: { ...second2, remaining: 1 }, shadow: undefined, remaining: [99, 1] });
+    expect(second).to.deep.equal({ status: 'allowed', limit: { ...second2, remaining: 0 }, shadow: undefined, remaining: [98, 0] });
+    expect(third).to.deep.equal({ status: 'rate_limited', limit: { ...second2, remaining: 0 }, shadow: undefined, remaining: [98, 0] });
   });
 
   it('reports the window that blocks longest when several are exhausted', async () => {
@@ -175,7 +228,7 @@ describe('decide.lua through RedisDecider', function () {
   it('answers token_revoked for a revoked jti, without counting', async () => {
     const minute = windowOf(keys, 'minute', 3);
     await redis.set(keys.revokedJti('jti-1'), '1');
-    expect(await decider.run(input({ windows: [minute] }))).to.deep.equal({ status: 'token_revoked', limit: undefined });
+    expect(await decider.run(input({ windows: [minute] }))).to.deep.equal({ status: 'token_revoked', limit: undefined, shadow: undefined, remaining: [] });
     expect(await redis.keys(`${keys.prefix}:rl:*`)).to.deep.equal([]);
     expect((await decider.run(input({ jti: 'jti-2', windows: [minute] }))).status).to.equal('allowed');
   });
@@ -183,24 +236,24 @@ describe('decide.lua through RedisDecider', function () {
   it('revokes the tokens of a consumer issued up to the revocation time, not later ones', async () => {
     const revokedAt = 1_700_000_000;
     await redis.set(keys.revokedConsumer(CONSUMER), String(revokedAt));
-    expect(await decider.run(input({ iat: revokedAt - 1 }))).to.deep.equal({ status: 'consumer_revoked', limit: undefined });
-    expect(await decider.run(input({ iat: revokedAt }))).to.deep.equal({ status: 'consumer_revoked', limit: undefined });
-    expect(await decider.run(input({ iat: undefined }))).to.deep.equal({ status: 'consumer_revoked', limit: undefined });
-    expect(await decider.run(input({ iat: revokedAt + 1 }))).to.deep.equal({ status: 'allowed', limit: undefined });
-    expect(await decider.run(input({ consumer: 'local:bob', iat: revokedAt }))).to.deep.equal({ status: 'allowed', limit: undefined });
+    expect(await decider.run(input({ iat: revokedAt - 1 }))).to.deep.equal({ status: 'consumer_revoked', limit: undefined, shadow: undefined, remaining: [] });
+    expect(await decider.run(input({ iat: revokedAt }))).to.deep.equal({ status: 'consumer_revoked', limit: undefined, shadow: undefined, remaining: [] });
+    expect(await decider.run(input({ iat: undefined }))).to.deep.equal({ status: 'consumer_revoked', limit: undefined, shadow: undefined, remaining: [] });
+    expect(await decider.run(input({ iat: revokedAt + 1 }))).to.deep.equal({ status: 'allowed', limit: undefined, shadow: undefined, remaining: [] });
+    expect(await decider.run(input({ consumer: 'local:bob', iat: revokedAt }))).to.deep.equal({ status: 'allowed', limit: undefined, shadow: undefined, remaining: [] });
   });
 
   it('answers ip_banned for a banned ip, with or without a consumer', async () => {
     await redis.set(keys.banIp(IP), '{}');
-    expect(await decider.run(input())).to.deep.equal({ status: 'ip_banned', limit: undefined });
-    expect(await decider.run(input({ jti: undefined, consumer: undefined, iat: undefined }))).to.deep.equal({ status: 'ip_banned', limit: undefined });
-    expect(await decider.run(input({ clientIp: '203.0.113.8' }))).to.deep.equal({ status: 'allowed', limit: undefined });
+    expect(await decider.run(input())).to.deep.equal({ status: 'ip_banned', limit: undefined, shadow: undefined, remaining: [] });
+    expect(await decider.run(input({ jti: undefined, consumer: undefined, iat: undefined }))).to.deep.equal({ status: 'ip_banned', limit: undefined, shadow: undefined, remaining: [] });
+    expect(await decider.run(input({ clientIp: '203.0.113.8' }))).to.deep.equal({ status: 'allowed', limit: undefined, shadow: undefined, remaining: [] });
   });
 
   it('answers consumer_banned for a banned consumer', async () => {
     await redis.set(keys.banConsumer(CONSUMER), '{}');
-    expect(await decider.run(input())).to.deep.equal({ status: 'consumer_banned', limit: undefined });
-    expect(await decider.run(input({ consumer: 'local:bob' }))).to.deep.equal({ status: 'allowed', limit: undefined });
+    expect(await decider.run(input())).to.deep.equal({ status: 'consumer_banned', limit: undefined, shadow: undefined, remaining: [] });
+    expect(await decider.run(input({ consumer: 'local:bob' }))).to.deep.equal({ status: 'allowed', limit: undefined, shadow: undefined, remaining: [] });
   });
 
   it('allows exactly the limit out of 200 concurrent requests', async () => {
@@ -255,8 +308,8 @@ describe('decide.lua through RedisDecider', function () {
       decider.run(input({ windows: [hour] })),
       decider.run(input({ consumer: 'local:bob' })),
     ]);
-    expect(good).to.deep.equal({ status: 'fulfilled', value: { status: 'allowed', limit: undefined } });
-    expect(alsoGood).to.deep.equal({ status: 'fulfilled', value: { status: 'allowed', limit: undefined } });
+    expect(good).to.deep.equal({ status: 'fulfilled', value: { status: 'allowed', limit: undefined, shadow: undefined, remaining: [] } });
+    expect(alsoGood).to.deep.equal({ status: 'fulfilled', value: { status: 'allowed', limit: undefined, shadow: undefined, remaining: [] } });
     for (const bad of [badRevocation, badCounter]) {
       expect(bad.status).to.equal('rejected');
       expect((bad as PromiseRejectedResult).reason.message).to.match(/could not decide/);
@@ -357,6 +410,6 @@ describe('RedisDecider when Redis goes away', function () {
 
     await server.resume();
     const verdict = await eventually(() => decider.run(input()), 10_000, 'a decision after Redis is back');
-    expect(verdict).to.deep.equal({ status: 'allowed', limit: undefined });
+    expect(verdict).to.deep.equal({ status: 'allowed', limit: undefined, shadow: undefined, remaining: [] });
   });
 });

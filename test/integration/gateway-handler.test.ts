@@ -24,6 +24,7 @@ function allowAnswer(): CheckResponse__Output {
     client_headers: {},
     rate_limit: null,
     fail_open: false,
+    shadow: false,
   };
 }
 
@@ -99,7 +100,7 @@ describe('gateway handler', () => {
     answer = async () => ({
       ...allowAnswer(),
       identity: { sub: 'alice', consumer, username: 'alice', groups: [], jti, tier: '', issuer: 'issuer', iat: 0, kid: '' },
-      rate_limit: { limit: `route:${'r'.repeat(300)}:minute`, max: 10, remaining: 9, reset_s: 60 },
+      rate_limit: { limit: `route:${'r'.repeat(300)}:minute`, window: 'minute', max: 10, remaining: 9, reset_s: 60 },
     });
     const res = await fetch(`${base}/ok/${'p'.repeat(5000)}`, { headers: { 'User-Agent': 'u'.repeat(600) } });
     expect(res.status).to.equal(200);

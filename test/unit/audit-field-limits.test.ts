@@ -8,7 +8,7 @@ const EMOJI = '\u{1F600}'; // one code point, two UTF-16 units
 /** An event whose `field` holds `value` (rate_limit.limit inside rate_limit). */
 function withField(field: TruncatableField, value: string) {
   const event = auditEvent();
-  if (field === 'rate_limit.limit') event.rate_limit = { limit: value, max: 1, remaining: 0, reset_s: 1 };
+  if (field === 'rate_limit.limit') event.rate_limit = { limit: value, window: 'second', max: 1, remaining: 0, reset_s: 1 };
   else event[field] = value;
   return event;
 }
@@ -38,7 +38,7 @@ describe('audit field limits', () => {
   });
 
   it('cut every over-long field of an event to its limit and list each one, so the schema accepts it', () => {
-    const all = auditEvent({ rate_limit: { limit: EMOJI.repeat(AUDIT_TEXT_LIMITS['rate_limit.limit'] + 3), max: 1, remaining: 0, reset_s: 1 } });
+    const all = auditEvent({ rate_limit: { limit: EMOJI.repeat(AUDIT_TEXT_LIMITS['rate_limit.limit'] + 3), window: 'second', max: 1, remaining: 0, reset_s: 1 } });
     for (const field of TRUNCATABLE_FIELDS) if (field !== 'rate_limit.limit') all[field] = EMOJI.repeat(AUDIT_TEXT_LIMITS[field] + 3);
     const fitted = fitToLimits(all);
     expect(fitted.truncated).to.have.members(TRUNCATABLE_FIELDS);

@@ -71,11 +71,12 @@ describe('config', () => {
           },
         ],
         tiers: {
-          anonymous: { minute: 30, algorithm: 'fixed' },
-          free: { second: 5, minute: 100, algorithm: 'fixed' },
-          premium: { second: 50, minute: 1000, hour: 20000, day: 100000, algorithm: 'fixed' },
+          anonymous: { minute: 30, algorithm: 'fixed', shadow: false, count_refused: false },
+          free: { second: 5, minute: 100, algorithm: 'fixed', shadow: false, count_refused: false },
+          premium: { second: 50, minute: 1000, hour: 20000, day: 100000, algorithm: 'fixed', shadow: false, count_refused: false },
         },
         default_tiers: { authenticated: 'free', anonymous: 'anonymous' },
+        limit_overrides: {},
         upstreams: [],
         routes: [
           {
@@ -87,7 +88,7 @@ describe('config', () => {
             websocket: false,
             auth: { mode: 'required', required_scopes: [], token: {} },
             acl: { allow: ['admins', 'customers'] },
-            rate_limit: { by: 'consumer', minute: 60, algorithm: 'fixed' },
+            rate_limit: { by: ['consumer'], minute: 60, algorithm: 'fixed', shadow: false, count_refused: false, cost: 1, headers: 'ietf', status: 429 },
             upstream_timeout_ms: 30000,
             allow_encoded_slashes: false,
             allow_underscore_headers: false,
@@ -101,7 +102,7 @@ describe('config', () => {
             preserve_host: false,
             websocket: false,
             auth: { mode: 'none', required_scopes: [], token: {} },
-            rate_limit: { by: 'header:x-api-key', fail_open: true, algorithm: 'fixed' },
+            rate_limit: { by: ['header:x-api-key'], fail_open: true, algorithm: 'fixed', shadow: false, count_refused: false, cost: 1, headers: 'ietf', status: 429 },
             upstream_timeout_ms: 5000,
             allow_encoded_slashes: false,
             allow_underscore_headers: false,
@@ -207,8 +208,8 @@ describe('config', () => {
       ]);
     });
 
-    it('rejects a rate_limit.by that is not consumer, ip or header:<name>', () => {
-      expect(problemsOf('bad-rate-limit-by.yml')).to.deep.equal(['routes.0.rate_limit.by: must be consumer, ip or header:<name>']);
+    it('rejects a rate_limit.by that is not consumer, credential, ip, route, header:<name> or a + of them', () => {
+      expect(problemsOf('bad-rate-limit-by.yml')).to.deep.equal(['routes.0.rate_limit.by: must be consumer, credential, ip, route or header:<name>, or several joined with + (e.g. consumer+ip)']);
     });
 
     it('rejects an allowed_hosts entry that is not a host name or [ipv6] with an optional port', () => {

@@ -14,6 +14,7 @@ export interface CheckResponse {
   'client_headers'?: ({[key: string]: string});
   'rate_limit'?: (_auth_v1_RateLimitState | null);
   'fail_open'?: (boolean);
+  'shadow'?: (boolean);
 }
 
 export interface CheckResponse__Output {
@@ -26,4 +27,5 @@ export interface CheckResponse__Output {
   'client_headers': ({[key: string]: string});
   'rate_limit': (_auth_v1_RateLimitState__Output | null);
   'fail_open': (boolean);
+  'shadow': (boolean);
 }

@@ -7,6 +7,7 @@ export interface RateLimitState {
   'max'?: (number);
   'remaining'?: (number);
   'reset_s'?: (number);
+  'window'?: (string);
 }
 
 export interface RateLimitState__Output {
@@ -14,4 +15,5 @@ export interface RateLimitState__Output {
   'max': (number);
   'remaining': (number);
   'reset_s': (number);
+  'window': (string);
 }
