@@ -5,6 +5,7 @@
  * needs Redis fails closed anyway while it is away.
  */
 import type { Logger } from '../../common/logger.js';
+import { Poll } from '../../common/poll.js';
 import { isReady, type RedisClient } from '../../common/redis.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 import { revokedKids } from '../../common/security-state.js';
@@ -13,7 +14,7 @@ const READ_MS = 500;
 
 export class RevokedKids {
   private kids = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly poll = new Poll(READ_MS, () => this.read());
   private failing = false;
 
   constructor(
@@ -23,13 +24,11 @@ export class RevokedKids {
   ) {}
 
   start(): Promise<void> {
-    this.timer = setInterval(() => void this.read(), READ_MS);
-    this.timer.unref();
-    return this.read();
+    return this.poll.start();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.poll.stop();
   }
 
   has(kid: string): boolean {

@@ -7,6 +7,7 @@
 import type { LimitOverride } from '../../common/config/schema.js';
 import { limitOverridesVersion, readLimitOverrides } from '../../common/limit-overrides.js';
 import type { Logger } from '../../common/logger.js';
+import { Poll } from '../../common/poll.js';
 import { isReady, type RedisClient } from '../../common/redis.js';
 import type { RedisKeys } from '../../common/redis-keys.js';
 
@@ -15,7 +16,7 @@ const READ_MS = 500;
 export class LimitOverrides {
   private set = new Map<string, LimitOverride>();
   private version: string | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly poll = new Poll(READ_MS, () => this.read());
   private failing = false;
 
   constructor(
@@ -26,13 +27,11 @@ export class LimitOverrides {
   ) {}
 
   start(): Promise<void> {
-    this.timer = setInterval(() => void this.read(), READ_MS);
-    this.timer.unref();
-    return this.read();
+    return this.poll.start();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.poll.stop();
   }
 
   of(consumer: string): LimitOverride | undefined {
