@@ -1,14 +1,17 @@
 /** Entry point of the audit worker: wiring only. Configured by the environment (common/env.ts). */
 import { once } from 'node:events';
+import { createServer } from 'node:http';
 import { Queue } from 'bullmq';
 import { AUDIT_QUEUE } from '../common/audit-queue.js';
 import { loadConfig } from '../common/config/load.js';
 import { readEnv, workerEnvSchema } from '../common/env.js';
 import { createLogger } from '../common/logger.js';
-import { connectPatient } from '../common/redis.js';
+import { connectPatient, isReady } from '../common/redis.js';
 import { redisTarget } from '../common/redis-target.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { runMain } from '../common/run-main.js';
+import { reloadingHttpsServer } from '../common/https-server.js';
+import { StatusServer } from '../common/status-server.js';
 import { AlertStore } from './anomaly/alert-store.js';
 import { AnomalyRules } from './anomaly/anomaly-rules.js';
 import { WebhookDelivery, webhookDeliveryOptions } from './anomaly/webhook-delivery.js';
@@ -21,6 +24,7 @@ import { EventStore } from './store/event-store.js';
 import { Retention } from './store/retention.js';
 import { SecurityEventStore } from './store/security-event-store.js';
 import { openPGlite, openPostgres } from './store/sql-client.js';
+import { WorkerMetrics } from './metrics.js';
 import { buildWorker } from './worker.js';
 import { newWorkerStats } from './worker-stats.js';
 
@@ -50,21 +54,35 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const alerts = new AlertStore(sql, webhook ? { onWebhookQueued: () => webhook.wake() } : {});
   const security = new SecurityEventStore(sql);
   const anomaly = new AnomalyRules(redis, keys, config.anomaly, { alerts, securityEvents: security }, logger);
-  const worker = buildWorker({ connection: redis, prefix, store, security, logger, concurrency: env.AUDIT_CONCURRENCY, stats, anomaly });
+  const queue = new Queue(AUDIT_QUEUE, { connection: redis, prefix });
+  const metrics = new WorkerMetrics(stats, () => anomaly.raised, queue);
+  const status = await StatusServer.start({
+    host: env.STATUS_HOST,
+    port: env.WORKER_STATUS_PORT,
+    registry: metrics.registry,
+    readiness: async () => ({ redis: isReady(redis), store: await sql.query('SELECT 1').then(() => true, () => false) }),
+    logger,
+  });
+  const worker = buildWorker({ connection: redis, prefix, store, security, logger, concurrency: env.AUDIT_CONCURRENCY, stats, anomaly, storedLag: (events) => metrics.stored(events) });
   anomaly.start();
-  const failed = new FailedJobsWatch(new Queue(AUDIT_QUEUE, { connection: redis, prefix }), logger);
+  const failed = new FailedJobsWatch(queue, logger);
   failed.start();
   webhook?.start();
   const sealer = new ChainSealer(sql, logger, sealerOptions(config.audit.chain));
   sealer.start();
 
   if (!env.ADMIN_TOKEN) logger.warn('ADMIN_TOKEN is not set: the query API answers 503 admin_disabled');
-  const server = buildQueryApi({ store, alerts, security, investigation: sql, auditQueries: security, verify: (options) => verifyChain(sql, options), adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null, chain: sealer.status() }) }).listen(env.AUDIT_PORT, env.AUDIT_HOST);
+  const api = buildQueryApi({ store, alerts, security, investigation: sql, auditQueries: security, verify: (options) => verifyChain(sql, options), adminToken: env.ADMIN_TOKEN, logger, health: () => ({ ...stats, failed_jobs: failed.count ?? null, chain: sealer.status() }) });
+  const apiTls = config.audit.api_tls;
+  const secure = apiTls && reloadingHttpsServer({}, api, apiTls, env.GATEWAY_CONFIG, 'audit.api_tls', logger);
+  const server = (secure ? secure.server : createServer(api)).listen(env.AUDIT_PORT, env.AUDIT_HOST);
   await once(server, 'listening');
   const address = server.address();
   logger.info('ready', {
     port: typeof address === 'object' && address ? address.port : env.AUDIT_PORT,
     host: env.AUDIT_HOST,
+    tls: apiTls !== undefined,
+    status_port: status.port,
     store: env.AUDIT_DB_URL ? `postgres (schema ${env.AUDIT_DB_SCHEMA})` : `pglite (${env.AUDIT_DATA_DIR})`,
     concurrency: env.AUDIT_CONCURRENCY,
     // The host only: a webhook URL's path or query may be a credential.
@@ -73,16 +91,19 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
 
   onStop(async () => {
     logger.info('stopping');
+    status.drain();
     failed.stop();
     await worker.close(); // waits for active jobs to finish
     await retention.stop();
     await anomaly.close().catch((err: Error) => logger.warn('last volume_spike counts not sent', { code: 'anomaly_volume_failed', error: err.message }));
     await webhook?.stop(); // after the jobs, which may queue changes; before the store closes
     await sealer.stop();
+    secure?.unwatch();
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await sql.close();
     await redis.quit().catch(() => redis.disconnect());
+    await status.close();
     logger.info('stopped');
   });
 });

@@ -9,7 +9,7 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { RedisClient } from '../common/redis.js';
 import type { z } from 'zod';
-import { auditEventSchema } from '../common/audit-event.js';
+import { auditEventSchema, type AuditEvent } from '../common/audit-event.js';
 import { AUDIT_JOB, AUDIT_QUEUE, auditBatchSchema, SECURITY_JOB, securityBatchSchema } from '../common/audit-queue.js';
 import type { Logger } from '../common/logger.js';
 import { securityEventSchema } from '../common/security-event.js';
@@ -33,6 +33,8 @@ export interface WorkerDeps {
   stats: WorkerStats;
   /** Run on each batch once it is stored (an error retries the job; events are counted once). */
   anomaly?: Pick<AnomalyRules, 'afterStore'>;
+  /** Told of each audit batch's events once stored (the metrics' lag). */
+  storedLag?: (events: readonly AuditEvent[]) => void;
 }
 
 /** The job's return value, kept by BullMQ. */
@@ -62,11 +64,11 @@ function eventCount(data: unknown): number {
 /** The code that starts the message of every job failed without retry, for the 'failed' log line. */
 const DROPPED_CODE = /^([a-z_]+):/;
 
-type Deps = Pick<WorkerDeps, 'store' | 'security' | 'logger' | 'stats' | 'anomaly'>;
+type Deps = Pick<WorkerDeps, 'store' | 'security' | 'logger' | 'stats' | 'anomaly' | 'storedLag'>;
 
 /** The job processor: dispatches by job name. */
 export function processJob(deps: Deps) {
-  const events = processAuditJob(deps.store, deps.logger, deps.stats, deps.anomaly);
+  const events = processAuditJob(deps.store, deps.logger, deps.stats, deps.anomaly, deps.storedLag);
   const security = processSecurityJob(deps.security, deps.logger, deps.stats);
   return async (job: Job<unknown, AuditJobResult>): Promise<AuditJobResult> => {
     if (job.name === AUDIT_JOB) return events(job);
@@ -123,7 +125,8 @@ export function processSecurityJob(store: WorkerDeps['security'], logger: Logger
   };
 }
 
-export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stats: WorkerStats, anomaly?: WorkerDeps['anomaly']) {
+/** `storedLag`: told of each batch's events once stored (the metrics' lag from event time to stored). */
+export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stats: WorkerStats, anomaly?: WorkerDeps['anomaly'], storedLag?: (events: readonly AuditEvent[]) => void) {
   return async (job: Job<unknown, AuditJobResult>): Promise<AuditJobResult> => {
     const batch = auditBatchSchema.safeParse(job.data);
     if (!batch.success) {
@@ -137,6 +140,9 @@ export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stat
       // The SQLSTATE only: the database's message may quote the refused value.
       logger.error('audit event set aside', { code: 'audit_event_set_aside', job_id: job.id, event_id: event.event_id, sqlstate });
     });
+    stats.events_stored += stored;
+    stats.events_duplicate += valid.length - stored - setAside;
+    storedLag?.(valid);
     await anomaly?.afterStore(valid, stored + setAside === valid.length);
     const result = { stored, duplicates: valid.length - stored - setAside, rejected, set_aside: setAside };
     logger.debug('audit batch stored', { job_id: job.id, ...result });
@@ -155,8 +161,8 @@ export function processAuditJob(store: WorkerDeps['store'], logger: Logger, stat
  */
 export const JOB_LOCKING = { lockDuration: 3_000, stalledInterval: 3_000, maxStalledCount: 50 } as const;
 
-export function buildWorker({ connection, prefix, store, security, logger, concurrency, stats, anomaly }: WorkerDeps): Worker<unknown, AuditJobResult> {
-  const worker = new Worker<unknown, AuditJobResult>(AUDIT_QUEUE, processJob({ store, security, logger, stats, anomaly }), { connection, prefix, concurrency, ...JOB_LOCKING });
+export function buildWorker({ connection, prefix, store, security, logger, concurrency, stats, anomaly, storedLag }: WorkerDeps): Worker<unknown, AuditJobResult> {
+  const worker = new Worker<unknown, AuditJobResult>(AUDIT_QUEUE, processJob({ store, security, logger, stats, anomaly, storedLag }), { connection, prefix, concurrency, ...JOB_LOCKING });
   worker.on('failed', (job, err) => {
     const meta = { job_id: job?.id, job_name: job?.name.slice(0, 64), attempts: job?.attemptsMade, events: eventCount(job?.data), error: err.message };
     if (err.name === 'UnrecoverableError') logger.error('audit job dropped', { code: DROPPED_CODE.exec(err.message)?.[1] ?? 'audit_job_malformed', ...meta });

@@ -2,13 +2,15 @@ import { loadConfig } from '../common/config/load.js';
 import { ownIssuerOf, type GatewayConfig } from '../common/config/schema.js';
 import { EnvError, readEnv, sidecarEnvSchema, type SidecarEnv } from '../common/env.js';
 import { createLogger, type Logger } from '../common/logger.js';
-import { connectFailFast, NO_LATE_COMMANDS, type RedisClient } from '../common/redis.js';
+import { connectFailFast, isReady, NO_LATE_COMMANDS, type RedisClient } from '../common/redis.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { SigningKeyStore } from '../common/signing-keys.js';
 import { OwnKeys } from './issuing/own-keys.js';
 import { PasswordHasher } from './issuing/password-hasher.js';
 import { redisTarget } from '../common/redis-target.js';
 import { runMain } from '../common/run-main.js';
+import { sidecarServerCredentials } from '../common/grpc-tls.js';
+import { StatusServer } from '../common/status-server.js';
 import { loadIssuerKeys } from './jwt/issuer-keys.js';
 import { bindServer, buildSidecar } from './server.js';
 
@@ -31,12 +33,21 @@ runMain('auth-sidecar', {}, async (onStop) => {
   const issuing = await startIssuing(config, env, redis, logger);
   const issuers = loadIssuerKeys(config.issuers, env.GATEWAY_CONFIG, process.env, logger, issuing?.keys);
 
-  const { server, health, mirror, revokedKids, overrides } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger, issuing });
-  const port = await bindServer(server, env.SIDECAR_HOST, env.SIDECAR_PORT);
-  logger.info('ready', { port, issuers: issuers.map((i) => i.config.name), routes: config.routes.length });
+  const { server, mirror, revokedKids, overrides, metrics, drain } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger, issuing });
+  const status = await StatusServer.start({
+    host: env.STATUS_HOST,
+    port: env.SIDECAR_STATUS_PORT,
+    registry: metrics.registry,
+    readiness: () => ({ redis: isReady(redis), ...(mirror && { ban_copy: mirror.isSynced }) }),
+    logger,
+  });
+  const port = await bindServer(server, env.SIDECAR_HOST, env.SIDECAR_PORT, sidecarServerCredentials(config, env.GATEWAY_CONFIG));
+  logger.info('ready', { port, tls: config.sidecar.tls ? (config.sidecar.tls.client_ca_file ? 'mutual' : 'server') : 'off', status_port: status.port, issuers: issuers.map((i) => i.config.name), routes: config.routes.length });
 
   onStop(async () => {
-    health.setStatus('', 'NOT_SERVING');
+    // Not ready, NOT_SERVING, from now on: before the listener closes.
+    status.drain();
+    drain();
     await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     mirror?.stop();
     revokedKids.stop();
@@ -44,5 +55,6 @@ runMain('auth-sidecar', {}, async (onStop) => {
     issuing?.keys.stop();
     await issuing?.hasher.close();
     redis.disconnect();
+    await status.close();
   });
 });

@@ -4,7 +4,7 @@ import { Cluster } from 'ioredis';
 import type { GatewayConfig } from '../common/config/schema.js';
 import type { Logger } from '../common/logger.js';
 import { loadAuthProto, type AuthServiceHandlers } from '../common/proto.js';
-import type { RedisClient } from '../common/redis.js';
+import { isReady, type RedisClient } from '../common/redis.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import type { TrustedIssuer } from './jwt/issuer-keys.js';
 import { VerifiedTokenCache } from './jwt/verified-cache.js';
@@ -24,6 +24,7 @@ import { RefreshFamilies } from './issuing/refresh-families.js';
 import { TokenEndpoints } from './issuing/token-endpoints.js';
 import { CheckService } from './service/check-service.js';
 import { serveCheckStream } from './service/check-stream.js';
+import { SidecarMetrics } from './metrics.js';
 
 /** ~10k active tokens at ~1 KiB each: ~10 MiB at most. Five minutes bounds how long a rotated key's tokens live on. */
 const TOKEN_CACHE = { maxEntries: 10_000, maxAgeSeconds: 300 };
@@ -48,6 +49,9 @@ export interface Sidecar {
   revokedKids: RevokedKids;
   /** Consumers' own limits, re-read when changed (started; stop it on shutdown). */
   overrides: LimitOverrides;
+  metrics: SidecarMetrics;
+  /** Says NOT_SERVING from now on, whatever Redis does (the start of a stop). */
+  drain(): void;
 }
 
 /** Builds the gRPC server (AuthService + grpc.health.v1) without binding a port. */
@@ -60,14 +64,20 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
   void revokedKids.start();
   const overrides = new LimitOverrides(deps.config.limit_overrides, deps.redis, keys, deps.logger);
   void overrides.start();
+  const breaker = new CircuitBreaker(deps.config.sidecar.redis_breaker.failures, deps.config.sidecar.redis_breaker.open_ms);
+  const metrics = new SidecarMetrics(
+    deps.config.routes.map((r) => r.name),
+    { tokenCache: verifier.counts, breakerOpen: () => (breaker.state === 'closed' ? 0 : 1) },
+  );
   const checks = new CheckService({
     config: deps.config,
     verifier,
     revokedKids,
     overrides,
-    decider: new RedisDecider(deps.redis, keys, mirror, new CircuitBreaker(deps.config.sidecar.redis_breaker.failures, deps.config.sidecar.redis_breaker.open_ms)),
+    decider: new RedisDecider(deps.redis, keys, mirror, breaker, (ms) => metrics.redisCall(ms)),
     keys,
     logger: deps.logger,
+    metrics,
   });
   const tokens = deps.issuing && tokenEndpoints(deps, deps.issuing, keys, verifier);
   const handlers: AuthServiceHandlers = {
@@ -94,9 +104,30 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
   };
   const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1 });
   server.addService(loadAuthProto().auth.v1.AuthService.service, handlers);
-  const health = new HealthImplementation({ '': 'SERVING', 'auth.v1.AuthService': 'SERVING' });
+  const health = new HealthImplementation({ '': 'NOT_SERVING', 'auth.v1.AuthService': 'NOT_SERVING' });
   health.addToServer(server);
-  return { server, health, checks, mirror, revokedKids, overrides };
+  const drain = servingWhileRedisAnswers(health, deps.redis);
+  return { server, health, checks, mirror, revokedKids, overrides, metrics, drain };
+}
+
+/**
+ * grpc.health.v1 says SERVING only while Redis is connected: without it every decision of an
+ * authenticated route fails closed, so a balancer (or the gateway's pool) should prefer another.
+ */
+function servingWhileRedisAnswers(health: HealthImplementation, redis: RedisClient): () => void {
+  let draining = false;
+  const set = (status: 'SERVING' | 'NOT_SERVING'): void => {
+    const now = draining ? 'NOT_SERVING' : status;
+    health.setStatus('', now);
+    health.setStatus('auth.v1.AuthService', now);
+  };
+  set(isReady(redis) ? 'SERVING' : 'NOT_SERVING');
+  redis.on('ready', () => set('SERVING'));
+  for (const event of ['close', 'reconnecting', 'end']) redis.on(event, () => set('NOT_SERVING'));
+  return () => {
+    draining = true;
+    set('NOT_SERVING');
+  };
 }
 
 function tokenEndpoints(deps: SidecarDeps, issuing: NonNullable<SidecarDeps['issuing']>, keys: RedisKeys, verifier: VerifiedTokenCache): TokenEndpoints | undefined {
@@ -123,8 +154,7 @@ function tokenEndpoints(deps: SidecarDeps, issuing: NonNullable<SidecarDeps['iss
 }
 
 /** Binds `host:port` (port 0 picks a free one) and resolves the bound port. */
-export function bindServer(server: grpc.Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
-  );
+/** `credentials`: TLS or mTLS (common/grpc-tls.ts); default plaintext. */
+export function bindServer(server: grpc.Server, host: string, port: number, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+  return new Promise((resolve, reject) => server.bindAsync(`${host}:${port}`, credentials, (err, bound) => (err ? reject(err) : resolve(bound))));
 }

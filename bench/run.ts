@@ -19,6 +19,7 @@ import { HAS_WRK, load, type LoadResult } from './load.js';
 import { httpAtFixedRate } from './open-loop.js';
 import { LiveHeapTrace } from './gc-trace.js';
 import { gatewayReplicas } from './gateway-replicas.js';
+import { metricsCost } from './metrics-cost.js';
 import { poolPickCost } from './pool-pick.js';
 import { investigationFigures, printInvestigationFigures } from './investigation.js';
 import { HAS_NGINX } from '../scripts/local-balancer.js';
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
       `upstream pool of two targets: gateway CPU ${fmt(gatewayCpu('pool'), 1)} µs/request against ${fmt(gatewayCpu('full'), 1)} with one URL: ${fmt(gatewayCpu('pool') - gatewayCpu('full'), 1)} µs ` +
         `(target < 3 µs; runs differ by ±15 %); the choice itself, in process: ${fmt(picks.two, 0)} ns a request for two weighted targets, ${fmt(picks.one, 0)} ns for one URL`,
     );
+    console.log(`metrics: the gateway's per-request metrics, in process: ${fmt(metricsCost(), 0)} ns a request (target < 5 µs)`);
     if (nginx) console.log(`full stack / nginx auth_request + Node JWT + Redis throughput: ${fmt(fullPeak / peakOf('nginx'), 2)}x   (target >= 1x)`);
     console.log(`audit: lag from end of load to last event stored: median ${fmt(median(lags))} ms (target < 1000 ms)`);
 

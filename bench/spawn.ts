@@ -28,7 +28,8 @@ export async function start(name: string, command: string[], env: Record<string,
     ? [process.execPath, ...NODE_ARGS, ...(options.nodeArgs ?? []), join(PROJECT_ROOT, 'dist', command[0]!), ...command.slice(1)]
     : command;
   const stdout = options.onStdoutLine ? 'pipe' : 'ignore';
-  const child = spawn(file!, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', stdout, 'pipe'] });
+  // Replicas of a kind run at once: each takes any free status port.
+  const child = spawn(file!, args, { env: { PATH: process.env.PATH ?? '', GATEWAY_STATUS_PORT: '0', SIDECAR_STATUS_PORT: '0', WORKER_STATUS_PORT: '0', ...env }, stdio: ['ignore', stdout, 'pipe'] });
   if (options.onStdoutLine && child.stdout) createInterface({ input: child.stdout }).on('line', options.onStdoutLine);
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));

@@ -14,6 +14,7 @@ const common = {
   ...redisEnvShape,
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('gw').describe('Namespace of every Redis key and queue'),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  STATUS_HOST: z.string().default('127.0.0.1').describe('Where the status port (/healthz, /readyz, /metrics) listens; 0.0.0.0 for a scraper on another host'),
 };
 const adminToken = z.string().min(16, 'must be at least 16 characters').optional();
 
@@ -34,6 +35,8 @@ export const gatewayEnvSchema = z.object({
       }
     }),
   AUDIT_SPOOL_DIR: z.string().default('data/spool'),
+  GATEWAY_HTTPS_PORT: port.default(8443).describe('The HTTPS listener, when the config has gateway.tls'),
+  GATEWAY_STATUS_PORT: port.default(9180).describe('/healthz, /readyz, /metrics (0: any free port)'),
 });
 
 export const sidecarEnvSchema = z.object({
@@ -45,6 +48,7 @@ export const sidecarEnvSchema = z.object({
     .min(MIN_SIGNING_SECRET_CHARS, `must be at least ${MIN_SIGNING_SECRET_CHARS} characters`)
     .optional()
     .describe("Encrypts the private halves of the sidecar's signing keys in Redis; required with token_issuing"),
+  SIDECAR_STATUS_PORT: port.default(9181).describe('/healthz, /readyz, /metrics (0: any free port)'),
 });
 
 export const workerEnvSchema = z.object({
@@ -56,6 +60,7 @@ export const workerEnvSchema = z.object({
   AUDIT_HOST: z.string().default('127.0.0.1'),
   AUDIT_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
   ADMIN_TOKEN: adminToken,
+  WORKER_STATUS_PORT: port.default(9182).describe('/healthz, /readyz, /metrics (0: any free port)'),
 });
 
 export type GatewayEnv = z.output<typeof gatewayEnvSchema>;

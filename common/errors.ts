@@ -26,6 +26,7 @@ export const REASONS = {
   refresh_invalid: { status: 401, message: 'the refresh token is not valid' },
   method_not_allowed: { status: 405, message: 'this route does not answer that method' },
   unsupported_media_type: { status: 415, message: 'send the body as application/json' },
+  https_required: { status: 308, message: 'this gateway is served over https: follow Location' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type Reason = keyof typeof REASONS;

@@ -10,6 +10,7 @@ import { HostAllowList } from './host-allow-list.js';
 import { keepRequestFraming } from './request-framing.js';
 import { RouteTable } from './route-table.js';
 import { ClientAddress } from './client-address.js';
+import type { GatewayMetrics } from './metrics.js';
 import type { SidecarClient } from './sidecar-client.js';
 import { Upstreams } from './upstream/upstreams.js';
 import { OpenSockets } from './websocket/open-sockets.js';
@@ -30,6 +31,10 @@ export interface GatewayDeps {
   sidecars?: () => { connected: number; known: number };
   /** The audit spool's contents, reported by `/__gateway/health` (stranded events are visible). */
   spool?: () => SpoolStats;
+  /** Counts and times every request (README: Metrics). */
+  metrics?: GatewayMetrics;
+  /** Set: plain HTTP requests are redirected (308) to this HTTPS port. */
+  httpsPort?: number | undefined;
 }
 
 export interface Gateway {
@@ -64,6 +69,8 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     logger: deps.logger,
     hosts: HostAllowList.from(deps.config.gateway.allowed_hosts),
     clientAddress: new ClientAddress(deps.config.gateway.trusted_proxies, deps.config.gateway.forwarded_header),
+    metrics: deps.metrics,
+    httpsPort: deps.httpsPort,
   });
   const own = ownEndpoints(deps);
   return {

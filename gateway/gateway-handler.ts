@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type HttpProxy from 'http-proxy';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { isWindowName, rateLimitKeyHeader } from '../common/config/schema.js';
@@ -18,9 +19,11 @@ import { isWebSocketUpgrade } from './websocket/upgrade-request.js';
 import { proxyWebSocket } from './websocket/websocket-proxy.js';
 import { tokenSource } from './token-source.js';
 import { upstreamPath } from './upstream-path.js';
+import { httpsLocation } from './https-redirect.js';
 import { normalizeTarget } from './request-target.js';
 import { sendError, type ErrorAnswer } from './respond.js';
 import type { RouteMatch, RouteTable } from './route-table.js';
+import type { GatewayMetrics } from './metrics.js';
 import type { SidecarClient } from './sidecar-client.js';
 import type { Target, UpstreamPool } from './upstream/pool.js';
 import type { RouteUpstream, Upstreams } from './upstream/upstreams.js';
@@ -39,6 +42,10 @@ export interface HandlerDeps {
   hosts?: HostAllowList | undefined;
   /** The client's address (the TCP peer, or what trusted proxies forward); default the peer. */
   clientAddress?: ClientAddress;
+  /** Counts and times every request (README: Metrics). */
+  metrics?: Pick<GatewayMetrics, 'started' | 'finished'> | undefined;
+  /** Set: a request not over TLS is answered 308 https_required to this HTTPS port (gateway.tls.plain_http: redirect). */
+  httpsPort?: number | undefined;
 }
 
 /** Headers a client must never be able to set: the gateway owns them (`Proxy-*` are hop-by-hop). */
@@ -68,10 +75,13 @@ export function createGatewayHandler(deps: HandlerDeps) {
     const record = startRecord(req, res, requestId, clientIp);
     attachRecord(req, record);
     res.setHeader('X-Request-Id', requestId);
+    const metrics = deps.metrics;
+    metrics?.started();
     res.on('close', () => {
       releaseUpstream(record);
       const event = toAuditEvent(record, req, res, deps.gatewayId);
       deps.publisher.publish(event);
+      metrics?.finished(record, event);
       // The client left before the response ended: the upstream request goes too, at once, or
       // it keeps a pooled socket busy (http-proxy waits for req 'aborted', which Node 20 no
       // longer emits once the request body has ended).
@@ -95,6 +105,11 @@ export function createGatewayHandler(deps: HandlerDeps) {
     const target = normalizeTarget(req.url ?? '');
     if (!target) return deny(res, record, 'bad_request', 'path_malformed');
     record.path = target.path;
+    const encrypted = (req.socket as TLSSocket).encrypted === true;
+    if (deps.httpsPort !== undefined && !encrypted) {
+      const location = httpsLocation(req.headers.host, deps.httpsPort, target.path + target.search);
+      return location ? deny(res, record, 'https_required', 'plain_http', { Location: location }) : deny(res, record, 'bad_request', 'host_missing');
+    }
     const found = deps.routes.resolve(target.path, req.headers.host, req.method);
     if (!found) {
       const allow = deps.routes.allowedMethods(target.path, req.headers.host);
@@ -115,11 +130,16 @@ export function createGatewayHandler(deps: HandlerDeps) {
     const keyValue = keyHeader && req.headers[keyHeader];
     if (keyHeader && typeof keyValue === 'string') headers[keyHeader] = keyValue;
 
+    const askedMs = performance.now();
     deps.sidecar
       .check({ request_id: requestId, route: route.name, method: req.method ?? '', path: target.path, client_ip: clientIp, headers, authorization_count: token.count })
       .then(
-        (answer) => enforce(answer, found, target.path, token.search),
+        (answer) => {
+          record.checkMs = performance.now() - askedMs;
+          enforce(answer, found, target.path, token.search);
+        },
         (err: Error & { code?: number }) => {
+          record.checkMs = performance.now() - askedMs;
           deps.logger.warn('sidecar check failed', { request_id: requestId, error: err.message });
           deny(res, record, 'auth_unavailable', err.code === GrpcStatus.DEADLINE_EXCEEDED ? 'deadline_exceeded' : 'sidecar_unreachable');
         },
@@ -160,7 +180,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
       for (const name in upstreamHeaders) req.headers[name.toLowerCase()] = upstreamHeaders[name];
       req.headers['x-request-id'] = requestId;
       req.headers['x-forwarded-for'] = clientIp;
-      req.headers['x-forwarded-proto'] = 'http';
+      req.headers['x-forwarded-proto'] = encrypted ? 'https' : 'http';
       req.url = upstreamPath({ route, prefix }, path) + search;
       const upstream = deps.upstreams.of(route);
       const target = upstream?.pool.pick();
@@ -217,6 +237,7 @@ export function observeProxy(proxy: HttpProxy): void {
     const record = recordOf(req);
     if (record) {
       record.upstreamStatus = proxyRes.statusCode ?? null;
+      record.upstreamMs = performance.now() - record.upstreamSentMs;
       record.upstream?.pool.answered(record.upstream.target, proxyRes.statusCode ?? 0);
     }
     hideUpstreamIdentity(proxyRes.headers);
@@ -241,6 +262,7 @@ const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH',
 function startTry(record: RequestRecord, pool: UpstreamPool, target: Target): void {
   record.upstream = { pool, target, inFlight: true };
   record.upstreamTries++;
+  record.upstreamSentMs = performance.now();
 }
 
 /** The request's target is no longer waited on: it stops counting as in flight (once). */

@@ -1,5 +1,5 @@
 import './gc-tuning.js';
-import { createServer } from 'node:http';
+import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Queue } from 'bullmq';
@@ -11,16 +11,32 @@ import { connectFailFast, isReady } from '../common/redis.js';
 import { redisTarget } from '../common/redis-target.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { runMain } from '../common/run-main.js';
+import { StatusServer } from '../common/status-server.js';
 import { buildGateway } from './app.js';
 import { DiskSpool } from './audit/disk-spool.js';
 import { AuditPublisher } from './audit/publisher.js';
 import { answerClientError } from './client-error.js';
+import { openListeners } from './listeners.js';
 import { SpoolOwner } from './audit/spool-owner.js';
+import { GatewayMetrics } from './metrics.js';
 import { SidecarPool } from './sidecar-pool.js';
+import { sidecarChannel } from '../common/grpc-tls.js';
 import { SecurityWatch } from './websocket/security-watch.js';
 
 /** While stopping, how often keep-alive connections that have become idle are closed. */
 const IDLE_CLOSE_EVERY_MS = 20;
+
+/** Closes `server` once its in-flight requests are answered, each keep-alive connection as soon as it is idle. */
+function closeGracefully(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const closeIdle = setInterval(() => server.closeIdleConnections(), IDLE_CLOSE_EVERY_MS);
+    server.close(() => {
+      clearInterval(closeIdle);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
 
 runMain('gateway', {}, async (onStop) => {
   const env = readEnv(gatewayEnvSchema);
@@ -56,50 +72,46 @@ runMain('gateway', {}, async (onStop) => {
     },
     logger,
   );
-  const sidecar = await SidecarPool.open(env.SIDECAR_ADDR, settings.check_deadline_ms, logger);
+  const sidecar = await SidecarPool.open(env.SIDECAR_ADDR, settings.check_deadline_ms, logger, sidecarChannel(config, env.GATEWAY_CONFIG));
   const health = () => ({ sidecar: sidecar.isConnected(), audit_queue: isReady(redis) });
-  const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger, health, sidecars: () => sidecar.status(), spool: () => publisher.spoolStats() });
+  const metrics = new GatewayMetrics(publisher);
+  const status = await StatusServer.start({ host: env.STATUS_HOST, port: env.GATEWAY_STATUS_PORT, registry: metrics.registry, readiness: health, logger });
+  const tls = config.gateway.tls;
+  const httpsPort = tls?.plain_http === 'redirect' ? (tls.redirect_port ?? env.GATEWAY_HTTPS_PORT) : undefined;
+  const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger, health, sidecars: () => sidecar.status(), spool: () => publisher.spoolStats(), metrics, httpsPort });
   // Only a gateway with WebSocket routes holds connections a later revocation must end.
   const watch = config.routes.some((r) => r.websocket) ? new SecurityWatch(redis, RedisKeys.of(env.REDIS_PREFIX, redis), gateway.openSockets, logger) : undefined;
   watch?.start();
 
-  // Tight by default: a client sending a header byte a second is closed within headers_timeout_ms
-  // plus one check, not Node's 60 s plus a 30 s check.
-  const server = createServer(
-    {
-      headersTimeout: settings.headers_timeout_ms,
-      requestTimeout: settings.request_timeout_ms,
-      keepAliveTimeout: settings.keep_alive_timeout_ms,
-      connectionsCheckingInterval: settings.connections_check_ms,
-      // Node would answer 400 itself, outside the audit: the handler refuses it (host_missing).
-      requireHostHeader: false,
-    },
-    gateway.listener,
-  );
-  server.on('clientError', answerClientError((event) => publisher.publish(event), gatewayId));
-  server.on('upgrade', gateway.upgrade);
-  await new Promise<void>((resolve) => server.listen(env.GATEWAY_PORT, env.GATEWAY_HOST, resolve));
-  const address = server.address();
+  const listeners = await openListeners({
+    config,
+    configFile: env.GATEWAY_CONFIG,
+    host: env.GATEWAY_HOST,
+    httpPort: env.GATEWAY_PORT,
+    httpsPort: env.GATEWAY_HTTPS_PORT,
+    listener: gateway.listener,
+    upgrade: gateway.upgrade,
+    clientError: answerClientError((event) => publisher.publish(event), gatewayId),
+    logger,
+  });
   logger.info('ready', {
-    port: typeof address === 'object' && address ? address.port : env.GATEWAY_PORT,
+    port: listeners.ports.http ?? null,
+    https_port: listeners.ports.https ?? null,
+    status_port: status.port,
     gateway_id: gatewayId,
     routes: config.routes.length,
     spool: spool.stats(),
   });
 
   onStop(async () => {
+    // Not ready from now on (a balancer stops sending), before the listener closes.
+    status.drain();
     // Stop taking requests, let in-flight ones finish (their audit events are published on close), then flush.
     // server.close() closes only the connections idle at that moment: a keep-alive client that
     // keeps sending would hold the server open until the stop timeout (exit 1). So each
     // connection is closed as soon as it is idle, i.e. once its current response is done.
-    await new Promise<void>((resolve) => {
-      const closeIdle = setInterval(() => server.closeIdleConnections(), IDLE_CLOSE_EVERY_MS);
-      server.close(() => {
-        clearInterval(closeIdle);
-        resolve();
-      });
-      server.closeIdleConnections();
-    });
+    listeners.unwatch();
+    await Promise.all(listeners.servers.map((server) => closeGracefully(server)));
     watch?.stop();
     gateway.close();
     sidecar.close();
@@ -107,5 +119,6 @@ runMain('gateway', {}, async (onStop) => {
     owner.release();
     await queue.close().catch(() => undefined);
     redis.disconnect();
+    await status.close();
   });
 });

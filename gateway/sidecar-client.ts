@@ -32,6 +32,10 @@ export interface SidecarClientOptions {
   idleTimeoutMs?: number;
   /** Called on every change of the channel's connectivity (SidecarPool keeps its connected set with it). */
   onConnectivity?: () => void;
+  /** TLS (or mTLS) to the sidecar (common/grpc-tls.ts); default plaintext. */
+  credentials?: grpc.ChannelCredentials;
+  /** More channel options, e.g. the name to check the sidecar's certificate against. */
+  channelOptions?: grpc.ChannelOptions;
 }
 
 /**
@@ -69,7 +73,8 @@ export class SidecarClient {
 
   constructor(address: string, private readonly deadlineMs: number, private readonly options: SidecarClientOptions = {}) {
     const { AuthService } = loadAuthProto().auth.v1;
-    this.client = new AuthService(address, grpc.credentials.createInsecure(), {
+    this.client = new AuthService(address, options.credentials ?? grpc.credentials.createInsecure(), {
+      ...options.channelOptions,
       ...(options.idleTimeoutMs === undefined ? {} : { 'grpc.client_idle_timeout_ms': options.idleTimeoutMs }),
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,

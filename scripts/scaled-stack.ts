@@ -31,15 +31,18 @@ const replicate = (service: StackService, count: number, port: (i: number) => nu
 /** In start order, like stackServices. */
 export function scaledServices(s: ScaledSettings, replicas: Replicas = DEFAULT_REPLICAS): ScaledService[] {
   const [upstream, sidecar, worker, gateway] = stackServices(s) as [StackService, StackService, StackService, StackService];
-  const sidecars = replicate(sidecar, replicas.sidecars, (i) => s.sidecarPort + i, (i) => ({ SIDECAR_PORT: String(s.sidecarPort + i) }));
+  // Replicas take any free status port (each logs its status_port at start): fixed ones would collide.
+  const sidecars = replicate(sidecar, replicas.sidecars, (i) => s.sidecarPort + i, (i) => ({ SIDECAR_PORT: String(s.sidecarPort + i), SIDECAR_STATUS_PORT: '0' }));
   const { AUDIT_DATA_DIR: _embedded, ...workerEnv } = worker.env;
   const workers = replicate({ ...worker, env: workerEnv }, replicas.workers, (i) => s.auditPort + i, (i) => ({
     AUDIT_PORT: String(s.auditPort + i),
+    WORKER_STATUS_PORT: '0',
     AUDIT_DB_URL: s.auditDbUrl,
     ...(s.auditDbSchema ? { AUDIT_DB_SCHEMA: s.auditDbSchema } : {}),
   }));
   const gateways = replicate(gateway, replicas.gateways, (i) => s.gatewayPort + 1 + i, (i) => ({
     GATEWAY_PORT: String(s.gatewayPort + 1 + i),
+    GATEWAY_STATUS_PORT: '0',
     SIDECAR_ADDR: sidecars.map((c) => `127.0.0.1:${c.port}`).join(','),
     ...(s.balancerAddress ? { TRUSTED_PROXIES: s.balancerAddress } : {}),
   }));

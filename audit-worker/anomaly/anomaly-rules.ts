@@ -42,6 +42,11 @@ export class AnomalyRules {
    * the ones after it are held in the batch's claim and the error thrown: the job's retry acts on
    * them, once, rather than finding the batch counted and the alert lost.
    */
+  /** Alerts opened so far, by rule. */
+  get raised(): ReadonlyMap<string, number> {
+    return this.responder.raised;
+  }
+
   async afterStore(events: readonly AuditEvent[], newToStore = true): Promise<void> {
     // volume_spike counts a batch the store took as new: a redelivered one, or its retry after
     // it was stored, adds nothing (that retry's counts are lost: a second's worth at most).

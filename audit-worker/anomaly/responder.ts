@@ -14,6 +14,8 @@ const LOG_LEVEL: Record<Severity, 'info' | 'warn' | 'error'> = { low: 'info', me
 
 export class Responder {
   private readonly allowList: AllowList;
+  /** Alerts opened so far, by rule (the metrics read them). */
+  readonly raised = new Map<string, number>();
 
   constructor(
     private readonly config: AnomalyConfig,
@@ -55,6 +57,7 @@ export class Responder {
     };
     await this.alerts.upsert(alert);
     if (incident.opened) {
+      this.raised.set(incident.rule, (this.raised.get(incident.rule) ?? 0) + 1);
       const { id, first_ts, last_ts, ban_until, ...fields } = alert;
       this.logger.log(LOG_LEVEL[rule.severity], 'anomaly alert', { code: 'anomaly_alert', alert_id: id, ...fields });
     }

@@ -12,6 +12,8 @@ import type { TokenVerifier, VerifyResult } from './verifier.js';
  */
 export class VerifiedTokenCache {
   private readonly cache: LRUCache<string, TokenIdentity>;
+  /** Tokens answered from the cache, and verified afresh (the metrics read them). */
+  readonly counts = { hits: 0, misses: 0 };
 
   constructor(
     private readonly verifier: Pick<TokenVerifier, 'verify'>,
@@ -24,7 +26,11 @@ export class VerifiedTokenCache {
   verify(token: string): VerifyResult | Promise<VerifyResult> {
     const now = this.nowSeconds();
     const cached = this.cache.get(token);
-    if (cached && cached.exp > now) return { ok: true, identity: cached };
+    if (cached && cached.exp > now) {
+      this.counts.hits++;
+      return { ok: true, identity: cached };
+    }
+    this.counts.misses++;
     const result = this.verifier.verify(token);
     return result instanceof Promise ? result.then((r) => this.remember(token, r, now)) : this.remember(token, result, now);
   }

@@ -9,6 +9,7 @@ import type { RevokedKids } from '../jwt/revoked-kids.js';
 import type { TokenVerifier } from '../jwt/verifier.js';
 import type { LimitWindow, RedisDecider, StoreVerdict } from '../limiter/redis-decider.js';
 import type { LimitOverrides } from '../limiter/limit-overrides.js';
+import type { SidecarMetrics } from '../metrics.js';
 import { limitWindows } from '../limiter/windows.js';
 import { aclAllows, missingScopes } from '../policy/acl.js';
 import { limitHeaders } from './limit-headers.js';
@@ -24,6 +25,8 @@ export interface CheckDeps {
   revokedKids?: Pick<RevokedKids, 'has'>;
   /** Consumers' own limits in place of their tier's (config and `admin limits set`). */
   overrides?: Pick<LimitOverrides, 'of'>;
+  /** Counts every answer (README: Metrics). */
+  metrics?: Pick<SidecarMetrics, 'decided'>;
 }
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
@@ -43,6 +46,12 @@ export class CheckService {
 
   /** `waitedMs`: how long the check waited unread before it got here (see BatchAge). */
   async check(request: CheckRequest__Output, waitedMs = 0): Promise<CheckResponse> {
+    const response = await this.decide(request, waitedMs);
+    this.deps.metrics?.decided(request.route, response);
+    return response;
+  }
+
+  private async decide(request: CheckRequest__Output, waitedMs: number): Promise<CheckResponse> {
     const receivedAt = performance.now() - waitedMs;
     const route = this.routes.get(request.route);
     if (!route) return deny('no_route', 'unknown_route');

@@ -1,5 +1,6 @@
 /** The `audit` section of the config file: how the audit worker keeps its store (README: Audit store). */
 import { z } from 'zod';
+import { apiTlsSchema } from './tls-schema.js';
 
 export const auditSchema = z
   .strictObject({
@@ -32,6 +33,7 @@ export const auditSchema = z
         if (c.lag_alert_s <= normal) ctx.addIssue({ code: 'custom', path: ['lag_alert_s'], message: `must be more than bucket_s + margin_s + interval_s (${normal}): a healthy chain lags that much` });
       })
       .describe('The hash chain sealer (README: Tamper evidence)'),
+    api_tls: apiTlsSchema.optional().describe('The query API over HTTPS on AUDIT_PORT (README: TLS)'),
   })
   .prefault({});
 

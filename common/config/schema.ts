@@ -11,12 +11,14 @@ import { name, unique } from './fields.js';
 import { issuerSchema } from './issuer-schema.js';
 import { limitOverrideSchema, tierSchema, WINDOW_NAMES } from './limits-schema.js';
 import { routeSchema } from './route-schema.js';
+import { gatewayTlsSchema, sidecarClientTlsSchema, sidecarTlsSchema } from './tls-schema.js';
 import { tokenIssuingSchema } from './token-issuing-schema.js';
 import { isUpstreamUrl, upstreamSchema } from './upstream-schema.js';
 
 export * from './issuer-schema.js';
 export * from './limits-schema.js';
 export * from './route-schema.js';
+export * from './tls-schema.js';
 export * from './token-issuing-schema.js';
 export * from './upstream-schema.js';
 
@@ -86,6 +88,8 @@ export const configSchema = z
           .enum(['x-forwarded-for', 'forwarded'])
           .default('x-forwarded-for')
           .describe('The header the trusted proxies set (only that one is read): X-Forwarded-For, or RFC 7239 Forwarded'),
+        tls: gatewayTlsSchema.optional().describe('HTTPS on GATEWAY_HTTPS_PORT (README: TLS)'),
+        sidecar_tls: sidecarClientTlsSchema.optional().describe('TLS (mTLS with a client certificate) to the sidecars; needs sidecar.tls'),
       })
       .refine((g) => g.request_timeout_ms >= g.headers_timeout_ms, { message: 'request_timeout_ms must be at least headers_timeout_ms', path: ['request_timeout_ms'] })
       .prefault({}),
@@ -104,6 +108,7 @@ export const configSchema = z
           })
           .prefault({})
           .describe('The circuit breaker on Redis decisions: a frozen Redis costs a request milliseconds, not decision_timeout_ms'),
+        tls: sidecarTlsSchema.optional().describe("The sidecar's gRPC port over TLS; with client_ca_file, mutual TLS (README: TLS)"),
       })
       .prefault({}),
     anomaly: anomalySchema.describe("The audit worker's anomaly rules, allow-list and bans (README: Anomaly alerts)"),
@@ -124,6 +129,11 @@ export const configSchema = z
       });
     }
     tokenIssuingProblems(config, ctx);
+    if ((config.sidecar.tls === undefined) !== (config.gateway.sidecar_tls === undefined)) {
+      ctx.addIssue({ code: 'custom', path: config.sidecar.tls ? ['gateway', 'sidecar_tls'] : ['sidecar', 'tls'], message: 'the gateway and the sidecar speak TLS together: give sidecar.tls and gateway.sidecar_tls both, or neither' });
+    } else if (config.sidecar.tls?.client_ca_file !== undefined && config.gateway.sidecar_tls?.cert_file === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['gateway', 'sidecar_tls', 'cert_file'], message: 'sidecar.tls.client_ca_file asks for mutual TLS: the gateway needs cert_file and key_file' });
+    }
     unique(config.issuers.map((i) => i.name), ['issuers'], 'name', ctx);
     unique(config.issuers.map((i) => i.iss), ['issuers'], 'iss', ctx);
     unique(config.routes.map((r) => r.name), ['routes'], 'name', ctx);

@@ -40,6 +40,12 @@ export interface RequestRecord {
   upstream: { pool: UpstreamPool; target: Target; inFlight: boolean } | null;
   /** Targets tried so far. */
   upstreamTries: number;
+  /** How long the sidecar took to answer, in ms; -1 when it was not asked (metrics). */
+  checkMs: number;
+  /** performance.now() when the request was last sent to a target; -1 before. */
+  upstreamSentMs: number;
+  /** From sending to the upstream's response headers, in ms; -1 when none came (metrics). */
+  upstreamMs: number;
 }
 
 // The record rides on the request itself: a WeakMap costs a hash lookup per access and
@@ -82,6 +88,9 @@ export function startRecord(req: IncomingMessage, res: ServerResponse, requestId
     shadow: false,
     upstream: null,
     upstreamTries: 0,
+    checkMs: -1,
+    upstreamSentMs: -1,
+    upstreamMs: -1,
   };
   // A pipelined response waits for the socket until the one before it is done, and the next one
   // is flushed before this one's 'close': count from when it gets the socket to when it is written.

@@ -30,6 +30,8 @@ export class AuditPublisher {
   private strandedLoggedAt = 0;
   /** Events refused by a full spool; each one is also logged as an error. */
   dropped = 0;
+  /** Batches the queue took (replayed ones included), and batches written to the spool: the metrics read them. */
+  readonly batches = { published: 0, spooled: 0 };
 
   constructor(
     private readonly queue: Queue,
@@ -93,6 +95,7 @@ export class AuditPublisher {
     });
     try {
       await Promise.race([this.queue.add(AUDIT_JOB, batch, AUDIT_JOB_OPTIONS), timeout]);
+      this.batches.published++;
     } finally {
       clearTimeout(timer);
     }
@@ -103,7 +106,8 @@ export class AuditPublisher {
       this.logger.error('audit spool write failed', { error: err.message });
       return false;
     });
-    if (!written) {
+    if (written) this.batches.spooled++;
+    else {
       this.dropped += events.length;
       this.logger.error('audit events dropped: spool full or unwritable', {
         code: 'audit_spool_full',

@@ -5,6 +5,9 @@ import { PROJECT_ROOT } from '../../common/paths.js';
 import { childListening } from '../../common/net.js';
 
 /** A built process of the product (dist/…), its output kept for failure messages. */
+/** Several processes of a kind run at once in tests: each takes any free status port unless a test names one. */
+const ANY_STATUS_PORT = { GATEWAY_STATUS_PORT: '0', SIDECAR_STATUS_PORT: '0', WORKER_STATUS_PORT: '0' };
+
 export class ProductProcess {
   readonly output: string[] = [];
   private constructor(readonly name: string, private readonly child: ChildProcess) {
@@ -14,7 +17,7 @@ export class ProductProcess {
   /** Spawns `node dist/<entry>` with exactly `env` (plus PATH) and waits until `port` accepts connections. */
   static async start(name: string, entry: string, env: Record<string, string>, port: number): Promise<ProductProcess> {
     const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', entry)], {
-      env: { PATH: process.env.PATH ?? '', ...env },
+      env: { PATH: process.env.PATH ?? '', ...ANY_STATUS_PORT, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const proc = new ProductProcess(name, child);

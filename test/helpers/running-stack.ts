@@ -55,6 +55,8 @@ export class RunningStack {
 
   gatewayUrl = '';
   auditUrl = '';
+  /** Each process's status port (/healthz, /readyz, /metrics). */
+  statusUrl = { gateway: '', sidecar: '', worker: '' };
 
   /** `gatewayEnv` adds to the gateway's environment (e.g. GATEWAY_HOST). */
   static async start(config: (upstreamUrl: string) => string, gatewayEnv: Record<string, string> = {}, options: StackOptions = {}): Promise<RunningStack> {
@@ -76,19 +78,21 @@ export class RunningStack {
     const stack = new RunningStack(redis, upstream, dir, schema, env, pgUrl);
     try {
       const [gatewayPort, sidecarPort, auditPort] = [await freePort(), await freePort(), await freePort()];
-      await stack.spawn('auth-sidecar', { entry: 'auth-sidecar/main.js', env: { ...env, SIDECAR_PORT: String(sidecarPort) }, port: sidecarPort });
+      const status = { gateway: await freePort(), sidecar: await freePort(), worker: await freePort() };
+      await stack.spawn('auth-sidecar', { entry: 'auth-sidecar/main.js', env: { ...env, SIDECAR_PORT: String(sidecarPort), SIDECAR_STATUS_PORT: String(status.sidecar) }, port: sidecarPort });
       await stack.spawn('audit-worker', {
         entry: 'audit-worker/main.js',
-        env: { ...env, AUDIT_PORT: String(auditPort), AUDIT_DB_URL: pgUrl, AUDIT_DB_SCHEMA: schema, ADMIN_TOKEN, ...options.workerEnv },
+        env: { ...env, AUDIT_PORT: String(auditPort), WORKER_STATUS_PORT: String(status.worker), AUDIT_DB_URL: pgUrl, AUDIT_DB_SCHEMA: schema, ADMIN_TOKEN, ...options.workerEnv },
         port: auditPort,
       });
       await stack.spawn('gateway', {
         entry: 'gateway/main.js',
-        env: { ...env, GATEWAY_PORT: String(gatewayPort), SIDECAR_ADDR: `127.0.0.1:${sidecarPort}`, AUDIT_SPOOL_DIR: join(dir, 'spool'), ...gatewayEnv },
+        env: { ...env, GATEWAY_PORT: String(gatewayPort), GATEWAY_STATUS_PORT: String(status.gateway), SIDECAR_ADDR: `127.0.0.1:${sidecarPort}`, AUDIT_SPOOL_DIR: join(dir, 'spool'), ...gatewayEnv },
         port: gatewayPort,
       });
       stack.gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
       stack.auditUrl = `http://127.0.0.1:${auditPort}`;
+      stack.statusUrl = { gateway: `http://127.0.0.1:${status.gateway}`, sidecar: `http://127.0.0.1:${status.sidecar}`, worker: `http://127.0.0.1:${status.worker}` };
     } catch (err) {
       await stack.stop();
       throw err;

@@ -106,7 +106,7 @@ describe('audit worker', function () {
     const { job, state } = await finished(added.id);
     expect(state).to.equal('completed');
     expect(job.returnvalue).to.deep.equal({ stored: 3, duplicates: 0, rejected: 1, set_aside: 0 });
-    expect(stats).to.deep.equal({ events_set_aside: 0, events_malformed: 1 });
+    expect(stats).to.deep.equal({ events_set_aside: 0, events_malformed: 1, events_stored: 3, events_duplicate: 0 });
     expect(await storedIds(sub)).to.have.members(good.map((e) => e.event_id));
   });
 });

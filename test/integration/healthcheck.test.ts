@@ -8,7 +8,7 @@ import { parseConfig } from '../../common/config/load.js';
 import { silentLogger } from '../../common/logger.js';
 import { loadIssuerKeys } from '../../auth-sidecar/jwt/issuer-keys.js';
 import { bindServer, buildSidecar } from '../../auth-sidecar/server.js';
-import { freePort } from '../helpers/net.js';
+import { eventually, freePort } from '../helpers/net.js';
 import { runCli } from '../helpers/processes.js';
 import { TestRedis } from '../helpers/redis-server.js';
 
@@ -31,15 +31,20 @@ describe('container health check script', function () {
     expect(await check('http', url)).to.equal(1); // nothing listening
   });
 
-  it("answers the sidecar's gRPC health service, and 1 where none answers", async () => {
+  it("answers the sidecar's gRPC health service: SERVING only while Redis answers, and 1 where none answers", async () => {
     const redisServer = await TestRedis.start();
     const redis = new Redis(redisServer.url);
+    redis.on('error', () => undefined); // refused while the test has Redis stopped
     const config = parseConfig(JSON.stringify({ routes: [{ name: 'a', paths: ['/a'], upstream: 'http://127.0.0.1:1' }] }));
     const { server } = buildSidecar({ config, issuers: loadIssuerKeys(config.issuers, 'x', {}), redis, redisPrefix: 'hc-test', logger: silentLogger() });
     const port = await freePort();
     await bindServer(server, '127.0.0.1', port);
     try {
-      expect(await check('grpc', `127.0.0.1:${port}`)).to.equal(0);
+      await eventually(async () => ((await check('grpc', `127.0.0.1:${port}`)) === 0 ? true : undefined), 10_000, 'SERVING once Redis is connected');
+      await redisServer.stop();
+      await eventually(async () => ((await check('grpc', `127.0.0.1:${port}`)) === 1 ? true : undefined), 10_000, 'NOT_SERVING without Redis');
+      await redisServer.resume();
+      await eventually(async () => ((await check('grpc', `127.0.0.1:${port}`)) === 0 ? true : undefined), 10_000, 'SERVING again');
     } finally {
       server.forceShutdown();
       redis.disconnect();

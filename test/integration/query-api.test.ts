@@ -53,7 +53,7 @@ describe('audit query API', function () {
   it('answers the health check without a token, with the worker\'s counts of events set aside and malformed', async () => {
     const res = await get('/healthz');
     expect(res.status).to.equal(200);
-    expect(await res.json()).to.deep.equal({ status: 'ok', events_set_aside: 2, events_malformed: 0 });
+    expect(await res.json()).to.deep.equal({ status: 'ok', events_set_aside: 2, events_malformed: 0, events_stored: 0, events_duplicate: 0 });
     expect(res.headers.get('x-powered-by')).to.equal(null);
   });
 

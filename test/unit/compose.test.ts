@@ -94,7 +94,10 @@ describe('docker-compose.yml', () => {
       }
     }
     // The checks run what the image has (test/integration/healthcheck.test.ts runs the script).
-    expect(all['auth-sidecar']!.healthcheck!.test).to.deep.equal(['CMD', 'node', 'dist/scripts/healthcheck.js', 'grpc', '127.0.0.1:50051']);
+    // Each process's readiness on its status port (README: Health and metrics).
+    for (const [name, port] of [['auth-sidecar', 9181], ['audit-worker', 9182], ['gateway', 9180]] as const) {
+      expect(all[name]!.healthcheck!.test, name).to.deep.equal(['CMD', 'node', 'dist/scripts/healthcheck.js', 'http', `http://127.0.0.1:${port}/readyz`]);
+    }
   });
 
   it('runs Redis with AOF fsynced on every write and no eviction', () => {
@@ -106,7 +109,8 @@ describe('docker-compose.yml', () => {
     const haproxy = readFileSync(join(PROJECT_ROOT, 'deploy/haproxy.cfg'), 'utf8');
     expect(haproxy).to.match(/^\s*server-template gateway \d+ gateway:8080$/m);
     expect(haproxy).to.match(/resolvers docker\s+nameserver dns 127\.0\.0\.11:53/);
-    expect(haproxy).to.match(/option httpchk GET \/__gateway\/health/);
+    expect(haproxy).to.match(/option httpchk GET \/readyz/);
+    expect(haproxy).to.match(/default-server .*check port 9180 /);
     expect(all.balancer!.volumes).to.deep.equal(['./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro']);
     const address = (all.balancer!.networks as Record<string, { ipv4_address: string }>).internal!.ipv4_address;
     expect(all.gateway!.environment!.TRUSTED_PROXIES).to.equal(address);
