@@ -55,6 +55,8 @@ export class RunningStack {
 
   gatewayUrl = '';
   auditUrl = '';
+  /** host:port of the sidecar's gRPC port. */
+  sidecarAddress = '';
   /** Each process's status port (/healthz, /readyz, /metrics). */
   statusUrl = { gateway: '', sidecar: '', worker: '' };
 
@@ -92,6 +94,7 @@ export class RunningStack {
       });
       stack.gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
       stack.auditUrl = `http://127.0.0.1:${auditPort}`;
+      stack.sidecarAddress = `127.0.0.1:${sidecarPort}`;
       stack.statusUrl = { gateway: `http://127.0.0.1:${status.gateway}`, sidecar: `http://127.0.0.1:${status.sidecar}`, worker: `http://127.0.0.1:${status.worker}` };
     } catch (err) {
       await stack.stop();
