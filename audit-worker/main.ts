@@ -10,6 +10,8 @@ import { connectPatient, isReady } from '../common/redis.js';
 import { redisTarget } from '../common/redis-target.js';
 import { RedisKeys } from '../common/redis-keys.js';
 import { runMain } from '../common/run-main.js';
+import { LiveConfig } from '../common/config/live-config.js';
+import { configInfo } from '../common/metrics.js';
 import { reloadingHttpsServer } from '../common/https-server.js';
 import { StatusServer } from '../common/status-server.js';
 import { AlertStore } from './anomaly/alert-store.js';
@@ -56,11 +58,16 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   const anomaly = new AnomalyRules(redis, keys, config.anomaly, { alerts, securityEvents: security }, logger);
   const queue = new Queue(AUDIT_QUEUE, { connection: redis, prefix });
   const metrics = new WorkerMetrics(stats, () => anomaly.raised, queue);
+  // The worker reads only `anomaly` and `audit`, at start: a file changing them waits for a restart; any other change is taken (its hash).
+  const live = new LiveConfig({ file: env.GATEWAY_CONFIG, logger, restartOnly: ['anomaly', 'audit'], apply: () => undefined }, config);
+  live.start();
+  configInfo(metrics.registry, 'worker', () => live.hash);
   const status = await StatusServer.start({
     host: env.STATUS_HOST,
     port: env.WORKER_STATUS_PORT,
     registry: metrics.registry,
     readiness: async () => ({ redis: isReady(redis), store: await sql.query('SELECT 1').then(() => true, () => false) }),
+    details: () => ({ config_hash: live.hash }),
     logger,
   });
   const worker = buildWorker({ connection: redis, prefix, store, security, logger, concurrency: env.AUDIT_CONCURRENCY, stats, anomaly, storedLag: (events) => metrics.stored(events) });
@@ -83,6 +90,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
     host: env.AUDIT_HOST,
     tls: apiTls !== undefined,
     status_port: status.port,
+    config_hash: live.hash,
     store: env.AUDIT_DB_URL ? `postgres (schema ${env.AUDIT_DB_SCHEMA})` : `pglite (${env.AUDIT_DATA_DIR})`,
     concurrency: env.AUDIT_CONCURRENCY,
     // The host only: a webhook URL's path or query may be a credential.
@@ -92,6 +100,7 @@ runMain('audit-worker', { stopTimeoutMs: 60_000 }, async (onStop) => {
   onStop(async () => {
     logger.info('stopping');
     status.drain();
+    live.stop();
     failed.stop();
     await worker.close(); // waits for active jobs to finish
     await retention.stop();

@@ -9,6 +9,8 @@ import { OwnKeys } from './issuing/own-keys.js';
 import { PasswordHasher } from './issuing/password-hasher.js';
 import { redisTarget } from '../common/redis-target.js';
 import { runMain } from '../common/run-main.js';
+import { LiveConfig } from '../common/config/live-config.js';
+import { configInfo } from '../common/metrics.js';
 import { sidecarServerCredentials } from '../common/grpc-tls.js';
 import { StatusServer } from '../common/status-server.js';
 import { loadIssuerKeys } from './jwt/issuer-keys.js';
@@ -24,6 +26,13 @@ async function startIssuing(config: GatewayConfig, env: SidecarEnv, redis: Redis
   return { keys, hasher: new PasswordHasher(own.issuing.bcrypt_cost) };
 }
 
+/**
+ * Config keys the sidecar reads only at start: its issuers' keys and its own (token issuing), its
+ * gRPC credentials, its Redis breaker. Routes, tiers, limits, ACLs, overrides and the decision
+ * timeout apply live.
+ */
+const SIDECAR_RESTART_ONLY = ['issuers', 'token_issuing', 'sidecar.tls', 'sidecar.redis_breaker'];
+
 runMain('auth-sidecar', {}, async (onStop) => {
   const env = readEnv(sidecarEnvSchema);
   const logger = createLogger('auth-sidecar', env.LOG_LEVEL);
@@ -33,21 +42,26 @@ runMain('auth-sidecar', {}, async (onStop) => {
   const issuing = await startIssuing(config, env, redis, logger);
   const issuers = loadIssuerKeys(config.issuers, env.GATEWAY_CONFIG, process.env, logger, issuing?.keys);
 
-  const { server, mirror, revokedKids, overrides, metrics, drain } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger, issuing });
+  const { server, mirror, revokedKids, overrides, metrics, drain, reload } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger, issuing });
+  const live = new LiveConfig({ file: env.GATEWAY_CONFIG, logger, restartOnly: SIDECAR_RESTART_ONLY, apply: reload }, config);
+  live.start();
+  configInfo(metrics.registry, 'sidecar', () => live.hash);
   const status = await StatusServer.start({
     host: env.STATUS_HOST,
     port: env.SIDECAR_STATUS_PORT,
     registry: metrics.registry,
     readiness: () => ({ redis: isReady(redis), ...(mirror && { ban_copy: mirror.isSynced }) }),
+    details: () => ({ config_hash: live.hash }),
     logger,
   });
   const port = await bindServer(server, env.SIDECAR_HOST, env.SIDECAR_PORT, sidecarServerCredentials(config, env.GATEWAY_CONFIG));
-  logger.info('ready', { port, tls: config.sidecar.tls ? (config.sidecar.tls.client_ca_file ? 'mutual' : 'server') : 'off', status_port: status.port, issuers: issuers.map((i) => i.config.name), routes: config.routes.length });
+  logger.info('ready', { port, tls: config.sidecar.tls ? (config.sidecar.tls.client_ca_file ? 'mutual' : 'server') : 'off', status_port: status.port, issuers: issuers.map((i) => i.config.name), routes: config.routes.length, config_hash: live.hash });
 
   onStop(async () => {
     // Not ready, NOT_SERVING, from now on: before the listener closes.
     status.drain();
     drain();
+    live.stop();
     await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     mirror?.stop();
     revokedKids.stop();

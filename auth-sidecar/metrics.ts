@@ -25,7 +25,7 @@ export class SidecarMetrics {
   private readonly shadow = new Counter({ name: 'sidecar_shadow_would_deny_total', help: 'Requests a shadow limit would have refused (let through), by route', labelNames: ['route'], registers: [this.registry] });
   private readonly redisCalls = new Histogram({ name: 'sidecar_redis_call_duration_seconds', help: 'One decide.lua call (a batch of decisions) to Redis', buckets: LATENCY_BUCKETS, registers: [this.registry] });
   private readonly children = new Map<string, Counted>();
-  private readonly routes: ReadonlySet<string>;
+  private routes: ReadonlySet<string>;
 
   constructor(routes: readonly string[], readings?: SidecarReadings) {
     this.routes = new Set(routes);
@@ -33,6 +33,11 @@ export class SidecarMetrics {
     counterReading(this.registry, 'sidecar_token_cache_hits_total', 'Tokens answered from the verified-token cache', () => readings.tokenCache.hits);
     counterReading(this.registry, 'sidecar_token_cache_misses_total', 'Tokens verified afresh (not in the cache)', () => readings.tokenCache.misses);
     gaugeReading(this.registry, 'sidecar_redis_breaker_open', '1 while the Redis circuit breaker is open or probing, else 0', readings.breakerOpen);
+  }
+
+  /** The route names a label may take (a reloaded config's). */
+  useRoutes(routes: readonly string[]): void {
+    this.routes = new Set(routes);
   }
 
   decided(route: string, response: CheckResponse): void {

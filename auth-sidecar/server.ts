@@ -42,7 +42,7 @@ export interface SidecarDeps {
 export interface Sidecar {
   server: grpc.Server;
   health: HealthImplementation;
-  checks: CheckService;
+  checks: Pick<CheckService, 'check'>;
   /** On a Redis Cluster: the copy of revoked jtis and ip bans (started; stop it on shutdown). */
   mirror: BanMirror | undefined;
   /** The revoked kids, re-read every 500 ms (started; stop it on shutdown). */
@@ -52,6 +52,8 @@ export interface Sidecar {
   metrics: SidecarMetrics;
   /** Says NOT_SERVING from now on, whatever Redis does (the start of a stop). */
   drain(): void;
+  /** Decides by `config` from now on (its routes, limits, ACLs, overrides; not its issuers: see SIDECAR_RESTART_ONLY). */
+  reload(config: GatewayConfig): void;
 }
 
 /** Builds the gRPC server (AuthService + grpc.health.v1) without binding a port. */
@@ -69,16 +71,11 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
     deps.config.routes.map((r) => r.name),
     { tokenCache: verifier.counts, breakerOpen: () => (breaker.state === 'closed' ? 0 : 1) },
   );
-  const checks = new CheckService({
-    config: deps.config,
-    verifier,
-    revokedKids,
-    overrides,
-    decider: new RedisDecider(deps.redis, keys, mirror, breaker, (ms) => metrics.redisCall(ms)),
-    keys,
-    logger: deps.logger,
-    metrics,
-  });
+  const decider = new RedisDecider(deps.redis, keys, mirror, breaker, (ms) => metrics.redisCall(ms));
+  const checksFor = (config: GatewayConfig): CheckService => new CheckService({ config, verifier, revokedKids, overrides, decider, keys, logger: deps.logger, metrics });
+  let current = checksFor(deps.config);
+  // The handlers ask whichever is current: a check runs start to end under the config it began with.
+  const checks: Pick<CheckService, 'check'> = { check: (request, waitedMs) => current.check(request, waitedMs) };
   const tokens = deps.issuing && tokenEndpoints(deps, deps.issuing, keys, verifier);
   const handlers: AuthServiceHandlers = {
     Check(call, callback) {
@@ -107,7 +104,12 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
   const health = new HealthImplementation({ '': 'NOT_SERVING', 'auth.v1.AuthService': 'NOT_SERVING' });
   health.addToServer(server);
   const drain = servingWhileRedisAnswers(health, deps.redis);
-  return { server, health, checks, mirror, revokedKids, overrides, metrics, drain };
+  const reload = (config: GatewayConfig): void => {
+    current = checksFor(config);
+    overrides.configure(config.limit_overrides);
+    metrics.useRoutes(config.routes.map((r) => r.name));
+  };
+  return { server, health, checks, mirror, revokedKids, overrides, metrics, drain, reload };
 }
 
 /**

@@ -42,3 +42,17 @@ export function gaugeReading(registry: Registry, name: string, help: string, rea
 export function statusClass(status: number): string {
   return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'none';
 }
+
+/** `<prefix>_config_info{hash}` 1: the active config's hash (common/config/live-config.ts), one series at a time. */
+export function configInfo(registry: Registry, prefix: string, hash: () => string): void {
+  new Gauge({
+    name: `${prefix}_config_info`,
+    help: "The active config's hash (the label); always 1",
+    labelNames: ['hash'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.labels(hash()).set(1);
+    },
+  });
+}

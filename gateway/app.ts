@@ -35,6 +35,8 @@ export interface GatewayDeps {
   metrics?: GatewayMetrics;
   /** Set: plain HTTP requests are redirected (308) to this HTTPS port. */
   httpsPort?: number | undefined;
+  /** The WebSockets open through this process, shared by the gateways of successive configs. */
+  openSockets?: OpenSockets;
 }
 
 export interface Gateway {
@@ -55,7 +57,7 @@ export interface Gateway {
 export function buildGateway(deps: GatewayDeps): Gateway {
   const proxy = HttpProxy.createProxyServer({ xfwd: false, ws: false });
   observeProxy(proxy);
-  const openSockets = new OpenSockets();
+  const openSockets = deps.openSockets ?? new OpenSockets();
   observeWebSockets(proxy, openSockets);
   keepRequestFraming(proxy);
   const upstreams = new Upstreams(deps.config);

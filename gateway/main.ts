@@ -13,6 +13,10 @@ import { RedisKeys } from '../common/redis-keys.js';
 import { runMain } from '../common/run-main.js';
 import { StatusServer } from '../common/status-server.js';
 import { buildGateway } from './app.js';
+import { LiveGateway } from './live-gateway.js';
+import { OpenSockets } from './websocket/open-sockets.js';
+import { LiveConfig } from '../common/config/live-config.js';
+import { configInfo } from '../common/metrics.js';
 import { DiskSpool } from './audit/disk-spool.js';
 import { AuditPublisher } from './audit/publisher.js';
 import { answerClientError } from './client-error.js';
@@ -37,6 +41,20 @@ function closeGracefully(server: Server): Promise<void> {
     server.closeIdleConnections();
   });
 }
+
+/** Config keys the gateway reads only at start (its listeners, its sidecar channel, its audit publisher); everything else applies live. */
+const GATEWAY_RESTART_ONLY = [
+  'gateway.check_deadline_ms',
+  'gateway.audit_batch_size',
+  'gateway.audit_flush_ms',
+  'gateway.audit_spool_max_mb',
+  'gateway.headers_timeout_ms',
+  'gateway.request_timeout_ms',
+  'gateway.keep_alive_timeout_ms',
+  'gateway.connections_check_ms',
+  'gateway.tls',
+  'gateway.sidecar_tls',
+];
 
 runMain('gateway', {}, async (onStop) => {
   const env = readEnv(gatewayEnvSchema);
@@ -75,13 +93,20 @@ runMain('gateway', {}, async (onStop) => {
   const sidecar = await SidecarPool.open(env.SIDECAR_ADDR, settings.check_deadline_ms, logger, sidecarChannel(config, env.GATEWAY_CONFIG));
   const health = () => ({ sidecar: sidecar.isConnected(), audit_queue: isReady(redis) });
   const metrics = new GatewayMetrics(publisher);
-  const status = await StatusServer.start({ host: env.STATUS_HOST, port: env.GATEWAY_STATUS_PORT, registry: metrics.registry, readiness: health, logger });
   const tls = config.gateway.tls;
   const httpsPort = tls?.plain_http === 'redirect' ? (tls.redirect_port ?? env.GATEWAY_HTTPS_PORT) : undefined;
-  const gateway = buildGateway({ config, sidecar, publisher, gatewayId, logger, health, sidecars: () => sidecar.status(), spool: () => publisher.spoolStats(), metrics, httpsPort });
-  // Only a gateway with WebSocket routes holds connections a later revocation must end.
-  const watch = config.routes.some((r) => r.websocket) ? new SecurityWatch(redis, RedisKeys.of(env.REDIS_PREFIX, redis), gateway.openSockets, logger) : undefined;
-  watch?.start();
+  const openSockets = new OpenSockets();
+  const gateway = new LiveGateway(
+    (current) => buildGateway({ config: current, sidecar, publisher, gatewayId, logger, health, sidecars: () => sidecar.status(), spool: () => publisher.spoolStats(), metrics, httpsPort, openSockets }),
+    config,
+  );
+  const live = new LiveConfig({ file: env.GATEWAY_CONFIG, logger, restartOnly: GATEWAY_RESTART_ONLY, apply: (next) => gateway.swap(next) }, config);
+  live.start();
+  configInfo(metrics.registry, 'gateway', () => live.hash);
+  const status = await StatusServer.start({ host: env.STATUS_HOST, port: env.GATEWAY_STATUS_PORT, registry: metrics.registry, readiness: health, details: () => ({ config_hash: live.hash }), logger });
+  // Ends the WebSockets of a token revoked or a client banned later (a reload may add WebSocket routes: always on).
+  const watch = new SecurityWatch(redis, RedisKeys.of(env.REDIS_PREFIX, redis), openSockets, logger);
+  watch.start();
 
   const listeners = await openListeners({
     config,
@@ -100,19 +125,21 @@ runMain('gateway', {}, async (onStop) => {
     status_port: status.port,
     gateway_id: gatewayId,
     routes: config.routes.length,
+    config_hash: live.hash,
     spool: spool.stats(),
   });
 
   onStop(async () => {
     // Not ready from now on (a balancer stops sending), before the listener closes.
     status.drain();
+    live.stop();
     // Stop taking requests, let in-flight ones finish (their audit events are published on close), then flush.
     // server.close() closes only the connections idle at that moment: a keep-alive client that
     // keeps sending would hold the server open until the stop timeout (exit 1). So each
     // connection is closed as soon as it is idle, i.e. once its current response is done.
     listeners.unwatch();
     await Promise.all(listeners.servers.map((server) => closeGracefully(server)));
-    watch?.stop();
+    watch.stop();
     gateway.close();
     sidecar.close();
     await publisher.close();

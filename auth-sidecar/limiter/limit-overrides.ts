@@ -20,7 +20,7 @@ export class LimitOverrides {
   private failing = false;
 
   constructor(
-    private readonly configured: Readonly<Record<string, LimitOverride>>,
+    private configured: Readonly<Record<string, LimitOverride>>,
     private readonly redis?: RedisClient,
     private readonly keys?: RedisKeys,
     private readonly logger?: Logger,
@@ -32,6 +32,11 @@ export class LimitOverrides {
 
   stop(): void {
     this.poll.stop();
+  }
+
+  /** The config's overrides (a reloaded config's). */
+  configure(configured: Readonly<Record<string, LimitOverride>>): void {
+    this.configured = configured;
   }
 
   of(consumer: string): LimitOverride | undefined {

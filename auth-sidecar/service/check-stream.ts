@@ -9,7 +9,7 @@ import type { CheckService } from './check-service.js';
  * results that are ready as one message per event-loop turn. Half-closes once the client has
  * half-closed and every decision is sent.
  */
-export function serveCheckStream(checks: CheckService, logger: Logger) {
+export function serveCheckStream(checks: Pick<CheckService, 'check'>, logger: Logger) {
   return (call: grpc.ServerDuplexStream<CheckBatch__Output, CheckResultBatch>): void => {
     let ready: CheckResult[] = [];
     let flushScheduled = false;

@@ -182,7 +182,9 @@ function limitProblems(config: { issuers: readonly IssuerConfig[]; limit_overrid
   }
   config.routes.forEach((route, i) => {
     const limit = route.rate_limit;
-    const window = limit && WINDOW_NAMES.find((w) => limit[w] !== undefined && limit[w] < limit.cost);
+    // Cost 1 fits any window; a window that is itself invalid has its own error.
+    if (!limit || limit.cost <= 1) return;
+    const window = WINDOW_NAMES.find((w) => limit[w] !== undefined && limit[w] > 0 && limit[w] < limit.cost);
     if (window) ctx.addIssue({ code: 'custom', path: ['routes', i, 'rate_limit', 'cost'], message: `${limit.cost} exceeds the route's ${window} limit (${limit[window]}): no request could ever pass` });
   });
 }
