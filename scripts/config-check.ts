@@ -4,8 +4,8 @@
  * `ok <hash>` (the hash every process shows for it on /readyz) and exits 0, or each problem with
  * its key's path and exits 1; 2 without a file.
  */
-import { configHash, readConfigFile } from '../common/config/live-config.js';
-import { ConfigError } from '../common/config/load.js';
+import { configHash } from '../common/config/live-config.js';
+import { ConfigError, loadConfig } from '../common/config/load.js';
 
 const file = process.argv[2];
 if (!file || process.argv.length > 3) {
@@ -13,7 +13,7 @@ if (!file || process.argv.length > 3) {
   process.exit(2);
 }
 try {
-  const config = readConfigFile(file);
+  const config = loadConfig(file);
   console.log(`ok ${file}: ${config.routes.length} routes, config hash ${configHash(config)}`);
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;

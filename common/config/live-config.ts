@@ -7,10 +7,10 @@
  * config's hash: a hash of the parsed config, so comments and formatting do not change it.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from '../logger.js';
-import { ConfigError, parseConfig } from './load.js';
+import { ConfigError, loadConfig } from './load.js';
 import type { GatewayConfig } from './schema.js';
 
 /** How long after the last change event the file is read (an editor writes in several steps). */
@@ -18,17 +18,6 @@ const SETTLE_MS = 100;
 
 export function configHash(config: GatewayConfig): string {
   return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
-}
-
-/** Reads and validates `file` as the processes do; throws ConfigError naming each bad key. */
-export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(file, [`cannot read: ${(err as Error).message}`]);
-  }
-  return parseConfig(text, file, env);
 }
 
 /** The top-level keys (or `section.key` paths) of `restartOnly` whose values differ between two configs. */
@@ -88,7 +77,7 @@ export class LiveConfig {
     const { file, logger } = this.options;
     let config: GatewayConfig;
     try {
-      config = readConfigFile(file, this.options.env);
+      config = loadConfig(file, this.options.env);
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
       logger.error('config refused: the old one keeps serving', { code: 'config_refused', trigger: why, file, problems, config_hash: this.active.hash });

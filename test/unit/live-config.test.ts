@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { configHash, LiveConfig, readConfigFile } from '../../common/config/live-config.js';
+import { configHash, LiveConfig } from '../../common/config/live-config.js';
+import { loadConfig } from '../../common/config/load.js';
 import type { GatewayConfig } from '../../common/config/schema.js';
 import { captureLogger } from '../helpers/capture-logger.js';
 
@@ -26,7 +27,7 @@ describe('LiveConfig', () => {
   it('re-reads the file on SIGHUP and applies a valid change at once', () => {
     const applied: GatewayConfig[] = [];
     const { logger, lines } = captureLogger();
-    live = new LiveConfig({ file, logger, restartOnly: [], apply: (config) => void applied.push(config) }, readConfigFile(file));
+    live = new LiveConfig({ file, logger, restartOnly: [], apply: (config) => void applied.push(config) }, loadConfig(file));
     live.start();
     writeFileSync(file, yaml(7));
     process.emit('SIGHUP', 'SIGHUP');
@@ -38,7 +39,7 @@ describe('LiveConfig', () => {
   it('keeps the old config for an invalid file, a restart-only change, or an apply that throws', () => {
     const { logger, lines } = captureLogger();
     let fail = false;
-    live = new LiveConfig({ file, logger, restartOnly: ['gateway.check_deadline_ms'], apply: () => { if (fail) throw new Error('boom'); } }, readConfigFile(file));
+    live = new LiveConfig({ file, logger, restartOnly: ['gateway.check_deadline_ms'], apply: () => { if (fail) throw new Error('boom'); } }, loadConfig(file));
     const first = live.hash;
     writeFileSync(file, yaml(-1));
     expect(live.reload('test')).to.equal(false);
@@ -55,10 +56,10 @@ describe('LiveConfig', () => {
 
   it('hashes the parsed config: comments and layout do not change it, a value does', () => {
     writeFileSync(file, yaml(1, '# a comment'));
-    const commented = configHash(readConfigFile(file));
+    const commented = configHash(loadConfig(file));
     writeFileSync(file, yaml(1));
-    expect(configHash(readConfigFile(file))).to.equal(commented);
+    expect(configHash(loadConfig(file))).to.equal(commented);
     writeFileSync(file, yaml(2));
-    expect(configHash(readConfigFile(file))).to.not.equal(commented);
+    expect(configHash(loadConfig(file))).to.not.equal(commented);
   });
 });
