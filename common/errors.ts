@@ -27,6 +27,7 @@ export const REASONS = {
   method_not_allowed: { status: 405, message: 'this route does not answer that method' },
   unsupported_media_type: { status: 415, message: 'send the body as application/json' },
   https_required: { status: 308, message: 'this gateway is served over https: follow Location' },
+  cors_refused: { status: 403, message: 'this origin, method or header is not allowed by the route\'s CORS policy' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type Reason = keyof typeof REASONS;

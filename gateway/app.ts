@@ -5,7 +5,9 @@ import type { GatewayConfig } from '../common/config/schema.js';
 import type { Logger } from '../common/logger.js';
 import type { SpoolStats } from './audit/disk-spool.js';
 import type { AuditPublisher } from './audit/publisher.js';
+import { corsPolicies } from './cors/cors-policy.js';
 import { createGatewayHandler, observeProxy } from './gateway-handler.js';
+import { ownAnswerHeaders } from './security-headers.js';
 import { HostAllowList } from './host-allow-list.js';
 import { keepRequestFraming } from './request-framing.js';
 import { RouteTable } from './route-table.js';
@@ -73,6 +75,7 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     clientAddress: new ClientAddress(deps.config.gateway.trusted_proxies, deps.config.gateway.forwarded_header),
     metrics: deps.metrics,
     httpsPort: deps.httpsPort,
+    cors: corsPolicies(deps.config),
   });
   const own = ownEndpoints(deps);
   return {
@@ -93,6 +96,10 @@ function ownEndpoints(deps: GatewayDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use((req, res, next) => {
+    res.set(ownAnswerHeaders(req));
+    next();
+  });
   app.get(`${OWN_PREFIX}health`, (_req, res) => {
     const checks = deps.health?.() ?? {};
     const ok = Object.values(checks).every(Boolean);

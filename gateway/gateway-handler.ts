@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type HttpProxy from 'http-proxy';
 import { status as GrpcStatus } from '@grpc/grpc-js';
@@ -22,6 +22,8 @@ import { upstreamPath } from './upstream-path.js';
 import { httpsLocation } from './https-redirect.js';
 import { normalizeTarget } from './request-target.js';
 import { sendError, type ErrorAnswer } from './respond.js';
+import type { CorsPolicy, PreflightAnswer } from './cors/cors-policy.js';
+import { ownAnswerHeaders } from './security-headers.js';
 import type { RouteMatch, RouteTable } from './route-table.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SidecarClient } from './sidecar-client.js';
@@ -46,6 +48,8 @@ export interface HandlerDeps {
   metrics?: Pick<GatewayMetrics, 'started' | 'finished'> | undefined;
   /** Set: a request not over TLS is answered 308 https_required to this HTTPS port (gateway.tls.plain_http: redirect). */
   httpsPort?: number | undefined;
+  /** Each route's CORS policy, by route name (routes without one are absent). */
+  cors?: ReadonlyMap<string, CorsPolicy> | undefined;
 }
 
 /** Headers a client must never be able to set: the gateway owns them (`Proxy-*` are hop-by-hop). */
@@ -110,13 +114,27 @@ export function createGatewayHandler(deps: HandlerDeps) {
       const location = httpsLocation(req.headers.host, deps.httpsPort, target.path + target.search);
       return location ? deny(res, record, 'https_required', 'plain_http', { Location: location }) : deny(res, record, 'bad_request', 'host_missing');
     }
-    const found = deps.routes.resolve(target.path, req.headers.host, req.method);
+    // A CORS preflight is routed by the method it asks about: the route that would serve the request answers it.
+    const origin = req.headers.origin;
+    const asked = origin !== undefined && req.method === 'OPTIONS' ? req.headers['access-control-request-method'] : undefined;
+    // A method no route here serves is still asked of the path's route, whose policy refuses it (cors_method).
+    let found = deps.routes.resolve(target.path, req.headers.host, asked ?? req.method) ?? (asked === undefined ? undefined : deps.routes.resolve(target.path, req.headers.host, undefined));
+    const cors = found && deps.cors?.get(found.route.name);
+    if (asked !== undefined && !cors) found = deps.routes.resolve(target.path, req.headers.host, req.method);
     if (!found) {
       const allow = deps.routes.allowedMethods(target.path, req.headers.host);
       return allow.length > 0 ? deny(res, record, 'method_not_allowed', 'method', { Allow: allow.join(', ') }) : deny(res, record, 'no_route', 'no_match');
     }
     const route = found.route;
     record.route = route.name;
+    if (cors) {
+      record.cors = true;
+      if (asked !== undefined) return answerPreflight(res, record, cors.preflight(origin!, asked, req.headers['access-control-request-headers']));
+      const headers = origin === undefined ? undefined : cors.answerHeaders(origin);
+      if (headers) for (const name in headers) res.setHeader(name, headers[name]!);
+      // Caches must keep answers to other origins apart, allowed or not.
+      res.setHeader('Vary', 'Origin');
+    }
     const upgrade = isWebSocketUpgrade(req);
     if (upgrade && !route.websocket) return deny(res, record, 'bad_request', 'websocket_not_allowed');
     if (target.encodedSlash && !route.allow_encoded_slashes) return deny(res, record, 'bad_request', 'encoded_slash');
@@ -224,6 +242,18 @@ export function createGatewayHandler(deps: HandlerDeps) {
   };
 }
 
+/**
+ * On a route with a CORS policy the gateway's word is the only one: the upstream's own
+ * Access-Control-* headers are dropped (an upstream answering `*` must not widen the policy), and
+ * its Vary keeps Origin.
+ */
+function keepGatewayCors(headers: IncomingHttpHeaders): void {
+  for (const name of Object.keys(headers)) if (name.startsWith('access-control-')) delete headers[name];
+  const vary = headers.vary;
+  if (vary !== undefined && !/(^|,)\s*(origin|\*)\s*(,|$)/i.test(vary)) headers.vary = `${vary}, Origin`;
+  else if (vary === undefined) headers.vary = 'Origin';
+}
+
 /** Wires the proxy's events to the request records: upstream status and timeouts. */
 export function observeProxy(proxy: HttpProxy): void {
   proxy.on('proxyReq', (proxyReq, req) => {
@@ -241,8 +271,18 @@ export function observeProxy(proxy: HttpProxy): void {
       record.upstream?.pool.answered(record.upstream.target, proxyRes.statusCode ?? 0);
     }
     hideUpstreamIdentity(proxyRes.headers);
+    if (record?.cors) keepGatewayCors(proxyRes.headers);
     setClientConnection(proxyRes.headers, res.shouldKeepAlive);
   });
+}
+
+/** A CORS preflight, answered by the gateway (never the sidecar or the upstream) and audited like any request. */
+function answerPreflight(res: ServerResponse, record: RequestRecord, answer: PreflightAnswer): void {
+  if (!answer.ok) return deny(res, record, 'cors_refused', answer.detail);
+  record.decision = 'allow';
+  record.detail = 'cors_preflight';
+  res.writeHead(204, { ...ownAnswerHeaders(res.req), ...answer.headers });
+  res.end();
 }
 
 /** `answer`: the route's own status and message for this refusal (a rate limit's `status`, `message`). */

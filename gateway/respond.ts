@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { errorBody, REASONS, type Reason } from '../common/errors.js';
+import { ownAnswerHeaders } from './security-headers.js';
 
 /** A route's own status and `error` text for a refusal, in place of the README table's. */
 export interface ErrorAnswer {
@@ -15,6 +16,7 @@ export function sendError(res: ServerResponse, reason: Reason, requestId: string
   }
   const body = errorBody(reason, requestId, answer?.message);
   res.writeHead(answer?.status ?? REASONS[reason].status, {
+    ...ownAnswerHeaders(res.req),
     ...headers,
     'Content-Type': 'application/json',
     'Content-Length': Buffer.byteLength(body),

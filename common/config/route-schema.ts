@@ -3,6 +3,7 @@
  * the request (an upstream or a pool, or `serve`), and its rate limit.
  */
 import { z } from 'zod';
+import { corsSchema } from './cors-schema.js';
 import { cookieName, httpMethod, name, PLAIN_PATH, PLAIN_PATH_ERROR } from './fields.js';
 import { BURST_NEEDS_GCRA, burstNeedsGcra, limitBehaviourFields, limitBySchema, windowsSchema } from './limits-schema.js';
 
@@ -121,6 +122,7 @@ export const routeSchema = z.strictObject({
       path: ['fail_open'],
     })
     .optional(),
+  cors: z.union([corsSchema, z.literal(false)]).optional().describe("CORS for this route (replaces the top-level cors), or false for none; unset: the top-level cors"),
   upstream_timeout_ms: z.number().int().positive().max(600_000).default(30_000),
   allow_encoded_slashes: z
     .boolean()

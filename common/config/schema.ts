@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { anomalySchema } from './anomaly-schema.js';
+import { corsSchema } from './cors-schema.js';
 import { parseCidr } from '../cidr.js';
 import { auditSchema } from './audit-schema.js';
 import { name, unique } from './fields.js';
@@ -15,6 +16,7 @@ import { gatewayTlsSchema, sidecarClientTlsSchema, sidecarTlsSchema } from './tl
 import { tokenIssuingSchema } from './token-issuing-schema.js';
 import { isUpstreamUrl, upstreamSchema } from './upstream-schema.js';
 
+export * from './cors-schema.js';
 export * from './issuer-schema.js';
 export * from './limits-schema.js';
 export * from './route-schema.js';
@@ -39,6 +41,7 @@ export const configSchema = z
       .record(z.string().min(3).max(640), limitOverrideSchema)
       .default({})
       .describe("Consumers (<issuer>:<sub>) with limits of their own in place of their tier's, e.g. { scale: 10 }; `admin limits set` overrides these (README: Rate limiting)"),
+    cors: corsSchema.optional().describe('CORS for every route that does not say otherwise (README: CORS)'),
     upstreams: z.array(upstreamSchema).default([]).describe('Pools of targets a route may name as its upstream (README: Upstream pools)'),
     routes: z.array(routeSchema).min(1),
     gateway: z

@@ -40,6 +40,8 @@ export interface RequestRecord {
   upstream: { pool: UpstreamPool; target: Target; inFlight: boolean } | null;
   /** Targets tried so far. */
   upstreamTries: number;
+  /** The route has a CORS policy: the upstream's own Access-Control-* headers are dropped. */
+  cors: boolean;
   /** How long the sidecar took to answer, in ms; -1 when it was not asked (metrics). */
   checkMs: number;
   /** performance.now() when the request was last sent to a target; -1 before. */
@@ -88,6 +90,7 @@ export function startRecord(req: IncomingMessage, res: ServerResponse, requestId
     shadow: false,
     upstream: null,
     upstreamTries: 0,
+    cors: false,
     checkMs: -1,
     upstreamSentMs: -1,
     upstreamMs: -1,

@@ -13,6 +13,9 @@ export const UPSTREAM_DELAY_HEADER = 'x-test-upstream-delay-ms';
 /** A request header asking the upstream to answer with that status instead of 200. */
 export const UPSTREAM_STATUS_HEADER = 'x-test-upstream-status';
 
+/** A request header asking the upstream to answer with CORS headers of its own (`*`, Vary: Accept): a too-permissive service. */
+export const UPSTREAM_CORS_HEADER = 'x-test-upstream-cors';
+
 /** An upstream that answers 200 and remembers every request it received. */
 export class RecordingUpstream {
   readonly requests: RecordedRequest[] = [];
@@ -24,7 +27,8 @@ export class RecordingUpstream {
     const server = createServer((req, res) => {
       upstream?.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
       const answer = (): void => {
-        res.writeHead(Number(req.headers[UPSTREAM_STATUS_HEADER] ?? 200), { 'Content-Type': 'application/json' });
+        const cors = req.headers[UPSTREAM_CORS_HEADER] ? { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Methods': '*', Vary: 'Accept' } : {};
+        res.writeHead(Number(req.headers[UPSTREAM_STATUS_HEADER] ?? 200), { 'Content-Type': 'application/json', ...cors });
         res.end('{"ok":true}');
       };
       const delayMs = Number(req.headers[UPSTREAM_DELAY_HEADER] ?? 0);

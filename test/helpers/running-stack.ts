@@ -152,10 +152,10 @@ export class RunningStack {
   }
 
   /** One request through the gateway with a fresh request id; the body is read. */
-  async call(path: string, headers: Record<string, string> = {}, baseUrl = this.gatewayUrl): Promise<{ status: number; requestId: string; ms: number; headers: Headers }> {
+  async call(path: string, headers: Record<string, string> = {}, baseUrl = this.gatewayUrl, method = 'GET'): Promise<{ status: number; requestId: string; ms: number; headers: Headers }> {
     const requestId = `st-${randomUUID()}`;
     const started = performance.now();
-    const res = await fetch(baseUrl + path, { headers: { ...headers, 'X-Request-Id': requestId } });
+    const res = await fetch(baseUrl + path, { method, headers: { ...headers, 'X-Request-Id': requestId } });
     await res.arrayBuffer();
     return { status: res.status, requestId, ms: performance.now() - started, headers: res.headers };
   }
