@@ -94,12 +94,16 @@ audit:
     const res = await httpsGet(`https://127.0.0.1:${httpsPort}/users/1`, pem(certs.ca), { Authorization: `Bearer ${token}`, 'X-Request-Id': 'tls-ok-1' }, 'TLSv1.2');
     expect(res.status).to.equal(200);
     expect(stack.upstream.find('tls-ok-1')?.headers['x-forwarded-proto']).to.equal('https');
+    // The gateway's own answers over HTTPS say so for a year; proxied ones are the upstream's.
+    expect(res.headers['strict-transport-security']).to.equal(undefined);
+    expect((await httpsGet(`https://127.0.0.1:${httpsPort}/nowhere`, pem(certs.ca))).headers['strict-transport-security']).to.equal('max-age=31536000');
     expect(await auditEvent('tls-ok-1')).to.include({ decision: 'allow', status: 200 });
   });
 
   it('redirects plain HTTP with 308 to the same path and query on https, audited https_required', async () => {
     const res = await fetch(`${stack.gatewayUrl}/users/a/../b?x=1`, { redirect: 'manual', headers: { 'X-Request-Id': 'tls-redirect-1' } });
     expect(res.status).to.equal(308);
+    expect(res.headers.get('strict-transport-security')).to.equal(null);
     expect(res.headers.get('location')).to.equal(`https://127.0.0.1:${httpsPort}/users/b?x=1`);
     expect(await res.json()).to.include({ reason: 'https_required' });
     expect(await auditEvent('tls-redirect-1')).to.include({ decision: 'deny', reason: 'https_required', status: 308 });
