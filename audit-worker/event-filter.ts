@@ -50,6 +50,12 @@ export function eventFilterSchema(now: () => number = Date.now) {
       decision: z.enum(['allow', 'deny']).optional(),
       reason: value.optional(),
       request_id: value.optional(),
+      /** A W3C trace id; upper-case hex is read as lower-case. */
+      trace_id: z
+        .string()
+        .transform((id) => id.toLowerCase())
+        .pipe(z.string().regex(/^[0-9a-f]{32}$/, 'must be a W3C trace id: 32 hex characters'))
+        .optional(),
       jti: value.optional(),
       status: z.coerce.number().int().min(0).max(999).optional(),
       /** Events whose path starts with this text (no wildcards: `%` and `_` are literal). */

@@ -42,7 +42,7 @@ runMain('auth-sidecar', {}, async (onStop) => {
   const issuing = await startIssuing(config, env, redis, logger);
   const issuers = loadIssuerKeys(config.issuers, env.GATEWAY_CONFIG, process.env, logger, issuing?.keys);
 
-  const { server, mirror, revokedKids, overrides, metrics, drain, reload } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger, issuing });
+  const { server, mirror, revokedKids, overrides, metrics, spans, drain, reload } = buildSidecar({ config, issuers, redis, redisPrefix: env.REDIS_PREFIX, logger, issuing });
   const live = new LiveConfig({ file: env.GATEWAY_CONFIG, logger, restartOnly: SIDECAR_RESTART_ONLY, apply: reload }, config);
   live.start();
   configInfo(metrics.registry, 'sidecar', () => live.hash);
@@ -67,7 +67,7 @@ runMain('auth-sidecar', {}, async (onStop) => {
     revokedKids.stop();
     overrides.stop();
     issuing?.keys.stop();
-    await issuing?.hasher.close();
+    await Promise.all([issuing?.hasher.close(), spans.close()]);
     redis.disconnect();
     await status.close();
   });

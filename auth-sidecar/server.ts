@@ -1,4 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
+import { hostname } from 'node:os';
+import { SpanExporter } from '../common/tracing/span-exporter.js';
+import { spanExportMetrics } from '../common/metrics.js';
 import { HealthImplementation } from 'grpc-health-check';
 import { Cluster } from 'ioredis';
 import type { GatewayConfig } from '../common/config/schema.js';
@@ -52,6 +55,8 @@ export interface Sidecar {
   metrics: SidecarMetrics;
   /** Says NOT_SERVING from now on, whatever Redis does (the start of a stop). */
   drain(): void;
+  /** The OpenTelemetry export of the decisions' spans (config `tracing.otlp`); close it on shutdown. */
+  spans: SpanExporter;
   /** Decides by `config` from now on (its routes, limits, ACLs, overrides; not its issuers: see SIDECAR_RESTART_ONLY). */
   reload(config: GatewayConfig): void;
 }
@@ -72,7 +77,10 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
     { tokenCache: verifier.counts, breakerOpen: () => (breaker.state === 'closed' ? 0 : 1) },
   );
   const decider = new RedisDecider(deps.redis, keys, mirror, breaker, (ms) => metrics.redisCall(ms));
-  const checksFor = (config: GatewayConfig): CheckService => new CheckService({ config, verifier, revokedKids, overrides, decider, keys, logger: deps.logger, metrics });
+  const spans = new SpanExporter('apigw-auth-sidecar', hostname(), deps.logger);
+  spans.configure(deps.config.tracing.otlp);
+  spanExportMetrics(metrics.registry, 'sidecar', spans.counts);
+  const checksFor = (config: GatewayConfig): CheckService => new CheckService({ config, verifier, revokedKids, overrides, decider, keys, logger: deps.logger, metrics, spans });
   let current = checksFor(deps.config);
   // The handlers ask whichever is current: a check runs start to end under the config it began with.
   const checks: Pick<CheckService, 'check'> = { check: (request, waitedMs) => current.check(request, waitedMs) };
@@ -106,10 +114,11 @@ export function buildSidecar(deps: SidecarDeps): Sidecar {
   const drain = servingWhileRedisAnswers(health, deps.redis);
   const reload = (config: GatewayConfig): void => {
     current = checksFor(config);
+    spans.configure(config.tracing.otlp);
     overrides.configure(config.limit_overrides);
     metrics.useRoutes(config.routes.map((r) => r.name));
   };
-  return { server, health, checks, mirror, revokedKids, overrides, metrics, drain, reload };
+  return { server, health, checks, mirror, revokedKids, overrides, metrics, spans, drain, reload };
 }
 
 /**

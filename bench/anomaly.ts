@@ -41,7 +41,7 @@ function event(ts: string, overrides: Partial<AuditEvent>): AuditEvent {
   return {
     event_id: randomUUID(), ts, request_id: randomUUID(), gateway_id: 'bench-rules', route: 'api', method: 'GET', path: '/users/1', status: 200,
     decision: 'allow', reason: null, detail: null, sub: null, consumer: null, jti: null, token_iat: null, client_ip: '127.0.0.1', user_agent: 'bench',
-    latency_ms: 1.5, upstream_status: 200, bytes_out: 300, upstream_target: null, upstream_tries: 1, bytes_in: null, rate_limit: null, fail_open: false, shadow: false, truncated: [], ...overrides,
+    latency_ms: 1.5, upstream_status: 200, bytes_out: 300, upstream_target: null, upstream_tries: 1, bytes_in: null, rate_limit: null, fail_open: false, shadow: false, trace_id: null, config_hash: null, truncated: [], ...overrides,
   };
 }
 

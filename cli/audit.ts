@@ -23,6 +23,7 @@ filters (all optional, combined with AND):
   --decision allow|deny
   --reason REASON      e.g. token_revoked, rate_limited
   --request-id ID      one request
+  --trace-id ID        the requests of one W3C trace (32 hex characters)
   --jti ID             one token
   --status CODE        HTTP status answered, e.g. 401
   --path-prefix TEXT   paths starting with TEXT (no wildcards)
@@ -61,6 +62,7 @@ const FILTERS = {
   decision: 'decision',
   reason: 'reason',
   'request-id': 'request_id',
+  'trace-id': 'trace_id',
   jti: 'jti',
   status: 'status',
   'path-prefix': 'path_prefix',

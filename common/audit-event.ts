@@ -75,6 +75,10 @@ export const auditEventSchema = z.strictObject({
   fail_open: z.boolean(),
   /** Allowed, but the shadow limit rate_limit names would have refused it. */
   shadow: z.boolean(),
+  /** The W3C trace the request belongs to (README: Tracing): the client's traceparent when valid, else one the gateway started; null in events of older gateways and of requests refused before they were parsed. */
+  trace_id: z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lower-case hex characters').nullable().default(null),
+  /** The hash of the config the gateway served the request under (`/readyz` config_hash); null in events of older gateways. */
+  config_hash: z.string().regex(/^[0-9a-f]{16}$/, 'must be 16 lower-case hex characters').nullable().default(null),
   /** The fields the gateway cut to their limit; absent (events of older gateways) reads as none. */
   truncated: z
     .array(z.enum(TRUNCATABLE_FIELDS))

@@ -3,6 +3,7 @@
  * latency buckets in seconds, and counters read from a number the code already keeps.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { ExportCounts } from './tracing/span-exporter.js';
 
 /** Request and call latencies, in seconds: 1 ms to 10 s. */
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -55,4 +56,11 @@ export function configInfo(registry: Registry, prefix: string, hash: () => strin
       this.labels(hash()).set(1);
     },
   });
+}
+
+/** `<prefix>_trace_spans_exported_total`, `_dropped_total`, `_trace_exports_failed_total`: the OpenTelemetry export (README: Tracing). */
+export function spanExportMetrics(registry: Registry, prefix: string, counts: ExportCounts): void {
+  counterReading(registry, `${prefix}_trace_spans_exported_total`, 'Spans the OpenTelemetry collector took', () => counts.exported);
+  counterReading(registry, `${prefix}_trace_spans_dropped_total`, 'Spans dropped: the export queue was full, or their export failed for good', () => counts.dropped);
+  counterReading(registry, `${prefix}_trace_exports_failed_total`, 'Span exports that failed (each retried or dropped)', () => counts.failedExports);
 }

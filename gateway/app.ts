@@ -14,6 +14,7 @@ import { RouteTable } from './route-table.js';
 import { ClientAddress } from './client-address.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { SidecarClient } from './sidecar-client.js';
+import type { SpanExporter } from '../common/tracing/span-exporter.js';
 import { Upstreams } from './upstream/upstreams.js';
 import { OpenSockets } from './websocket/open-sockets.js';
 import { observeWebSockets, upgradeListener } from './websocket/websocket-proxy.js';
@@ -26,6 +27,8 @@ export interface GatewayDeps {
   sidecar: Pick<SidecarClient, 'check' | 'token'>;
   publisher: Pick<AuditPublisher, 'publish'>;
   gatewayId: string;
+  /** The hash of `config` (common/config/live-config.ts), written into every audit event. */
+  configHash?: string;
   logger: Logger;
   /** What `/__gateway/health` reports besides the process being up. */
   health?: () => Record<string, boolean>;
@@ -39,6 +42,8 @@ export interface GatewayDeps {
   httpsPort?: number | undefined;
   /** The WebSockets open through this process, shared by the gateways of successive configs. */
   openSockets?: OpenSockets;
+  /** The OpenTelemetry export (config `tracing.otlp`), shared by the gateways of successive configs. */
+  spans?: SpanExporter;
 }
 
 export interface Gateway {
@@ -69,13 +74,15 @@ export function buildGateway(deps: GatewayDeps): Gateway {
     proxy,
     upstreams,
     publisher: deps.publisher,
-    gatewayId: deps.gatewayId,
+    origin: { gatewayId: deps.gatewayId, configHash: deps.configHash ?? null },
     logger: deps.logger,
     hosts: HostAllowList.from(deps.config.gateway.allowed_hosts),
     clientAddress: new ClientAddress(deps.config.gateway.trusted_proxies, deps.config.gateway.forwarded_header),
     metrics: deps.metrics,
     httpsPort: deps.httpsPort,
     cors: corsPolicies(deps.config),
+    sampleRatio: deps.config.tracing.sample_ratio,
+    spans: deps.spans,
   });
   const own = ownEndpoints(deps);
   return {

@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { AuditEvent } from '../common/audit-event.js';
 import { REASONS, type Reason } from '../common/errors.js';
-import { refusedRequestEvent } from './audit/audit-record.js';
+import { refusedRequestEvent, type EventOrigin } from './audit/audit-record.js';
 import { peerAddress } from './peer-address.js';
 
 function reasonOf(code: string | undefined): Reason {
@@ -24,7 +24,8 @@ const ANSWERED = Symbol('gateway.clientErrorAnswered');
 /** How long the answer may take to reach a client that does not read it. */
 const FLUSH_MS = 1_000;
 
-export function answerClientError(publish: (event: AuditEvent) => void, gatewayId: string) {
+/** `origin`: the gateway and its active config's hash, asked per refusal (the config may change). */
+export function answerClientError(publish: (event: AuditEvent) => void, origin: () => EventOrigin) {
   return (err: NodeJS.ErrnoException, duplex: Duplex): void => {
     const socket = duplex as HttpSocket;
     // The client went away (nothing was asked), or this connection's error was answered already
@@ -51,6 +52,6 @@ export function answerClientError(publish: (event: AuditEvent) => void, gatewayI
       });
     } else socket.destroy();
     const detail = (err.code ?? 'parse_error').toLowerCase();
-    publish(refusedRequestEvent(requestId, peerAddress(socket), canAnswer ? status : 0, reason, detail, bytesOut, gatewayId));
+    publish(refusedRequestEvent(requestId, peerAddress(socket), canAnswer ? status : 0, reason, detail, bytesOut, origin()));
   };
 }

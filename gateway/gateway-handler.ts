@@ -6,7 +6,7 @@ import { isWindowName, rateLimitKeyHeader } from '../common/config/schema.js';
 import { isReason, type Reason } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { CheckResponse__Output } from '../common/proto.js';
-import { attachRecord, recordOf, startRecord, toAuditEvent, type RequestRecord } from './audit/audit-record.js';
+import { attachRecord, recordOf, startRecord, toAuditEvent, type EventOrigin, type RequestRecord } from './audit/audit-record.js';
 import type { AuditPublisher } from './audit/publisher.js';
 import { CLOSE_CONNECTION, declaredBodyRefusal, limitChunkedBody } from './body-limit.js';
 import { dropHopByHopHeaders, setClientConnection } from './hop-by-hop.js';
@@ -30,6 +30,8 @@ import type { SidecarClient } from './sidecar-client.js';
 import type { Target, UpstreamPool } from './upstream/pool.js';
 import type { RouteUpstream, Upstreams } from './upstream/upstreams.js';
 import { hideUpstreamIdentity } from './upstream-identity.js';
+import type { SpanExporter } from '../common/tracing/span-exporter.js';
+import { gatewaySpan, isSampled, startTrace } from './trace.js';
 
 export interface HandlerDeps {
   routes: RouteTable;
@@ -38,7 +40,8 @@ export interface HandlerDeps {
   /** Each route's pool of targets and proxy options, built once. */
   upstreams: Pick<Upstreams, 'of'>;
   publisher: Pick<AuditPublisher, 'publish'>;
-  gatewayId: string;
+  /** Written into every audit event: this gateway, and the hash of the config it serves. */
+  origin: EventOrigin;
   logger: Logger;
   /** `gateway.allowed_hosts`; undefined: any Host. */
   hosts?: HostAllowList | undefined;
@@ -50,6 +53,10 @@ export interface HandlerDeps {
   httpsPort?: number | undefined;
   /** Each route's CORS policy, by route name (routes without one are absent). */
   cors?: ReadonlyMap<string, CorsPolicy> | undefined;
+  /** Of the traces started here, the share marked sampled (`tracing.sample_ratio`); default 1. */
+  sampleRatio?: number;
+  /** The OpenTelemetry export; each sampled request's span goes to it while it is enabled. */
+  spans?: Pick<SpanExporter, 'enabled' | 'add'> | undefined;
 }
 
 /** Headers a client must never be able to set: the gateway owns them (`Proxy-*` are hop-by-hop). */
@@ -73,19 +80,23 @@ function dropClientOwnedHeaders(req: IncomingMessage, allowUnderscores: boolean)
  * and exactly one audit event when the response is done, whatever happened.
  */
 export function createGatewayHandler(deps: HandlerDeps) {
+  const sampleRatio = deps.sampleRatio ?? 1;
+  const spans = deps.spans;
   return function handle(req: IncomingMessage, res: ServerResponse): void {
     const requestId = requestIdOf(req.headers['x-request-id']);
     const clientIp = deps.clientAddress ? deps.clientAddress.of(req) : peerAddress(req.socket);
     const record = startRecord(req, res, requestId, clientIp);
     attachRecord(req, record);
+    startTrace(record, req.headers, sampleRatio);
     res.setHeader('X-Request-Id', requestId);
     const metrics = deps.metrics;
     metrics?.started();
     res.on('close', () => {
       releaseUpstream(record);
-      const event = toAuditEvent(record, req, res, deps.gatewayId);
+      const event = toAuditEvent(record, req, res, deps.origin);
       deps.publisher.publish(event);
       metrics?.finished(record, event);
+      if (spans?.enabled && isSampled(record)) spans.add(gatewaySpan(record, event));
       // The client left before the response ended: the upstream request goes too, at once, or
       // it keeps a pooled socket busy (http-proxy waits for req 'aborted', which Node 20 no
       // longer emits once the request body has ended).
@@ -93,6 +104,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
       // winston formats a line before its level filter drops it: ask first, on the hot path.
       if (deps.logger.isInfoEnabled()) deps.logger.info('request', {
         request_id: requestId,
+        trace_id: event.trace_id,
         method: event.method,
         path: event.path,
         route: event.route,
@@ -150,7 +162,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
 
     const askedMs = performance.now();
     deps.sidecar
-      .check({ request_id: requestId, route: route.name, method: req.method ?? '', path: target.path, client_ip: clientIp, headers, authorization_count: token.count })
+      .check({ request_id: requestId, route: route.name, method: req.method ?? '', path: target.path, client_ip: clientIp, headers, authorization_count: token.count, traceparent: record.traceparent })
       .then(
         (answer) => {
           record.checkMs = performance.now() - askedMs;
@@ -158,7 +170,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
         },
         (err: Error & { code?: number }) => {
           record.checkMs = performance.now() - askedMs;
-          deps.logger.warn('sidecar check failed', { request_id: requestId, error: err.message });
+          deps.logger.warn('sidecar check failed', { request_id: requestId, trace_id: record.traceId, error: err.message });
           deny(res, record, 'auth_unavailable', err.code === GrpcStatus.DEADLINE_EXCEEDED ? 'deadline_exceeded' : 'sidecar_unreachable');
         },
       )

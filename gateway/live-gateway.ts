@@ -17,8 +17,9 @@ export class LiveGateway {
   private current: { gateway: Gateway; config: GatewayConfig };
   private readonly retiring = new Map<NodeJS.Timeout, Gateway>();
 
-  constructor(private readonly build: (config: GatewayConfig) => Gateway, config: GatewayConfig) {
-    this.current = { gateway: build(config), config };
+  /** `hash`: the config's (live-config.ts configHash), which the gateway writes into its audit events. */
+  constructor(private readonly build: (config: GatewayConfig, hash: string) => Gateway, config: GatewayConfig, hash: string) {
+    this.current = { gateway: build(config, hash), config };
   }
 
   readonly listener: RequestListener = (req: IncomingMessage, res: ServerResponse) => this.current.gateway.listener(req, res);
@@ -26,9 +27,9 @@ export class LiveGateway {
   readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.current.gateway.upgrade(req, socket, head);
 
   /** New requests go to a gateway built for `config` from now on. */
-  swap(config: GatewayConfig): void {
+  swap(config: GatewayConfig, hash: string): void {
     const old = this.current;
-    this.current = { gateway: this.build(config), config };
+    this.current = { gateway: this.build(config, hash), config };
     const graceMs = Math.max(...old.config.routes.map((r) => r.upstream_timeout_ms)) + RETIRE_MARGIN_MS;
     const timer = setTimeout(() => {
       this.retiring.delete(timer);

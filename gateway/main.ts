@@ -16,7 +16,7 @@ import { buildGateway } from './app.js';
 import { LiveGateway } from './live-gateway.js';
 import { OpenSockets } from './websocket/open-sockets.js';
 import { LiveConfig } from '../common/config/live-config.js';
-import { configInfo } from '../common/metrics.js';
+import { configInfo, spanExportMetrics } from '../common/metrics.js';
 import { DiskSpool } from './audit/disk-spool.js';
 import { AuditPublisher } from './audit/publisher.js';
 import { answerClientError } from './client-error.js';
@@ -26,6 +26,8 @@ import { GatewayMetrics } from './metrics.js';
 import { SidecarPool } from './sidecar-pool.js';
 import { sidecarChannel } from '../common/grpc-tls.js';
 import { SecurityWatch } from './websocket/security-watch.js';
+import { SpanExporter } from '../common/tracing/span-exporter.js';
+import type { GatewayConfig } from '../common/config/schema.js';
 
 /** While stopping, how often keep-alive connections that have become idle are closed. */
 const IDLE_CLOSE_EVERY_MS = 20;
@@ -96,11 +98,17 @@ runMain('gateway', {}, async (onStop) => {
   const tls = config.gateway.tls;
   const httpsPort = tls?.plain_http === 'redirect' ? (tls.redirect_port ?? env.GATEWAY_HTTPS_PORT) : undefined;
   const openSockets = new OpenSockets();
-  const gateway = new LiveGateway(
-    (current) => buildGateway({ config: current, sidecar, publisher, gatewayId, logger, health, sidecars: () => sidecar.status(), spool: () => publisher.spoolStats(), metrics, httpsPort, openSockets }),
-    config,
-  );
-  const live = new LiveConfig({ file: env.GATEWAY_CONFIG, logger, restartOnly: GATEWAY_RESTART_ONLY, apply: (next) => gateway.swap(next) }, config);
+  const spans = new SpanExporter('apigw-gateway', gatewayId, logger);
+  spans.configure(config.tracing.otlp);
+  spanExportMetrics(metrics.registry, 'gateway', spans.counts);
+  const build = (current: GatewayConfig, configHash: string) =>
+    buildGateway({ config: current, configHash, sidecar, publisher, gatewayId, logger, health, sidecars: () => sidecar.status(), spool: () => publisher.spoolStats(), metrics, httpsPort, openSockets, spans });
+  const apply = (next: GatewayConfig, hash: string): void => {
+    spans.configure(next.tracing.otlp);
+    gateway.swap(next, hash);
+  };
+  const live = new LiveConfig({ file: env.GATEWAY_CONFIG, logger, restartOnly: GATEWAY_RESTART_ONLY, apply }, config);
+  const gateway = new LiveGateway(build, config, live.hash);
   live.start();
   configInfo(metrics.registry, 'gateway', () => live.hash);
   const status = await StatusServer.start({ host: env.STATUS_HOST, port: env.GATEWAY_STATUS_PORT, registry: metrics.registry, readiness: health, details: () => ({ config_hash: live.hash }), logger });
@@ -116,7 +124,7 @@ runMain('gateway', {}, async (onStop) => {
     httpsPort: env.GATEWAY_HTTPS_PORT,
     listener: gateway.listener,
     upgrade: gateway.upgrade,
-    clientError: answerClientError((event) => publisher.publish(event), gatewayId),
+    clientError: answerClientError((event) => publisher.publish(event), () => ({ gatewayId, configHash: live.hash })),
     logger,
   });
   logger.info('ready', {
@@ -142,7 +150,7 @@ runMain('gateway', {}, async (onStop) => {
     watch.stop();
     gateway.close();
     sidecar.close();
-    await publisher.close();
+    await Promise.all([publisher.close(), spans.close()]);
     owner.release();
     await queue.close().catch(() => undefined);
     redis.disconnect();

@@ -33,13 +33,15 @@ const EVENT_COLUMNS_V1 = [
 const EVENT_COLUMNS_V2 = [...EVENT_COLUMNS_V1, 'token_iat'];
 /** Version 3: upstream_target, upstream_tries and bytes_in added (migration 13). */
 const EVENT_COLUMNS_V3 = [...EVENT_COLUMNS_V2, 'upstream_target', 'upstream_tries', 'bytes_in'];
+/** Version 4: trace_id and config_hash added (migration 17). */
+const EVENT_COLUMNS_V4 = [...EVENT_COLUMNS_V3, 'trace_id', 'config_hash'];
 /** The version the sealer writes. */
-export const EVENT_ROW_VERSION = 3;
+export const EVENT_ROW_VERSION = 4;
 
 const serialize = (e: string, columns: string[]): string => `record_send(row(${columns.map((c) => `${e}.${c}`).join(', ')}))`;
 /** The serialization of row `e` in the version `version` (a SQL expression) names. */
 const EVENT_ROW = (e: string, version: string): string =>
-  `CASE ${version} WHEN 1 THEN ${serialize(e, EVENT_COLUMNS_V1)} WHEN 2 THEN ${serialize(e, EVENT_COLUMNS_V2)} ELSE ${serialize(e, EVENT_COLUMNS_V3)} END`;
+  `CASE ${version} WHEN 1 THEN ${serialize(e, EVENT_COLUMNS_V1)} WHEN 2 THEN ${serialize(e, EVENT_COLUMNS_V2)} WHEN 3 THEN ${serialize(e, EVENT_COLUMNS_V3)} ELSE ${serialize(e, EVENT_COLUMNS_V4)} END`;
 
 const SECURITY_ROW = (s: string): string =>
   `record_send(row(${['event_id', 'ts', 'kind', 'actor', 'subject_kind', 'subject', 'reason', 'until', 'alert_id', 'stored_at'].map((c) => `${s}.${c}`).join(', ')}))`;
@@ -179,5 +181,5 @@ export const CHAIN_ROW_VERSION_DDL = `
 ALTER TABLE audit_chain ADD COLUMN IF NOT EXISTS row_version smallint NOT NULL DEFAULT 1;
 ${SEAL_FUNCTION_DDL}`;
 
-/** Version 14: the sealing function made again, sealing rows in the version that holds the columns of version 13. */
+/** Versions 14 and 18: the sealing function made again, sealing rows in the version that holds the columns added by 13, then 17. */
 export const SEAL_FUNCTION_AGAIN_DDL = SEAL_FUNCTION_DDL;

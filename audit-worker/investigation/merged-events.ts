@@ -17,7 +17,7 @@ export interface MergedPage {
   next_cursor: string | null;
 }
 
-const REQUEST_ONLY = ['route', 'decision', 'reason', 'status', 'path_prefix', 'request_id'] as const;
+const REQUEST_ONLY = ['route', 'decision', 'reason', 'status', 'path_prefix', 'request_id', 'trace_id'] as const;
 
 /** The microsecond time the cursor holds, from an event's ts (written with milliseconds when exact). */
 const tsUs = (ts: string): string => ts.replace(/(\.\d{3})Z$/, '$1000Z').replace(/:(\d{2})Z$/, ':$1.000000Z');

@@ -34,6 +34,8 @@ export const COLUMNS = {
   fail_open: 'boolean',
   shadow: 'boolean',
   truncated: 'text[]',
+  trace_id: 'text',
+  config_hash: 'text',
 } as const satisfies Record<keyof AuditEvent, string>;
 
 export const NAMES = Object.keys(COLUMNS) as (keyof AuditEvent)[];
@@ -42,7 +44,7 @@ const NOT_NULL = new Set<string>(['event_id', 'ts', 'request_id', 'gateway_id', 
 /** Defaults of the columns added after the table's first version, so existing rows get a value. */
 const DEFAULTS: Partial<Record<keyof AuditEvent, string>> = { truncated: `'{}'`, upstream_tries: '0' };
 /** Columns added after the first version of the table: ADD COLUMN IF NOT EXISTS on existing databases. */
-const ADDED_LATER: (keyof AuditEvent)[] = ['truncated', 'token_iat', 'upstream_target', 'upstream_tries', 'bytes_in'];
+const ADDED_LATER: (keyof AuditEvent)[] = ['truncated', 'token_iat', 'upstream_target', 'upstream_tries', 'bytes_in', 'trace_id', 'config_hash'];
 
 function columnDefinition(n: keyof AuditEvent, primaryKey: boolean): string {
   const key = primaryKey && n === 'event_id' ? ' PRIMARY KEY' : NOT_NULL.has(n) ? ' NOT NULL' : '';
@@ -54,7 +56,7 @@ function columnDefinition(n: keyof AuditEvent, primaryKey: boolean): string {
  * The columns added after the table's first version, added where missing: part of version 1,
  * run on the old table before it is partitioned (version 6), and a step of its own for a table
  * partitioned before a column was added (version 11: token_iat; 13: upstream_target,
- * upstream_tries, bytes_in).
+ * upstream_tries, bytes_in; 17: trace_id, config_hash).
  */
 export const ADDED_COLUMNS_DDL = ADDED_LATER.map((n) => `ALTER TABLE audit_events ADD COLUMN IF NOT EXISTS ${columnDefinition(n, true)};`).join('\n');
 
@@ -105,6 +107,11 @@ CREATE INDEX audit_events_consumer_ts ON audit_events (consumer, ts) WHERE consu
 CREATE INDEX audit_events_client_ip_ts ON audit_events (client_ip, ts);
 CREATE INDEX audit_events_jti_ts ON audit_events (jti, ts) WHERE jti IS NOT NULL;
 CREATE INDEX audit_events_request_id ON audit_events (request_id);`;
+
+/** Version 17: the columns trace_id and config_hash, and the index `events --trace-id` reads. */
+export const TRACE_COLUMNS_DDL = `
+${ADDED_COLUMNS_DDL}
+CREATE INDEX IF NOT EXISTS audit_events_trace_id ON audit_events (trace_id) WHERE trace_id IS NOT NULL;`;
 
 /** Every column written when rows move between the two tables, stored_at included. */
 export const ALL_COLUMNS = [...NAMES, 'stored_at'].join(', ');

@@ -50,7 +50,7 @@ const TIMES = new Set<string>(['ts', 'token_iat']);
 export const SELECT_COLUMNS = NAMES.map((n) => (TIMES.has(n) ? `to_char(${n} AT TIME ZONE 'UTC', ${UTC_US}) AS ${n}` : n)).join(', ');
 
 /** Equality filters: query parameter → column. */
-const EQUALS = ['sub', 'consumer', 'client_ip', 'route', 'decision', 'reason', 'request_id', 'jti', 'status'] as const;
+const EQUALS = ['sub', 'consumer', 'client_ip', 'route', 'decision', 'reason', 'request_id', 'trace_id', 'jti', 'status'] as const;
 
 /** A LIKE pattern matching text that starts with `prefix`, its wildcards taken literally. */
 export const likePrefix = (prefix: string): string => `${prefix.replace(/[\\%_]/g, '\\$&')}%`;

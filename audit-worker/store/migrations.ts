@@ -10,7 +10,7 @@
 import { ALERTS_DDL } from '../anomaly/alert-store.js';
 import { CHAIN_DDL, CHAIN_ROW_VERSION_DDL, SEAL_FUNCTION_AGAIN_DDL } from '../chain/chain-sql.js';
 import { WEBHOOK_OUTBOX_DDL } from '../anomaly/webhook-outbox.js';
-import { ADDED_COLUMNS_DDL, ALL_COLUMNS, PARTITIONED_DDL, REJECTED_DDL, UNPARTITIONED_DDL, UNPARTITIONED_INDEXES } from './audit-events-table.js';
+import { ADDED_COLUMNS_DDL, ALL_COLUMNS, PARTITIONED_DDL, REJECTED_DDL, TRACE_COLUMNS_DDL, UNPARTITIONED_DDL, UNPARTITIONED_INDEXES } from './audit-events-table.js';
 import { MINUTE_ROLLUP_DDL } from './minute-rollup.js';
 import { createPartition } from './partitions.js';
 import { SECURITY_EVENTS_DDL, SECURITY_KIND_CHECKS_WIDENED } from './security-event-store.js';
@@ -70,4 +70,6 @@ CREATE INDEX IF NOT EXISTS audit_security_events_alert_id ON audit_security_even
   { version: 14, name: 'audit_chain: rows sealed with upstream_target, upstream_tries, bytes_in', up: SEAL_FUNCTION_AGAIN_DDL },
   { version: 15, name: 'audit_security_events subject kinds: kid', up: SECURITY_KIND_CHECKS_WIDENED },
   { version: 16, name: 'audit_security_events kinds: limit_set, limit_clear', up: SECURITY_KIND_CHECKS_WIDENED },
+  { version: 17, name: 'audit_events: trace_id (indexed), config_hash', up: TRACE_COLUMNS_DDL },
+  { version: 18, name: 'audit_chain: rows sealed with trace_id, config_hash', up: SEAL_FUNCTION_AGAIN_DDL },
 ];

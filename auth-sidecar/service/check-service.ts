@@ -14,6 +14,8 @@ import { limitWindows } from '../limiter/windows.js';
 import { aclAllows, missingScopes } from '../policy/acl.js';
 import { limitHeaders } from './limit-headers.js';
 import { allow, deny } from './verdicts.js';
+import { decisionSpan, traceIdOf } from './decision-span.js';
+import { epochMs, type SpanExporter } from '../../common/tracing/span-exporter.js';
 
 export interface CheckDeps {
   config: GatewayConfig;
@@ -27,6 +29,8 @@ export interface CheckDeps {
   overrides?: Pick<LimitOverrides, 'of'>;
   /** Counts every answer (README: Metrics). */
   metrics?: Pick<SidecarMetrics, 'decided'>;
+  /** The OpenTelemetry export: each sampled decision's span goes to it while it is enabled. */
+  spans?: Pick<SpanExporter, 'enabled' | 'add'>;
 }
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
@@ -46,8 +50,12 @@ export class CheckService {
 
   /** `waitedMs`: how long the check waited unread before it got here (see BatchAge). */
   async check(request: CheckRequest__Output, waitedMs = 0): Promise<CheckResponse> {
+    const spans = this.deps.spans;
+    const startMs = spans?.enabled ? epochMs() - waitedMs : 0;
     const response = await this.decide(request, waitedMs);
     this.deps.metrics?.decided(request.route, response);
+    const span = startMs > 0 ? decisionSpan(request, response, startMs) : undefined;
+    if (span) spans!.add(span);
     return response;
   }
 
@@ -101,7 +109,7 @@ export class CheckService {
         giveUpAt: receivedAt + waitMs,
       });
     } catch (err) {
-      this.deps.logger.warn('redis unavailable for a decision', { request_id: request.request_id, error: (err as Error).message });
+      this.deps.logger.warn('redis unavailable for a decision', { request_id: request.request_id, trace_id: traceIdOf(request), error: (err as Error).message });
       const detail = err instanceof RedisTimeoutError ? 'redis_timeout' : err instanceof RedisBreakerOpenError ? 'redis_breaker_open' : 'redis_unavailable';
       if (refusal) return refusal;
       if (onRedisFailure(route) === 'allow') return allow(identity, undefined, { failOpen: true, detail, anonymous: anonymousOn(route, identity) });

@@ -1,4 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
+import { traceIdOf } from './decision-span.js';
 import type { Logger } from '../../common/logger.js';
 import type { CheckBatch__Output, CheckResult, CheckResultBatch } from '../../common/proto.js';
 import { BatchAge } from './batch-age.js';
@@ -45,7 +46,7 @@ export function serveCheckStream(checks: Pick<CheckService, 'check'>, logger: Lo
         checks.check(request, waitedMs).then(
           (response) => reply({ id, response }),
           (err: Error) => {
-            logger.error('check failed', { request_id: request.request_id, error: err.message });
+            logger.error('check failed', { request_id: request.request_id, trace_id: traceIdOf(request), error: err.message });
             reply({ id, error: 'check failed' });
           },
         );

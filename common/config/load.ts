@@ -57,7 +57,9 @@ function expandEnv(value: unknown, env: NodeJS.ProcessEnv, path: (string | numbe
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((issue) => {
     const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
-    return `${path}: ${issue.message}`;
+    // A record's bad key: say what a key must be, not only that it is invalid.
+    const keyProblem = issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
+    return `${path}: ${keyProblem ? `invalid key: ${keyProblem}` : issue.message}`;
   });
 }
 

@@ -14,6 +14,7 @@ import { limitOverrideSchema, tierSchema, WINDOW_NAMES } from './limits-schema.j
 import { routeSchema } from './route-schema.js';
 import { gatewayTlsSchema, sidecarClientTlsSchema, sidecarTlsSchema } from './tls-schema.js';
 import { tokenIssuingSchema } from './token-issuing-schema.js';
+import { tracingSchema } from './tracing-schema.js';
 import { isUpstreamUrl, upstreamSchema } from './upstream-schema.js';
 
 export * from './cors-schema.js';
@@ -22,6 +23,7 @@ export * from './limits-schema.js';
 export * from './route-schema.js';
 export * from './tls-schema.js';
 export * from './token-issuing-schema.js';
+export * from './tracing-schema.js';
 export * from './upstream-schema.js';
 
 export const configSchema = z
@@ -116,6 +118,7 @@ export const configSchema = z
       .prefault({}),
     anomaly: anomalySchema.describe("The audit worker's anomaly rules, allow-list and bans (README: Anomaly alerts)"),
     audit: auditSchema.describe("The audit worker's store: retention (README: Audit store)"),
+    tracing: tracingSchema.describe('W3C traceparent sampling and the optional OpenTelemetry export (README: Tracing)'),
   })
   .superRefine((config, ctx) => {
     for (const kind of ['authenticated', 'anonymous'] as const) {

@@ -48,6 +48,21 @@ export interface RequestRecord {
   upstreamSentMs: number;
   /** From sending to the upstream's response headers, in ms; -1 when none came (metrics). */
   upstreamMs: number;
+  /** The W3C trace (gateway/trace.ts): kept from the client or started here. */
+  traceId: string;
+  /** The gateway's span in it, the parent the upstream and the sidecar see. */
+  spanId: string;
+  /** The client's span, when it sent a valid traceparent. */
+  parentSpanId: string | undefined;
+  traceFlags: number;
+  /** The traceparent the gateway sends on: traceId, spanId, traceFlags. */
+  traceparent: string;
+}
+
+/** Who wrote the event: the gateway and the hash of the config it served the request under. */
+export interface EventOrigin {
+  gatewayId: string;
+  configHash: string | null;
 }
 
 // The record rides on the request itself: a WeakMap costs a hash lookup per access and
@@ -94,6 +109,11 @@ export function startRecord(req: IncomingMessage, res: ServerResponse, requestId
     checkMs: -1,
     upstreamSentMs: -1,
     upstreamMs: -1,
+    traceId: '',
+    spanId: '',
+    parentSpanId: undefined,
+    traceFlags: 0,
+    traceparent: '',
   };
   // A pipelined response waits for the socket until the one before it is done, and the next one
   // is flushed before this one's 'close': count from when it gets the socket to when it is written.
@@ -106,14 +126,14 @@ export function startRecord(req: IncomingMessage, res: ServerResponse, requestId
  * The event of a finished (or aborted) response; never holds a credential or a query string.
  * Text fields over their limit are cut to it and listed in `truncated`.
  */
-export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: ServerResponse, gatewayId: string): AuditEvent {
+export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: ServerResponse, origin: EventOrigin): AuditEvent {
   // A WebSocket handshake the gateway passed on: the upstream answered on the raw socket.
   const webSocket = res.headersSent ? undefined : webSocketTraffic(req);
   return fitToLimits({
     event_id: randomUUID(),
     ts: new Date(record.startedAt).toISOString(),
     request_id: record.requestId,
-    gateway_id: gatewayId,
+    gateway_id: origin.gatewayId,
     route: record.route,
     method: req.method ?? '',
     path: record.path,
@@ -137,6 +157,8 @@ export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: S
     rate_limit: record.rateLimit,
     fail_open: record.failOpen,
     shadow: record.shadow,
+    trace_id: record.traceId || null,
+    config_hash: origin.configHash,
     truncated: [],
   });
 }
@@ -145,12 +167,12 @@ export function toAuditEvent(record: RequestRecord, req: IncomingMessage, res: S
  * The event of a request Node's parser refused before it became one (malformed, Content-Length
  * with Transfer-Encoding, headers too large or too slow): no method, path or route is known.
  */
-export function refusedRequestEvent(requestId: string, clientIp: string, status: number, reason: string, detail: string, bytesOut: number, gatewayId: string): AuditEvent {
+export function refusedRequestEvent(requestId: string, clientIp: string, status: number, reason: string, detail: string, bytesOut: number, origin: EventOrigin): AuditEvent {
   return fitToLimits({
     event_id: randomUUID(),
     ts: new Date().toISOString(),
     request_id: requestId,
-    gateway_id: gatewayId,
+    gateway_id: origin.gatewayId,
     route: null,
     method: '',
     path: '',
@@ -173,6 +195,8 @@ export function refusedRequestEvent(requestId: string, clientIp: string, status:
     rate_limit: null,
     fail_open: false,
     shadow: false,
+    trace_id: null,
+    config_hash: origin.configHash,
     truncated: [],
   });
 }

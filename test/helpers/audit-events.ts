@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { AuditEvent } from '../../common/audit-event.js';
 
 /** A valid audit event (a denied, revoked-token request by default); override any field. */
@@ -30,6 +30,8 @@ export function auditEvent(overrides: Partial<AuditEvent> = {}): AuditEvent {
     rate_limit: { limit: 'tier:free:minute', window: 'minute', max: 100, remaining: 41, reset_s: 17 },
     fail_open: false,
     shadow: false,
+    trace_id: randomBytes(16).toString('hex'),
+    config_hash: '0123456789abcdef',
     truncated: [],
     ...overrides,
   };

@@ -153,7 +153,7 @@ for (const backend of backends) {
       expect((await verifyChain(sql)).status).to.equal('intact');
     });
 
-    it("detects an edited token_iat or upstream_tries (row serialization 3), and a link's serialization version changed", async () => {
+    it("detects an edited token_iat, upstream_tries, trace_id or config_hash (row serialization 4), and a link's serialization version changed", async () => {
       await sql.query(`UPDATE audit_events SET token_iat = '2026-01-01T00:00:00Z' WHERE event_id = $1`, [ids[0]![1]]);
       expect((await verifyChain(sql)).broken).to.deep.include({ what: 'digest_mismatch', seq: 1 });
       await sql.query(`UPDATE audit_events SET token_iat = NULL WHERE event_id = $1`, [ids[0]![1]]);
@@ -162,13 +162,20 @@ for (const backend of backends) {
       expect((await verifyChain(sql)).broken).to.deep.include({ what: 'digest_mismatch', seq: 1 });
       await sql.query(`UPDATE audit_events SET upstream_tries = 0 WHERE event_id = $1`, [ids[0]![1]]);
       expect((await verifyChain(sql)).status).to.equal('intact');
+      for (const column of ['trace_id', 'config_hash']) {
+        const { rows } = await sql.query<{ v: string | null }>(`SELECT ${column} AS v FROM audit_events WHERE event_id = $1`, [ids[0]![1]]);
+        await sql.query(`UPDATE audit_events SET ${column} = 'f00d' WHERE event_id = $1`, [ids[0]![1]]);
+        expect((await verifyChain(sql)).broken).to.deep.include({ what: 'digest_mismatch', seq: 1 });
+        await sql.query(`UPDATE audit_events SET ${column} = $2 WHERE event_id = $1`, [ids[0]![1], rows[0]!.v]);
+        expect((await verifyChain(sql)).status).to.equal('intact');
+      }
       // A link claiming an older serialization (without the newer columns): its rows no longer give its digest.
-      expect((await sql.query<{ v: number }>('SELECT row_version AS v FROM audit_chain WHERE seq = 2')).rows[0]!.v).to.equal(3);
-      for (const older of [1, 2]) {
+      expect((await sql.query<{ v: number }>('SELECT row_version AS v FROM audit_chain WHERE seq = 2')).rows[0]!.v).to.equal(4);
+      for (const older of [1, 2, 3]) {
         await sql.query('UPDATE audit_chain SET row_version = $1 WHERE seq = 2', [older]);
         expect((await verifyChain(sql)).broken).to.deep.include({ what: 'digest_mismatch', seq: 2 });
       }
-      await sql.query('UPDATE audit_chain SET row_version = 3 WHERE seq = 2');
+      await sql.query('UPDATE audit_chain SET row_version = 4 WHERE seq = 2');
       expect((await verifyChain(sql)).status).to.equal('intact');
     });
 

@@ -11,6 +11,7 @@ export interface CheckRequest {
   'headers'?: ({[key: string]: string});
   'deadline_ms'?: (number);
   'authorization_count'?: (number);
+  'traceparent'?: (string);
 }
 
 export interface CheckRequest__Output {
@@ -22,4 +23,5 @@ export interface CheckRequest__Output {
   'headers': ({[key: string]: string});
   'deadline_ms': (number);
   'authorization_count': (number);
+  'traceparent': (string);
 }
