@@ -34,7 +34,8 @@ export const COLUMNS = {
   fail_open: 'boolean',
   shadow: 'boolean',
   truncated: 'text[]',
-  trace_id: 'text',
+  // 16 bytes in the row and its index where the hex text takes 33 (read back as hex by SELECT_COLUMNS).
+  trace_id: 'uuid',
   config_hash: 'text',
 } as const satisfies Record<keyof AuditEvent, string>;
 

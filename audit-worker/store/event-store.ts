@@ -47,7 +47,9 @@ const escapeNul = (text: string): string => text.replaceAll('\0', '\\u0000');
 
 /** The times as text (microseconds, UTC): pg would make them Dates, which keep milliseconds only. */
 const TIMES = new Set<string>(['ts', 'token_iat']);
-export const SELECT_COLUMNS = NAMES.map((n) => (TIMES.has(n) ? `to_char(${n} AT TIME ZONE 'UTC', ${UTC_US}) AS ${n}` : n)).join(', ');
+/** Each column as the event has it: times as above, the trace id (a uuid column) as 32 hex characters. */
+const selected = (n: string): string => (TIMES.has(n) ? `to_char(${n} AT TIME ZONE 'UTC', ${UTC_US}) AS ${n}` : n === 'trace_id' ? `replace(${n}::text, '-', '') AS ${n}` : n);
+export const SELECT_COLUMNS = NAMES.map(selected).join(', ');
 
 /** Equality filters: query parameter → column. */
 const EQUALS = ['sub', 'consumer', 'client_ip', 'route', 'decision', 'reason', 'request_id', 'trace_id', 'jti', 'status'] as const;

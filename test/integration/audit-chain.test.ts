@@ -164,7 +164,7 @@ for (const backend of backends) {
       expect((await verifyChain(sql)).status).to.equal('intact');
       for (const column of ['trace_id', 'config_hash']) {
         const { rows } = await sql.query<{ v: string | null }>(`SELECT ${column} AS v FROM audit_events WHERE event_id = $1`, [ids[0]![1]]);
-        await sql.query(`UPDATE audit_events SET ${column} = 'f00d' WHERE event_id = $1`, [ids[0]![1]]);
+        await sql.query(`UPDATE audit_events SET ${column} = 'ffffffffffffffffffffffffffffffff' WHERE event_id = $1`, [ids[0]![1]]);
         expect((await verifyChain(sql)).broken).to.deep.include({ what: 'digest_mismatch', seq: 1 });
         await sql.query(`UPDATE audit_events SET ${column} = $2 WHERE event_id = $1`, [ids[0]![1], rows[0]!.v]);
         expect((await verifyChain(sql)).status).to.equal('intact');

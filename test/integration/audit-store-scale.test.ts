@@ -93,10 +93,12 @@ for (const backend of STORE_BACKENDS) {
     it('adopts a database made before versioned migrations, keeping every row, now partitioned by day', async () => {
       const older = await openEmpty();
       await older.exec(UNVERSIONED_SCHEMA);
+      // Events of gateways older than trace_id and config_hash, as such a database holds them.
+      const old = { trace_id: null, config_hash: null };
       const rows = [
-        ...auditEvents(3, { sub }, daysAgo(2)),
-        auditEvent({ sub, ts: iso(daysAgo(9)), truncated: ['path'], path: '/cut' }),
-        auditEvent({ sub, ts: iso(NOW), route: null, consumer: null, jti: null, rate_limit: null }),
+        ...auditEvents(3, { sub, ...old }, daysAgo(2)),
+        auditEvent({ sub, ts: iso(daysAgo(9)), truncated: ['path'], path: '/cut', ...old }),
+        auditEvent({ sub, ts: iso(NOW), route: null, consumer: null, jti: null, rate_limit: null, ...old }),
       ];
       await insertOld(older, rows);
       await older.query(

@@ -142,7 +142,7 @@ for (const backend of backends) {
             fail_open boolean NOT NULL, shadow boolean NOT NULL,
             stored_at timestamptz NOT NULL DEFAULT now(),
             CONSTRAINT audit_events_decision CHECK (decision IN ('allow', 'deny')));`);
-        const old = auditEvent({ sub });
+        const old = auditEvent({ sub, trace_id: null, config_hash: null });
         await older.query(
           `INSERT INTO audit_events SELECT * FROM jsonb_populate_record(NULL::audit_events, $1::jsonb)`,
           [JSON.stringify({ ...old, truncated: undefined, stored_at: new Date().toISOString() })],

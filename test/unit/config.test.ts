@@ -78,6 +78,7 @@ describe('config', () => {
         default_tiers: { authenticated: 'free', anonymous: 'anonymous' },
         limit_overrides: {},
         upstreams: [],
+        tracing: { sample_ratio: 1 },
         routes: [
           {
             name: 'users',
