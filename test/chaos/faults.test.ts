@@ -262,16 +262,29 @@ gateway: { check_deadline_ms: ${CHECK_DEADLINE_MS} }
       throw err;
     });
     const resumedMs = Date.now() - consumingSince;
-    await holder.query(`BEGIN; LOCK TABLE "${stack.schema}".audit_events IN EXCLUSIVE MODE`);
-    const waitingInserts = await eventually(async () => {
+    // Hold the table until a worker insert waits on it. A hold can miss (seen once in ~5 full runs:
+    // no insert came within 30 s while the worker was busy elsewhere): then it is released and
+    // taken again, and a last miss names what the worker's sessions were doing.
+    const waitingInsertCount = async (): Promise<number | undefined> => {
       const { rows } = await holder.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%insert%audit_events%' AND pid <> pg_backend_pid()`,
       );
       return rows[0]!.n > 0 ? rows[0]!.n : undefined;
-    }, 30_000, "the worker's insert waiting").catch(async (err: Error) => {
-      await holder.query('ROLLBACK').finally(() => holder.end());
-      throw err;
-    });
+    };
+    let waitingInserts: number | undefined;
+    for (let hold = 1; waitingInserts === undefined; hold++) {
+      await holder.query(`BEGIN; LOCK TABLE "${stack.schema}".audit_events IN EXCLUSIVE MODE`);
+      waitingInserts = await eventually(waitingInsertCount, 20_000, "the worker's insert waiting").catch(() => undefined);
+      if (waitingInserts !== undefined) break;
+      const { rows: sessions } = await holder.query<{ state: string; wait: string | null; query: string }>(
+        `SELECT state, wait_event_type || ':' || wait_event AS wait, left(query, 120) AS query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+      );
+      await holder.query('ROLLBACK');
+      if (hold === 3) {
+        await holder.end();
+        throw new Error(`no worker insert waited on the held table in 3 holds of 20 s; sessions: ${JSON.stringify(sessions)}`);
+      }
+    }
     const killedAt = Date.now();
     await stack.process('audit-worker').kill('SIGKILL');
     // The dead worker's sessions would still run their inserts once the lock goes: end them
