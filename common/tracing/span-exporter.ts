@@ -38,6 +38,8 @@ export interface ExportCounts {
 
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 const MAX_BACKOFF_MS = 30_000;
+/** The longest a batch sent at close may take (the process stop has 10 s in all). */
+const CLOSE_TIMEOUT_MS = 2_000;
 
 export class SpanExporter {
   readonly counts: ExportCounts = { exported: 0, dropped: 0, failedExports: 0 };
@@ -77,7 +79,11 @@ export class SpanExporter {
     else this.exportLater();
   }
 
-  /** Sends what is queued, one try a batch, and stops exporting (process stop); bounded by timeout_ms a batch. */
+  /**
+   * Sends what is queued and stops exporting (process stop): one try a batch of at most
+   * CLOSE_TIMEOUT_MS, and after a failed one the rest is dropped (counted), so a stop waits for a
+   * collector that is away once, besides an export already under way.
+   */
   async close(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -87,7 +93,9 @@ export class SpanExporter {
     if (!otlp) return;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, otlp.batch_size);
-      if ((await this.post(otlp, batch)) !== true) this.counts.dropped += batch.length;
+      if ((await this.post(otlp, batch, Math.min(otlp.timeout_ms, CLOSE_TIMEOUT_MS))) === true) continue;
+      this.counts.dropped += batch.length + this.queue.length;
+      this.queue = [];
     }
   }
 
@@ -137,14 +145,14 @@ export class SpanExporter {
   }
 
   /** true: taken; 'retry': worth sending again; false: refused for good. Logs the first failure of a run. */
-  private async post(otlp: OtlpConfig, batch: Span[]): Promise<true | 'retry' | false> {
+  private async post(otlp: OtlpConfig, batch: Span[], timeoutMs = otlp.timeout_ms): Promise<true | 'retry' | false> {
     let failure: { status: number | null; error: string };
     try {
       const res = await fetch(otlp.endpoint, {
         method: 'POST',
         headers: { ...otlp.headers, 'content-type': 'application/json' },
         body: JSON.stringify(this.toOtlp(batch)),
-        signal: AbortSignal.timeout(otlp.timeout_ms),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       await res.arrayBuffer().catch(() => undefined);
       if (res.ok) {
@@ -153,7 +161,7 @@ export class SpanExporter {
       }
       failure = { status: res.status, error: `HTTP ${res.status}` };
     } catch (err) {
-      failure = { status: null, error: (err as Error).name === 'TimeoutError' ? `no answer within ${otlp.timeout_ms} ms` : (err as Error).message };
+      failure = { status: null, error: (err as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (err as Error).message };
     }
     this.counts.failedExports++;
     const retry = failure.status === null || RETRYABLE_STATUS.has(failure.status);

@@ -117,6 +117,18 @@ describe('OTLP span export', function () {
     expect(collector.spans.map((s) => s.name)).to.deep.equal([5, 6, 7, 8, 9].map((i) => `GET route-${i}`));
   });
 
+  it('at close, tries a collector that is away once and drops the rest, counted, rather than holding the stop', async () => {
+    const port = await freePort();
+    exporter = new SpanExporter('apigw-gateway', 'gw-1', captureLogger().logger);
+    exporter.configure(otlpSchema.parse({ endpoint: `http://127.0.0.1:${port}/v1/traces`, batch_size: 2, flush_ms: 60_000, max_queue: 100 }));
+    // Each full batch is exported at once and fails; then the queue holds what came meanwhile.
+    for (let i = 0; i < 7; i++) exporter.add(span(i));
+    await exporter.close();
+    expect(exporter.counts.exported).to.equal(0);
+    expect(exporter.counts.dropped).to.equal(7);
+    expect(exporter.counts.failedExports).to.be.at.most(2);
+  });
+
   it('exports nothing once turned off (queued spans dropped, counted), and sends what is queued at close', async () => {
     collector = await OtlpCollector.start();
     exporter = new SpanExporter('apigw-gateway', 'gw-1', captureLogger().logger);
