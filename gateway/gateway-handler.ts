@@ -188,6 +188,7 @@ export function createGatewayHandler(deps: HandlerDeps) {
         record.jti = identity.jti || null;
         record.tokenIat = identity.iat;
         record.kid = identity.kid || null;
+        record.tokenValidUntil = identity.valid_until;
       }
       const limit = answer.rate_limit;
       if (limit) record.rateLimit = { limit: limit.limit, window: isWindowName(limit.window) ? limit.window : null, max: limit.max, remaining: limit.remaining, reset_s: limit.reset_s };

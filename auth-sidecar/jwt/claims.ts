@@ -17,6 +17,8 @@ export interface TokenIdentity {
   exp: number;
   /** The kid of the key that verified the token (set by the verifier). */
   kid?: string | undefined;
+  /** Unix seconds from which the verifier refuses the token: exp plus the issuer's clock skew (set by the verifier). */
+  validUntil?: number | undefined;
 }
 
 // Printable ASCII without commas: safe in an HTTP header and in the comma-joined groups list.

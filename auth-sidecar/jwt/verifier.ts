@@ -65,7 +65,9 @@ export class TokenVerifier {
     const headerKid = decoded.header['kid'];
     // The kid of the key that verified (`revoke --kid` refuses every token it signed).
     const kid = signer.kid ?? (typeof headerKid === 'string' ? headerKid : undefined);
-    if (read.ok && kid !== undefined) read.identity.kid = kid;
+    if (!read.ok) return read;
+    if (kid !== undefined) read.identity.kid = kid;
+    read.identity.validUntil = read.identity.exp + issuer.config.clock_skew_seconds;
     return read;
   }
 }

@@ -72,5 +72,6 @@ function identityMessage(identity: TokenIdentity): CheckResponse['identity'] {
     issuer: identity.issuer,
     iat: identity.iat ?? 0,
     kid: identity.kid ?? '',
+    valid_until: identity.validUntil ?? identity.exp,
   };
 }

@@ -28,6 +28,8 @@ export interface RequestRecord {
   tokenIat: number;
   /** The kid of the key that verified the token; null when none. */
   kid: string | null;
+  /** Unix seconds from which the sidecar refuses the token; 0 without one. A WebSocket is closed then. */
+  tokenValidUntil: number;
   upstreamStatus: number | null;
   upstreamTimedOut: boolean;
   /** The request to the upstream while it runs: aborted when the client leaves first. */
@@ -97,6 +99,7 @@ export function startRecord(req: IncomingMessage, res: ServerResponse, requestId
     jti: null,
     tokenIat: 0,
     kid: null,
+    tokenValidUntil: 0,
     upstreamStatus: null,
     upstreamTimedOut: false,
     upstreamRequest: null,

@@ -5,7 +5,8 @@
  * request), refused with the usual JSON answer, and audited once. An allowed upgrade is proxied
  * with http-proxy's ws(); once the upstream switches protocols its frames to the client pass
  * through a FramePassage, so the socket can be closed with 1008 at a frame boundary when the
- * token is revoked or the client banned (SecurityWatch). Its audit event is written when the
+ * token is revoked or the client banned (SecurityWatch), or the token expires (at its exp plus the
+ * issuer's clock skew, when the sidecar would refuse it). Its audit event is written when the
  * socket closes: status 101, duration as latency, bytes each way (the handshake included).
  */
 import { ServerResponse, type IncomingMessage } from 'node:http';
@@ -74,8 +75,29 @@ export function observeWebSockets(proxy: HttpProxy, sockets: OpenSockets): void 
     proxySocket.pipe(passage).pipe(client);
     const open = openSocket(record, passage, proxySocket, client);
     sockets.add(open);
-    client.once('close', () => sockets.remove(open));
+    // A socket lives as long as the token it was opened with.
+    const expiry = record.tokenValidUntil > 0 ? at(record.tokenValidUntil * 1000, () => open.close('token expired')) : undefined;
+    client.once('close', () => {
+      expiry?.cancel();
+      sockets.remove(open);
+    });
   });
+}
+
+/** The longest a Node timer waits (2^31 - 1 ms, ~24.8 days); a longer wait is armed again. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Runs `fn` at epoch time `ms` (at once when it has passed), however far off. */
+function at(ms: number, fn: () => void): { cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    const wait = ms - Date.now();
+    if (wait <= 0) return fn();
+    timer = setTimeout(arm, Math.min(wait, MAX_TIMER_MS));
+    timer.unref();
+  };
+  arm();
+  return { cancel: () => clearTimeout(timer) };
 }
 
 /** How long a close waits for the upstream's frame in passage to end before the client is cut off. */

@@ -1,7 +1,7 @@
 /**
  * WebSockets and streaming through the real gateway, sidecar, worker and admin CLI: a valid
  * token upgrades and echoes, no token is 401 before the upgrade, a route without `websocket` is
- * 400, a revocation or a ban closes an open socket with 1008 within the stated bound, the audit
+ * 400, a revocation, a ban or the token's expiry closes an open socket with 1008 within the stated bound, the audit
  * event carries duration and bytes each way; server-sent events stream unbuffered.
  */
 import { once } from 'node:events';
@@ -77,6 +77,7 @@ describe('WebSockets and streaming (running stack)', function () {
       () => `
 issuers:
   - ${STACK_ISSUER_YAML}
+  - { name: brief, iss: brief-issuer, audience: api, algorithms: [HS256], secret_env: E2E_SECRET, clock_skew_seconds: 0 }
 routes:
   - { name: live, paths: [/live], upstream: "${upstream.url}", auth: { mode: required, token: { query: access_token } }, websocket: true }
   - { name: plain, paths: [/plain], upstream: "${upstream.url}", auth: none }
@@ -132,6 +133,20 @@ routes:
     expect(performance.now() - revokedAt).to.be.below(1_000);
     const events = await stack.auditEvents({ consumer: 'e2e:ws-bob' }, (list) => list.length >= 1);
     expect(events[0]).to.include({ status: 101, detail: 'closed:token_revoked', jti });
+  });
+
+  it('a socket is closed with 1008 when its token expires (exp plus the issuer\'s clock skew, here 0), not before', async () => {
+    const opened = await connect(wsUrl(`/live/r?access_token=${stack.token({ sub: 'ws-dave' }, { issuer: 'brief-issuer', expiresIn: 2 })}`));
+    if (!('socket' in opened)) throw new Error(`refused with ${opened.status}`);
+    const exp = Math.floor(Date.now() / 1000) + 2; // as jsonwebtoken computes it, give or take the second boundary
+    const [code, reason] = (await once(opened.socket, 'close')) as [number, Buffer];
+    const closedAt = Date.now();
+    expect(code).to.equal(1008);
+    expect(String(reason)).to.equal('token expired');
+    expect(closedAt).to.be.at.least((exp - 1) * 1000);
+    expect(closedAt).to.be.below((exp + 1) * 1000 + 500);
+    const events = await stack.auditEvents({ consumer: 'brief:ws-dave' }, (list) => list.length >= 1);
+    expect(events[0]).to.include({ status: 101, detail: 'closed:token_expired' });
   });
 
   it('a ban of the client ip closes its open sockets with 1008', async () => {

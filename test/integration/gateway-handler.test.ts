@@ -99,7 +99,7 @@ describe('gateway handler', () => {
     const consumer = `issuer:${'c'.repeat(700)}`;
     answer = async () => ({
       ...allowAnswer(),
-      identity: { sub: 'alice', consumer, username: 'alice', groups: [], jti, tier: '', issuer: 'issuer', iat: 0, kid: '' },
+      identity: { sub: 'alice', consumer, username: 'alice', groups: [], jti, tier: '', issuer: 'issuer', iat: 0, kid: '', valid_until: 0 },
       rate_limit: { limit: `route:${'r'.repeat(300)}:minute`, window: 'minute', max: 10, remaining: 9, reset_s: 60 },
     });
     const res = await fetch(`${base}/ok/${'p'.repeat(5000)}`, { headers: { 'User-Agent': 'u'.repeat(600) } });

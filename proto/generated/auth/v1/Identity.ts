@@ -12,6 +12,7 @@ export interface Identity {
   'issuer'?: (string);
   'iat'?: (number);
   'kid'?: (string);
+  'valid_until'?: (number);
 }
 
 export interface Identity__Output {
@@ -24,4 +25,5 @@ export interface Identity__Output {
   'issuer': (string);
   'iat': (number);
   'kid': (string);
+  'valid_until': (number);
 }
