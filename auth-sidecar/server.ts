@@ -160,6 +160,9 @@ function tokenEndpoints(deps: SidecarDeps, issuing: NonNullable<SidecarDeps['iss
     async revokeJti(jti, exp, reason) {
       await revokeJti(deps.redis, keys, jti, exp, reason, 'auth-sidecar');
     },
+    async isBanned(consumer) {
+      return (await deps.redis.exists(keys.banConsumer(consumer))) === 1;
+    },
     logger: deps.logger,
   });
 }

@@ -8,7 +8,8 @@
  * In cookie mode (token_issuing.refresh_cookie) the refresh token travels in a cookie instead
  * of the body. Answers never carry a password, and logs and audit details never do either.
  * An unknown user and a wrong password get the same answer after the same work (a bcrypt check
- * against a decoy hash of the same cost).
+ * against a decoy hash of the same cost). A banned consumer gets no tokens (403 banned, asked only
+ * once its password matched); its refresh session is kept for when the ban ends.
  */
 import type { IssuerConfig, TokenIssuingConfig } from '../../common/config/schema.js';
 import { errorBody, REASONS, type Reason } from '../../common/errors.js';
@@ -39,6 +40,8 @@ export interface TokenEndpointsDeps {
   ownAccessToken: (token: string) => Promise<{ jti: string; exp: number; sub: string } | undefined>;
   /** Revokes a token id until its exp (unix seconds). */
   revokeJti: (jti: string, exp: number, reason: string) => Promise<void>;
+  /** Whether a consumer (`<issuer>:<user>`) is banned: it gets no tokens while it is. */
+  isBanned: (consumer: string) => Promise<boolean>;
   logger: Logger;
   now?: () => number;
 }
@@ -96,6 +99,9 @@ export class TokenEndpoints {
       return refusal(request, 'invalid_credentials', !user ? 'unknown_user' : !matches ? 'wrong_password' : 'user_disabled', {}, user && this.identityOf(user));
     }
     await this.deps.throttle.succeeded(username, ip);
+    // Asked only after the password matched: a banned account is not told to a guesser.
+    const identity = this.identityOf(user);
+    if (await this.deps.isBanned(identity.consumer!)) return refusal(request, 'banned', 'consumer', {}, identity);
     const access = this.sign(user);
     const refreshToken = await this.deps.families.create(user.username, access, this.now());
     return this.tokens(user, access, refreshToken, 'login');
@@ -114,6 +120,8 @@ export class TokenEndpoints {
       await this.deps.families.revoke(family, presented);
       return this.refreshRefused(request, ended, identity);
     }
+    // A ban refuses new tokens but keeps the session: it may be lifted before the session ends.
+    if (await this.deps.isBanned(identity!.consumer!)) return refusal(request, 'banned', 'consumer', {}, identity);
     const access = this.sign(user!);
     const rotated = await this.deps.families.rotate(family, presented, access);
     if (rotated.kind === 'rotated') return this.tokens(user!, access, rotated.token, 'refresh');

@@ -217,6 +217,29 @@ routes:
     expect((await api(fresh)).status).to.equal(200);
   });
 
+  it('a banned consumer gets no tokens (403 banned, only once its password matched), its session kept for when the ban is lifted', async () => {
+    await addUser(stack, 'frank');
+    const session = await login(stack, 'frank');
+    expect(session.status).to.equal(200);
+    const banned = await stack.admin(['bans', 'add', '--consumer', 'local:frank', '--ttl', '10m', '--reason', 'a test ban']);
+    expect(banned.code, banned.stderr).to.equal(0);
+    const refused = await login(stack, 'frank');
+    expect(refused.status).to.equal(403);
+    expect(refused.body).to.include({ reason: 'banned' });
+    expect(refused.body).to.not.have.property('access_token');
+    expect(await stack.auditEvent(refused.requestId)).to.include({ decision: 'deny', reason: 'banned', detail: 'consumer', consumer: 'local:frank' });
+    // A guesser without the password learns nothing of the ban.
+    expect((await login(stack, 'frank', 'not the password')).status).to.equal(401);
+    const refresh = () => send(stack, 'POST', '/auth/refresh', { refresh_token: session.body['refresh_token'] });
+    const refusedRefresh = await refresh();
+    expect(refusedRefresh.status).to.equal(403);
+    expect(refusedRefresh.body).to.not.have.property('access_token');
+    const lifted = await stack.admin(['bans', 'remove', '--consumer', 'local:frank', '--reason', 'end of the test']);
+    expect(lifted.code, lifted.stderr).to.equal(0);
+    expect((await refresh()).status).to.equal(200);
+    expect((await login(stack, 'frank')).status).to.equal(200);
+  });
+
   it('users disable ends the logins and tokens of a user; enable lets it log in again; set-password changes the password', async () => {
     await addUser(stack, 'dave');
     const session = await login(stack, 'dave');
