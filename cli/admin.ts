@@ -40,11 +40,12 @@ commands:
   ban     --ip IP | --consumer ISSUER:SUB | --jti ID [--ttl 1h] [--reason TEXT]
   unban   --ip IP | --consumer ISSUER:SUB | --jti ID [--reason TEXT]
           older spellings of bans add / bans remove; --reason defaults to "manual"
-  users add USERNAME [--groups a,b] [--tier NAME] | users set-password USERNAME
+  users add USERNAME [--groups a,b] [--tier NAME] | users set-password USERNAME   [--reason TEXT]
           a user of the sidecar's own issuer (token_issuing); the password is read from stdin,
           typed without echo or piped, never an argument; 8 characters to 72 bytes
-  users disable USERNAME | users enable USERNAME | users list [--json]
-          set-password and disable end the user's logins and revoke its tokens issued so far
+  users disable USERNAME | users enable USERNAME [--reason TEXT] | users list [--json]
+          set-password and disable end the user's logins and revoke its tokens issued so far;
+          every change is audited (user_add, user_enable, revoke), --reason defaulting to what it did
   keys rotate | keys list [--json]
           a new current signing key (SIGNING_KEY_SECRET needed); the old one verifies its
           tokens until they expire, and keys retired longer ago are deleted

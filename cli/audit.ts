@@ -38,7 +38,7 @@ alerts (anomaly alerts, most recently active first):
   --since TIME         active since (last event at or after) TIME
 ack ALERT_ID           acknowledge an alert (it stays stored, status acked)
 security (bans, unbans and revocations, by hand or by a rule, newest first):
-  --kind K             ban, unban, revoke or admin_query
+  --kind K             ban, unban, revoke, admin_query, limit_set, limit_clear, user_add or user_enable
   --subject S          an ip, consumer id or jti
   --actor A            e.g. admin-cli:alice, rule:auth_failure_burst
   --since TIME         at or after TIME

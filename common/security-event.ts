@@ -20,9 +20,11 @@ export const SECURITY_TEXT_LIMITS = {
 /**
  * `admin_query`: one use of the query API by the admin token (its subject the route);
  * `limit_set` / `limit_clear`: a consumer's own rate limit set or cleared (`admin limits`, the
- * limit in the reason). Newest last (the store widens its check by it).
+ * limit in the reason); `user_add` / `user_enable`: a user of the own issuer added or enabled
+ * again (`admin users`; disabling and a new password are `revoke`s of the consumer). Newest last
+ * (the store widens its check by it).
  */
-export const SECURITY_EVENT_KINDS = ['ban', 'unban', 'revoke', 'admin_query', 'limit_set', 'limit_clear'] as const;
+export const SECURITY_EVENT_KINDS = ['ban', 'unban', 'revoke', 'admin_query', 'limit_set', 'limit_clear', 'user_add', 'user_enable'] as const;
 /** `kid`: a signing key (`revoke --kid`); newest last (the store widens its check by it). */
 export const SECURITY_SUBJECT_KINDS = ['ip', 'consumer', 'jti', 'route', 'kid'] as const;
 

@@ -72,4 +72,5 @@ CREATE INDEX IF NOT EXISTS audit_security_events_alert_id ON audit_security_even
   { version: 16, name: 'audit_security_events kinds: limit_set, limit_clear', up: SECURITY_KIND_CHECKS_WIDENED },
   { version: 17, name: 'audit_events: trace_id (indexed), config_hash', up: TRACE_COLUMNS_DDL },
   { version: 18, name: 'audit_chain: rows sealed with trace_id, config_hash', up: SEAL_FUNCTION_AGAIN_DDL },
+  { version: 19, name: 'audit_security_events kinds: user_add, user_enable', up: SECURITY_KIND_CHECKS_WIDENED },
 ];

@@ -3,7 +3,8 @@
  * (common/users.ts). Passwords are read from stdin (password-input.ts), hashed here with the
  * configured bcrypt cost, and never printed. A new password and a disable end the user's
  * logins: their refresh families are refused from then on, and their access tokens issued so far
- * are revoked (a consumer revocation, audited like `revoke --consumer`).
+ * are revoked (a consumer revocation, audited like `revoke --consumer`). Adding and enabling a
+ * user are audited too (`user_add`, `user_enable`): every change of who may log in is recorded.
  */
 import bcrypt from 'bcryptjs';
 import { ownIssuerOf, type GatewayConfig } from '../../common/config/schema.js';
@@ -13,7 +14,7 @@ import { passwordProblem, USERNAME, Users } from '../../common/users.js';
 import { prepare, publishOrFail } from './audited.js';
 import type { BansRun } from './bans.js';
 import { readPassword } from './password-input.js';
-import { UsageError, type Options } from './usage.js';
+import { reasonOf, UsageError, type Options } from './usage.js';
 
 export const USERS_ACTIONS = ['add', 'set-password', 'disable', 'enable', 'list'] as const;
 export type UsersAction = (typeof USERS_ACTIONS)[number];
@@ -39,20 +40,27 @@ export function usersCommand(action: UsersAction, args: string[], options: Optio
     if (bad !== undefined) throw new UsageError(`--groups: ${bad} is not a group name (1-64 of A-Z a-z 0-9 . _ -)`);
     const tier = options.tier;
     if (tier !== undefined && !Object.hasOwn(config().tiers, tier)) throw new UsageError(`--tier ${tier} is not a tier of the config`);
+    const summary = `groups ${groups.join(',') || '(none)'}, tier ${tier ?? '(default)'}`;
+    const event = prepare({ kind: 'user_add', actor: adminCliActor(), target: { consumer }, reason: `${reasonOf(options, 'users add', 'user added')} [${summary}]` });
     return async (redis, keys) => {
       const hash = await hashedPassword(own.issuing.bcrypt_cost);
       if (!(await new Users(redis, keys).add({ username, hash, groups, tier }))) throw new UsageError(`user ${username} already exists (users set-password changes a password)`);
-      console.log(`added user ${username} (consumer ${consumer}, groups ${groups.join(',') || '(none)'}, tier ${tier ?? '(default)'})`);
+      const done = `added user ${username} (consumer ${consumer}, ${summary})`;
+      await publishOrFail(redis, keys, event, done);
+      console.log(`${done} (audited as ${event.event_id})`);
     };
   }
   if (action === 'enable') {
+    const event = prepare({ kind: 'user_enable', actor: adminCliActor(), target: { consumer }, reason: reasonOf(options, 'users enable', 'user enabled') });
     return async (redis, keys) => {
       if (!(await new Users(redis, keys).setDisabled(username, false))) throw new Error(`no user ${username}`);
-      console.log(`enabled user ${username}`);
+      const done = `enabled user ${username}`;
+      await publishOrFail(redis, keys, event, done);
+      console.log(`${done} (audited as ${event.event_id})`);
     };
   }
   // set-password and disable end the user's logins, and revoke the access tokens issued so far.
-  const event = prepare({ kind: 'revoke', actor: adminCliActor(), target: { consumer }, reason: action === 'disable' ? 'user disabled' : 'password changed' });
+  const event = prepare({ kind: 'revoke', actor: adminCliActor(), target: { consumer }, reason: reasonOf(options, `users ${action}`, action === 'disable' ? 'user disabled' : 'password changed') });
   return async (redis, keys) => {
     const users = new Users(redis, keys);
     const changed = action === 'disable' ? await users.setDisabled(username, true) : await users.setPassword(username, await hashedPassword(own.issuing.bcrypt_cost));

@@ -240,7 +240,7 @@ routes:
     expect((await login(stack, 'frank')).status).to.equal(200);
   });
 
-  it('users disable ends the logins and tokens of a user; enable lets it log in again; set-password changes the password', async () => {
+  it('users disable ends the logins and tokens of a user; enable lets it log in again; set-password changes the password; each change audited', async () => {
     await addUser(stack, 'dave');
     const session = await login(stack, 'dave');
     const access = session.body['access_token'] as string;
@@ -258,6 +258,14 @@ routes:
     expect(changed.code, changed.stderr).to.equal(0);
     expect((await login(stack, 'dave')).status).to.equal(401);
     expect((await login(stack, 'dave', 'a brand new password')).status).to.equal(200);
+    // Every change of who may log in is a security event, oldest last.
+    const changes = (await stack.auditEvents({ kind: 'security', consumer: 'local:dave' }, (list) => list.length >= 4)) as unknown as { kind: string; subject: string; reason: string }[];
+    expect(changes.map((c) => [c.kind, c.subject, c.reason]).reverse()).to.deep.equal([
+      ['user_add', 'local:dave', 'user added [groups (none), tier (default)]'],
+      ['revoke', 'local:dave', 'user disabled'],
+      ['user_enable', 'local:dave', 'user enabled'],
+      ['revoke', 'local:dave', 'password changed'],
+    ]);
 
     const list = await stack.admin(['users', 'list', '--json']);
     const users = JSON.parse(list.stdout) as { username: string; disabled: boolean; groups: string[] }[];

@@ -219,7 +219,7 @@ describe('security jobs in the audit worker, and GET /v1/security-events', funct
 
     it('refuses bad parameters with 400 naming them', async () => {
       const cases: [string, string][] = [
-        ['kind=mute', 'kind: Invalid option: expected one of "ban"|"unban"|"revoke"|"admin_query"|"limit_set"|"limit_clear"'],
+        ['kind=mute', 'kind: Invalid option: expected one of "ban"|"unban"|"revoke"|"admin_query"|"limit_set"|"limit_clear"|"user_add"|"user_enable"'],
         ['since=yesterday', 'since: must be an ISO timestamp with offset (2025-01-02T03:04:05Z) or a duration such as 30s, 15m, 1h, 7d'],
         ['limit=0', 'limit: Too small: expected number to be >=1'],
         ['subject=', 'subject: must not be empty'],

@@ -90,7 +90,7 @@ describe('security event filter', () => {
   });
 
   it('refuses each bad parameter by name', () => {
-    expect(errorOf({ kind: 'mute' })).to.equal('kind: Invalid option: expected one of "ban"|"unban"|"revoke"|"admin_query"|"limit_set"|"limit_clear"');
+    expect(errorOf({ kind: 'mute' })).to.equal('kind: Invalid option: expected one of "ban"|"unban"|"revoke"|"admin_query"|"limit_set"|"limit_clear"|"user_add"|"user_enable"');
     expect(errorOf({ subject: '' })).to.equal('subject: must not be empty');
     expect(errorOf({ actor: '' })).to.equal('actor: must not be empty');
     expect(errorOf({ since: 'yesterday' })).to.match(/^since: must be an ISO timestamp/);
