@@ -7,6 +7,7 @@
  * So a socket closes within a pub/sub hop and one read of the write. While the subscription is
  * down announcements are missed: when it is back, every open socket is checked afresh.
  */
+import { Cluster } from 'ioredis';
 import type { Logger } from '../../common/logger.js';
 import type { RedisClient } from '../../common/redis.js';
 import type { KeyPattern, RedisKeys } from '../../common/redis-keys.js';
@@ -30,7 +31,10 @@ export class SecurityWatch {
   }
 
   start(): void {
-    const subscriber = this.redis.duplicate();
+    // It subscribes on every 'ready' itself, with its errors handled: ioredis's own resubscription
+    // leaves its promise unhandled (see isDroppedRedisCommand), so it is off (a cluster's
+    // subscriber resubscribes its own way, handled).
+    const subscriber = this.redis instanceof Cluster ? this.redis.duplicate() : this.redis.duplicate({ autoResubscribe: false });
     this.subscriber = subscriber;
     subscriber.on('error', (err: Error) => this.logger.warn('security watch: redis error', { error: err.message }));
     subscriber.on('message', (_channel: string, key: string) => void this.announced(key).catch((err: Error) => this.failed(err)));
