@@ -14,6 +14,28 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * `count` distinct TCP ports that were free a moment ago on 127.0.0.1: all are held open until
+ * every one is chosen (freePort() twice in a row can answer the same port twice; a stack whose
+ * status port was its traffic port once served its status 404s as the gateway's answers).
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<number>((resolve, reject) => {
+            server.on('error', reject);
+            server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))));
+  }
+}
+
 /** True when something accepts a TCP connection on host:port right now. */
 export function isListening(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {

@@ -4,11 +4,11 @@
  * Access-Control-* headers on the answers to allowed origins; never an origin it was not told.
  */
 import { z } from 'zod';
-import { httpMethod } from './fields.js';
+import { headerName as anyCaseHeaderName, httpMethod } from './fields.js';
 
 /** `scheme://host[:port]` as a browser sends it in Origin; `*.` before the host: any subdomain. */
 const ORIGIN = /^https?:\/\/(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/;
-const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, 'must be a header name').transform((h) => h.toLowerCase());
+const headerName = anyCaseHeaderName.transform((h) => h.toLowerCase());
 
 export const corsSchema = z
   .strictObject({

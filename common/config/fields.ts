@@ -30,6 +30,9 @@ export function durationSeconds(maxSeconds: number, maxText: string) {
 /** A cookie name: an RFC 6265 token. */
 export const cookieName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/, 'must be a cookie name (an RFC 6265 token)');
 
+/** An HTTP header name (an RFC 9110 token), at most 64 characters, as written. */
+export const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, 'must be a header name');
+
 /** An HTTP method as routes and pools name it (upper case: methods are case-sensitive). */
 export const httpMethod = z.string().regex(/^[A-Z][A-Z-]{0,19}$/, 'must be an upper-case HTTP method, e.g. GET');
 

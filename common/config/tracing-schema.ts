@@ -4,8 +4,8 @@
  * spans over OTLP/HTTP (JSON). Without `otlp` nothing is exported and a request costs nothing more.
  */
 import { z } from 'zod';
+import { headerName } from './fields.js';
 
-const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, 'must be a header name');
 const headerValue = z.string().regex(/^[\x20-\x7e]{0,4096}$/, 'must be printable ASCII, at most 4096 characters');
 
 export const otlpSchema = z.strictObject({

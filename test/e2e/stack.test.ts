@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import jwt from 'jsonwebtoken';
-import { freePort, eventually } from '../helpers/net.js';
+import { freePorts, eventually } from '../helpers/net.js';
 import { dropSchema, PG_URL, uniqueSchema } from '../helpers/postgres.js';
 import { ProductProcess, runCli } from '../helpers/processes.js';
 import { RecordingUpstream } from '../helpers/recording-upstream.js';
@@ -57,7 +57,7 @@ routes:
   - { name: limited, paths: [/limited], upstream: "${upstream.url}", rate_limit: { by: consumer, day: ${LIMIT} } }
 `,
     );
-    const [gatewayPort, sidecarPort, auditPort] = [await freePort(), await freePort(), await freePort()];
+    const [gatewayPort, sidecarPort, auditPort] = (await freePorts(3)) as [number, number, number];
     env = {
       NODE_ENV: 'test',
       GATEWAY_CONFIG: join(dir, 'gateway.yml'),

@@ -1,4 +1,4 @@
-export { freePort, isListening, waitForPort } from '../../common/net.js';
+export { freePort, freePorts, isListening, waitForPort } from '../../common/net.js';
 
 /** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function eventually<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000, what = 'condition'): Promise<T> {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { eventually, freePort, waitForPort } from './net.js';
+import { eventually, freePorts, waitForPort } from './net.js';
 
 /**
  * A private Redis Cluster of `masters` masters (no replicas) on free ports: `redis-server
@@ -22,7 +22,7 @@ export class TestRedisCluster {
     const cluster = new TestRedisCluster(ports, children, dir);
     try {
       for (let i = 0; i < masters; i++) {
-        const [port, busPort] = [await freePort(), await freePort()];
+        const [port, busPort] = (await freePorts(2)) as [number, number];
         ports.push(port);
         // Each node's own cluster state file and folder; the bus on a free port of its own (not port + 10000).
         const child = spawn(

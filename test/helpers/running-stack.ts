@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jwt from 'jsonwebtoken';
 import type { AuditEvent } from '../../common/audit-event.js';
-import { eventually, freePort } from './net.js';
+import { eventually, freePorts } from './net.js';
 import { dropSchema, PG_URL, uniqueSchema } from './postgres.js';
 import { ProductProcess, runCli } from './processes.js';
 import { RecordingUpstream } from './recording-upstream.js';
@@ -79,8 +79,8 @@ export class RunningStack {
     };
     const stack = new RunningStack(redis, upstream, dir, schema, env, pgUrl);
     try {
-      const [gatewayPort, sidecarPort, auditPort] = [await freePort(), await freePort(), await freePort()];
-      const status = { gateway: await freePort(), sidecar: await freePort(), worker: await freePort() };
+      const [gatewayPort, sidecarPort, auditPort, gatewayStatus, sidecarStatus, workerStatus] = (await freePorts(6)) as [number, number, number, number, number, number];
+      const status = { gateway: gatewayStatus, sidecar: sidecarStatus, worker: workerStatus };
       await stack.spawn('auth-sidecar', { entry: 'auth-sidecar/main.js', env: { ...env, SIDECAR_PORT: String(sidecarPort), SIDECAR_STATUS_PORT: String(status.sidecar) }, port: sidecarPort });
       await stack.spawn('audit-worker', {
         entry: 'audit-worker/main.js',
