@@ -3,6 +3,7 @@
  * are read against an injected clock so tests need no real time.
  */
 import { z } from 'zod';
+import { TRACE_ID } from '../common/tracing/trace-context.js';
 import { decodeCursor, type Cursor } from './store/cursor.js';
 import { inTimeRange, TIME_RANGE_MESSAGE } from './store/time-range.js';
 
@@ -54,7 +55,7 @@ export function eventFilterSchema(now: () => number = Date.now) {
       trace_id: z
         .string()
         .transform((id) => id.toLowerCase())
-        .pipe(z.string().regex(/^[0-9a-f]{32}$/, 'must be a W3C trace id: 32 hex characters'))
+        .pipe(z.string().regex(TRACE_ID, 'must be a W3C trace id: 32 hex characters'))
         .optional(),
       jti: value.optional(),
       status: z.coerce.number().int().min(0).max(999).optional(),

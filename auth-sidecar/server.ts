@@ -18,7 +18,7 @@ import { BanMirror } from './limiter/ban-mirror.js';
 import { CircuitBreaker } from './limiter/circuit-breaker.js';
 import { RedisDecider } from './limiter/redis-decider.js';
 import { ownIssuerOf } from '../common/config/schema.js';
-import { revokeJti } from '../common/security-state.js';
+import { isBanned, revokeJti } from '../common/security-state.js';
 import { Users } from '../common/users.js';
 import { LoginThrottle } from './issuing/login-throttle.js';
 import type { OwnKeys } from './issuing/own-keys.js';
@@ -160,9 +160,7 @@ function tokenEndpoints(deps: SidecarDeps, issuing: NonNullable<SidecarDeps['iss
     async revokeJti(jti, exp, reason) {
       await revokeJti(deps.redis, keys, jti, exp, reason, 'auth-sidecar');
     },
-    async isBanned(consumer) {
-      return (await deps.redis.exists(keys.banConsumer(consumer))) === 1;
-    },
+    isBanned: (consumer) => isBanned(deps.redis, keys, { consumer }),
     logger: deps.logger,
   });
 }

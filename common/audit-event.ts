@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { WINDOW_NAMES } from './config/limits-schema.js';
+import { TRACE_ID } from './tracing/trace-context.js';
 
 /**
  * The longest value of each bounded text field, in characters (Unicode code points, as zod
@@ -76,7 +77,7 @@ export const auditEventSchema = z.strictObject({
   /** Allowed, but the shadow limit rate_limit names would have refused it. */
   shadow: z.boolean(),
   /** The W3C trace the request belongs to (README: Tracing): the client's traceparent when valid, else one the gateway started; null in events of older gateways and of requests refused before they were parsed. */
-  trace_id: z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lower-case hex characters').nullable().default(null),
+  trace_id: z.string().regex(TRACE_ID, 'must be 32 lower-case hex characters').nullable().default(null),
   /** The hash of the config the gateway served the request under (`/readyz` config_hash); null in events of older gateways. */
   config_hash: z.string().regex(/^[0-9a-f]{16}$/, 'must be 16 lower-case hex characters').nullable().default(null),
   /** The fields the gateway cut to their limit; absent (events of older gateways) reads as none. */

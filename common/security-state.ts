@@ -80,6 +80,11 @@ export async function ban(redis: RedisClient, keys: RedisKeys, target: BanTarget
   await setAndAnnounce(redis, keys, banKey(keys, target), record(reason, by), ttlSeconds);
 }
 
+/** Whether an ip, a consumer or a token id is banned (revoked) now. */
+export async function isBanned(redis: RedisClient, keys: RedisKeys, target: BanTarget): Promise<boolean> {
+  return (await redis.exists(banKey(keys, target))) === 1;
+}
+
 export async function unban(redis: RedisClient, keys: RedisKeys, target: BanTarget): Promise<boolean> {
   return (await redis.eval(DEL_AND_ANNOUNCE, 1, banKey(keys, target), keys.securityChannel)) === 1;
 }

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type HttpProxy from 'http-proxy';
 import { status as GrpcStatus } from '@grpc/grpc-js';
@@ -6,10 +6,10 @@ import { isWindowName, rateLimitKeyHeader } from '../common/config/schema.js';
 import { isReason, type Reason } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { CheckResponse__Output } from '../common/proto.js';
-import { attachRecord, recordOf, startRecord, toAuditEvent, type EventOrigin, type RequestRecord } from './audit/audit-record.js';
+import { attachRecord, startRecord, toAuditEvent, type EventOrigin, type RequestRecord } from './audit/audit-record.js';
 import type { AuditPublisher } from './audit/publisher.js';
 import { CLOSE_CONNECTION, declaredBodyRefusal, limitChunkedBody } from './body-limit.js';
-import { dropHopByHopHeaders, setClientConnection } from './hop-by-hop.js';
+import { dropHopByHopHeaders } from './hop-by-hop.js';
 import type { HostAllowList } from './host-allow-list.js';
 import type { ClientAddress } from './client-address.js';
 import { peerAddress } from './peer-address.js';
@@ -29,7 +29,6 @@ import type { GatewayMetrics } from './metrics.js';
 import type { SidecarClient } from './sidecar-client.js';
 import type { Target, UpstreamPool } from './upstream/pool.js';
 import type { RouteUpstream, Upstreams } from './upstream/upstreams.js';
-import { hideUpstreamIdentity } from './upstream-identity.js';
 import type { SpanExporter } from '../common/tracing/span-exporter.js';
 import { gatewaySpan, isSampled, startTrace } from './trace.js';
 
@@ -253,40 +252,6 @@ export function createGatewayHandler(deps: HandlerDeps) {
       });
     }
   };
-}
-
-/**
- * On a route with a CORS policy the gateway's word is the only one: the upstream's own
- * Access-Control-* headers are dropped (an upstream answering `*` must not widen the policy), and
- * its Vary keeps Origin.
- */
-function keepGatewayCors(headers: IncomingHttpHeaders): void {
-  for (const name of Object.keys(headers)) if (name.startsWith('access-control-')) delete headers[name];
-  const vary = headers.vary;
-  if (vary !== undefined && !/(^|,)\s*(origin|\*)\s*(,|$)/i.test(vary)) headers.vary = `${vary}, Origin`;
-  else if (vary === undefined) headers.vary = 'Origin';
-}
-
-/** Wires the proxy's events to the request records: upstream status and timeouts. */
-export function observeProxy(proxy: HttpProxy): void {
-  proxy.on('proxyReq', (proxyReq, req) => {
-    const record = recordOf(req);
-    if (!record) return;
-    record.upstreamRequest = proxyReq;
-    // http-proxy reports a `proxyTimeout` as ECONNRESET; the socket's timeout event tells them apart.
-    proxyReq.once('timeout', () => (record.upstreamTimedOut = true));
-  });
-  proxy.on('proxyRes', (proxyRes, req, res) => {
-    const record = recordOf(req);
-    if (record) {
-      record.upstreamStatus = proxyRes.statusCode ?? null;
-      record.upstreamMs = performance.now() - record.upstreamSentMs;
-      record.upstream?.pool.answered(record.upstream.target, proxyRes.statusCode ?? 0);
-    }
-    hideUpstreamIdentity(proxyRes.headers);
-    if (record?.cors) keepGatewayCors(proxyRes.headers);
-    setClientConnection(proxyRes.headers, res.shouldKeepAlive);
-  });
 }
 
 /** A CORS preflight, answered by the gateway (never the sidecar or the upstream) and audited like any request. */

@@ -18,6 +18,8 @@ export interface IncomingTrace {
 const KNOWN_FLAGS = 0x03;
 export const SAMPLED = 0x01;
 
+/** A W3C trace id as stored and filtered: 32 lower-case hex characters. */
+export const TRACE_ID = /^[0-9a-f]{32}$/;
 const HEX = /^[0-9a-f]+$/;
 const ALL_ZERO = /^0+$/;
 

@@ -11,7 +11,7 @@ import { Cluster } from 'ioredis';
 import type { Logger } from '../../common/logger.js';
 import type { RedisClient } from '../../common/redis.js';
 import type { KeyPattern, RedisKeys } from '../../common/redis-keys.js';
-import { revokedKids } from '../../common/security-state.js';
+import { isBanned, revokedKids } from '../../common/security-state.js';
 import type { OpenSocket, OpenSockets } from './open-sockets.js';
 
 type Subscriber = ReturnType<RedisClient['duplicate']>;
@@ -77,10 +77,10 @@ export class SecurityWatch {
 
   private async refusal(socket: OpenSocket, kids: Map<string, number>): Promise<string | undefined> {
     if (socket.kid !== null && kids.has(socket.kid)) return 'key revoked';
-    if (socket.jti !== null && (await this.redis.exists(this.keys.revokedJti(socket.jti))) === 1) return 'token revoked';
-    if ((await this.redis.exists(this.keys.banIp(socket.clientIp))) === 1) return 'banned';
+    if (socket.jti !== null && (await isBanned(this.redis, this.keys, { jti: socket.jti }))) return 'token revoked';
+    if (await isBanned(this.redis, this.keys, { ip: socket.clientIp })) return 'banned';
     if (socket.consumer === null) return undefined;
-    if ((await this.redis.exists(this.keys.banConsumer(socket.consumer))) === 1) return 'banned';
+    if (await isBanned(this.redis, this.keys, { consumer: socket.consumer })) return 'banned';
     const second = Number(await this.redis.get(this.keys.revokedConsumer(socket.consumer)));
     return second > 0 && socket.iat <= second ? 'consumer revoked' : undefined;
   }

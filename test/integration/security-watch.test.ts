@@ -21,6 +21,8 @@ import { TestRedis } from '../helpers/redis-server.js';
 class CuttingProxy {
   cutSubscribes = false;
   cuts = 0;
+  /** Connections refused after a cut. */
+  refused = 0;
   private refuseUntil = 0;
   private readonly pairs = new Set<[Socket, Socket]>();
   private constructor(private readonly server: Server, readonly port: number) {}
@@ -29,7 +31,10 @@ class CuttingProxy {
     const port = await freePort();
     let proxy: CuttingProxy | undefined;
     const server = createServer((client) => {
-      if (Date.now() < proxy!.refuseUntil) return void client.destroy();
+      if (Date.now() < proxy!.refuseUntil) {
+        proxy!.refused++;
+        return void client.destroy();
+      }
       const upstream = connect(redisPort, '127.0.0.1');
       const pair: [Socket, Socket] = [client, upstream];
       proxy!.pairs.add(pair);
@@ -112,8 +117,9 @@ describe('SecurityWatch through Redis connection drops', function () {
       const cutsBefore = proxy.cuts;
       proxy.dropAll();
       await eventually(() => proxy.cuts > cutsBefore || undefined, 10_000, `a resubscription cut (drop ${drop + 1})`);
-      // Long enough for ioredis to give up on the cut command (two failed connects with maxRetriesPerRequest 1).
-      await new Promise((resolve) => setTimeout(resolve, 900));
+      // A reconnect refused after the cut: the second failure in a row, where ioredis (maxRetriesPerRequest 1) gives up on what it holds.
+      const refusedBefore = proxy.refused;
+      await eventually(() => proxy.refused > refusedBefore || undefined, 10_000, `a reconnect refused (drop ${drop + 1})`);
     }
     proxy.cutSubscribes = false;
     proxy.dropAll();
